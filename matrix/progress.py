@@ -1,0 +1,125 @@
+"""What the user sees while the matrix runs.
+
+On a terminal, a live table with one row per cell (target, provider, state,
+the check running, how many passed); elsewhere (CI logs), one plain line per
+event, so that a log shows the same story in order.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Self
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from matrix import masking
+
+STYLE = {"passed": "green", "failed": "red", "error": "red", "not_run": "yellow"}
+
+
+@dataclass
+class CellState:
+    state: str = "waiting"
+    provider: str = ""
+    check: str = ""
+    passed: int = 0
+    finished: int = 0
+    status: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+class Progress:
+    """Plain lines: one per event, safe for any log."""
+
+    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.verbose = verbose
+        self.cells: dict[str, CellState] = {}
+        self._lock = threading.Lock()
+
+    def target(self, target_id: str, state: str, **info: str) -> None:
+        with self._lock:
+            cell = self.cells.setdefault(target_id, CellState())
+            cell.state = state
+            cell.provider = info.get("provider", cell.provider)
+            cell.status = info.get("status", cell.status)
+        if state != "waiting":
+            extra = f" via {cell.provider}" if state == "starting" else ""
+            extra += f": {cell.status}" if state == "done" else ""
+            self.line(target_id, f"{state}{extra}")
+
+    def check(self, target_id: str, name: str, status: str) -> None:
+        with self._lock:
+            cell = self.cells.setdefault(target_id, CellState())
+            cell.check = name
+            if status != "running":
+                cell.finished += 1
+                cell.passed += status == "passed"
+        if status != "running":
+            self.line(target_id, f"{name} {status}")
+
+    def log(self, target_id: str, message: str) -> None:
+        self.line(target_id, message)
+
+    def line(self, target_id: str, message: str) -> None:
+        self.console.print(f"[{target_id}] {masking.mask(message)}", markup=False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class LiveProgress(Progress):
+    """A live table on a terminal; messages scroll above it."""
+
+    def __enter__(self) -> Self:
+        self._live = Live(
+            self._table(),
+            console=self.console,
+            refresh_per_second=4,
+            get_renderable=self._table,
+        )
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(*exc)
+
+    def check(self, target_id: str, name: str, status: str) -> None:
+        with self._lock:
+            cell = self.cells.setdefault(target_id, CellState())
+            cell.check = name
+            if status != "running":
+                cell.finished += 1
+                cell.passed += status == "passed"
+
+    def _table(self) -> Table:
+        table = Table(title="Migration matrix", expand=False)
+        for column in ("target", "provider", "state", "check", "passed", "elapsed"):
+            table.add_column(column)
+        with self._lock:
+            for target_id, cell in self.cells.items():
+                state = cell.status or cell.state
+                table.add_row(
+                    target_id,
+                    cell.provider,
+                    f"[{STYLE.get(state, 'cyan')}]{state}[/]",
+                    cell.check if cell.state == "running" else "",
+                    f"{cell.passed}/{cell.finished}",
+                    f"{time.monotonic() - cell.started:.1f}s",
+                )
+        return table
+
+
+def make_progress(verbose: bool = False) -> Progress:
+    console = Console(stderr=True, highlight=False)
+    if console.is_terminal and sys.stderr.isatty():
+        return LiveProgress(console, verbose)
+    return Progress(console, verbose)

@@ -1,0 +1,75 @@
+"""Providers: docker, native and external, and how ``auto`` picks one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from matrix.definition import Target
+from matrix.providers.base import Database, Provider
+
+__all__ = ["Database", "Provider", "ProviderSet"]
+
+
+@dataclass
+class ProviderSet:
+    """The providers of one run, created once and shared by its cells."""
+
+    run_id: str
+    requested: str = "auto"
+    keep: bool = False
+    docker_network: str | None = None
+    allow_build: bool = True
+
+    def __post_init__(self) -> None:
+        self._made: dict[str, Provider] = {}
+
+    def get(self, name: str) -> Provider:
+        if name not in self._made:
+            self._made[name] = self._make(name)
+        return self._made[name]
+
+    def choose(self, target: Target) -> tuple[Provider | None, str]:
+        """The provider for a target, or None and every reason none could serve.
+
+        ``auto`` takes the first of the target's providers that can serve it
+        here, in the order the matrix lists them (docker before native).
+        """
+        if self.requested == "auto":
+            names = list(target.providers)
+        elif self.requested in target.providers:
+            names = [self.requested]
+        else:
+            return None, (
+                f"the matrix does not allow provider {self.requested!r} for "
+                f"{target.id} (allowed: {', '.join(target.providers)})"
+            )
+        reasons = []
+        for name in names:
+            provider = self.get(name)
+            reason = provider.unavailable_reason(target)
+            if reason is None:
+                return provider, ""
+            reasons.append(f"{name}: {reason}")
+        return None, "; ".join(reasons)
+
+    def close(self) -> None:
+        for provider in self._made.values():
+            provider.close()
+
+    def _make(self, name: str) -> Provider:
+        if name == "docker":
+            from matrix.providers.docker import DockerProvider
+
+            return DockerProvider(
+                self.run_id,
+                network=self.docker_network,
+                keep=self.keep,
+                allow_build=self.allow_build,
+            )
+        if name == "native":
+            from matrix.providers.native import NativeProvider
+
+            return NativeProvider()
+        from matrix.providers.external import ExternalProvider
+
+        return ExternalProvider()
