@@ -48,13 +48,14 @@ PRUNED = (
     "usr/share/man",
     "usr/share/info",
     "usr/share/locale",
+    "usr/share/i18n",
     "usr/share/lintian",
     # The cluster Debian's postinst creates; the entrypoint makes its own.
     "etc/postgresql",
     "var/lib/postgresql",
 )
 # debootstrap's lines about single packages, hundreds of them.
-_PER_PACKAGE = re.compile(r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) \S+ \S+$")
+_PER_PACKAGE = re.compile(r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) ")
 # docker import can take minutes to commit a large layer after the upload.
 IMPORT_TIMEOUT = 900
 
@@ -245,11 +246,15 @@ def _install_entrypoint(root: Path) -> None:
 
 
 def _prune(root: Path) -> None:
+    # Empty the directories but keep them: their owners and modes are the
+    # packages' (/var/lib/postgresql is the postgres user's home).
     for relative in PRUNED:
         directory = root / relative
-        if directory.is_dir():
-            shutil.rmtree(directory)
-            directory.mkdir()
+        for child in directory.iterdir() if directory.is_dir() else ():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
 
 def image_changes(target: Target) -> list[str]:

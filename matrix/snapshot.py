@@ -175,9 +175,29 @@ def outside_plugin_schema(conn: sa.Connection, schema: str) -> Snapshot:
 
 
 def describe_difference(before: Snapshot, after: Snapshot) -> str:
-    """A unified diff of two snapshots, empty when they are equal."""
-    lines_before = json.dumps(before, indent=1, sort_keys=True, default=str).splitlines()
-    lines_after = json.dumps(after, indent=1, sort_keys=True, default=str).splitlines()
+    """A unified diff of two snapshots, one fact per line, empty when equal.
+
+    Each line carries its full path (``tables.Item.indexes.idx_Item_name.columns``)
+    so that a difference reads on its own, without context lines.
+    """
     return "\n".join(
-        difflib.unified_diff(lines_before, lines_after, "before", "after", lineterm="", n=2)
+        difflib.unified_diff(
+            list(_flatten(before)), list(_flatten(after)), "before", "after", lineterm="", n=0
+        )
     )
+
+
+def _flatten(value: Any, path: str = "") -> Any:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            yield from _flatten(value[key], f"{path}.{key}" if path else str(key))
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(item, dict) and item.get("name") for item in value)
+    ):
+        for item in sorted(value, key=lambda item: str(item["name"])):
+            rest = {k: v for k, v in item.items() if k != "name"}
+            yield from _flatten(rest, f"{path}.{item['name']}")
+    else:
+        yield f"{path} = {json.dumps(value, sort_keys=True, default=str)}"
