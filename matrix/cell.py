@@ -10,6 +10,7 @@ as a line on stdout. A child that crashes loses only its own target.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -28,9 +29,20 @@ SPEC_ENV = "MATRIX_CELL_SPEC"
 URL_ENV = "MATRIX_CELL_URL"
 
 
-def cell_environment(plugin: Plugin, url: str, sql_dir: Path, live: bool) -> dict[str, str]:
+def cell_environment(
+    plugin: Plugin,
+    url: str,
+    sql_dir: Path,
+    live: bool,
+    benchmark: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """The environment a child needs: the plugin first on its path, the URL hidden."""
-    spec = {"plugin": plugin.to_dict(), "sql_dir": str(sql_dir), "live": live}
+    spec = {
+        "plugin": plugin.to_dict(),
+        "sql_dir": str(sql_dir),
+        "live": live,
+        "benchmark": benchmark,
+    }
     path = os.pathsep.join(
         p for p in (str(plugin.import_root), os.environ.get("PYTHONPATH", "")) if p
     )
@@ -57,16 +69,39 @@ def main() -> int:
     except HarnessError as error:
         _emit({"fatal": masking.mask(str(error))})
         return 2
+    imported_from = Path(importlib.import_module(plugin.package).__file__).resolve()
+    if not imported_from.is_relative_to(plugin.import_root.resolve()):
+        _emit(
+            {
+                "fatal": f"{plugin.package} was imported from {imported_from}, not from "
+                f"{plugin.import_root}: another copy shadows the one under test. "
+                "Uninstall it from the harness's environment."
+            }
+        )
+        return 2
     _emit({"schema": walk.schema, "revisions": [r.revision for r in walk.revisions]})
     try:
-        run_checks(
+        results = run_checks(
             walk,
             on_start=lambda name: _emit({"start": name}),
             on_done=lambda result: _emit({"done": asdict(result)}),
         )
+        if spec["benchmark"] is not None and walk.live:
+            _benchmark(walk, results, spec["benchmark"])
     finally:
         walk.close()
     return 0
+
+
+def _benchmark(walk, results, settings: dict[str, Any]) -> None:
+    """Measure session throughput once the checks left the database at head."""
+    from matrix.bench import run_benchmark
+
+    if any(result.status != "passed" for result in results):
+        _emit({"benchmark": {"skipped": "the checks did not all pass"}})
+        return
+    _emit({"start": "benchmark"})
+    _emit({"benchmark": run_benchmark(walk.plugin, walk.url, walk.schema, settings)})
 
 
 def _emit(event: dict[str, Any]) -> None:

@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-v", "--verbose", action="store_true")
     report.set_defaults(handler=_report)
 
+    # subcommands of other modules: each module's add_commands(sub)
+
     cell = sub.add_parser("cell", help=argparse.SUPPRESS)
     cell.set_defaults(handler=lambda args: _cell())
     return parser

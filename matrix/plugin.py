@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -150,18 +151,7 @@ def install_wheel(wheel: Path, workdir: Path) -> Plugin:
     _check_requirements(wheel)
     target = workdir / "site"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
+        [*_pip_install(), "--no-deps", "--target", str(target), str(wheel)],
         capture_output=True,
         text=True,
         check=False,
@@ -279,6 +269,13 @@ def _plugin_at(
         wheel=wheel,
         wheel_sha256=wheel_sha256,
     )
+
+
+def _pip_install() -> list[str]:
+    """pip of this interpreter, or uv's where the venv has no pip (uv venvs)."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip", "install", "--quiet"]
+    return ["uv", "pip", "install", "--quiet", "--python", sys.executable]
 
 
 def _has_uv() -> bool:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -51,6 +52,7 @@ class RunOptions:
     docker_network: str | None = None
     allow_build: bool = True
     dist_dir: Path | None = None
+    benchmark: dict[str, Any] | None = None  # settings; None: no benchmark
 
 
 _children: set[subprocess.Popen] = set()
@@ -175,7 +177,9 @@ def _run_cell(
             )
             progress.target(target.id, "running", provider=provider.name)
             checks_started = time.perf_counter()
-            result.checks = _run_checks_in_child(target, plugin, db.url, sql_dir, True, progress)
+            result.checks = _run_checks_in_child(
+                target, plugin, db.url, sql_dir, progress, result, options.benchmark
+            )
             result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
             cleanup_started = time.perf_counter()
         result.phases["cleanup"] = round(time.perf_counter() - cleanup_started, 3)
@@ -188,9 +192,7 @@ def _run_cell(
         result.reason = masking.mask(f"{type(error).__name__}: {error}")
     if result.status in (Status.NOT_RUN, Status.ERROR) and not result.checks:
         progress.log(target.id, f"{result.status}: {result.reason}")
-        result.checks = _run_checks_in_child(
-            target, plugin, offline_url(target), sql_dir, False, progress
-        )
+        result.checks = _run_checks_in_child(target, plugin, offline_url(target), sql_dir, progress)
     result.duration_s = round(time.perf_counter() - started, 3)
     result.settle()
     progress.target(target.id, "done", status=str(result.status))
@@ -207,10 +209,21 @@ def _run_checks_in_child(
     plugin: Plugin,
     url: URL,
     sql_dir: Path,
-    live: bool,
     progress: Progress,
+    live_result: TargetResult | None = None,
+    benchmark: dict[str, Any] | None = None,
 ) -> list[CheckResult]:
-    env = cell_environment(plugin, url.render_as_string(hide_password=False), sql_dir, live)
+    """Run the checks (live when ``live_result`` is given) in a child process.
+
+    A live cell may also run the benchmark; its figures land in ``live_result``.
+    """
+    env = cell_environment(
+        plugin,
+        url.render_as_string(hide_password=False),
+        sql_dir,
+        live=live_result is not None,
+        benchmark=benchmark,
+    )
     results: dict[str, CheckResult] = {}
     output: collections.deque[str] = collections.deque(maxlen=30)
     with subprocess.Popen(
@@ -233,6 +246,8 @@ def _run_checks_in_child(
                     check = CheckResult.from_dict(event["done"])
                     results[check.name] = check
                     progress.check(target.id, check.name, str(check.status))
+                elif "benchmark" in event and live_result is not None:
+                    live_result.benchmark = event["benchmark"]
                 elif "fatal" in event:
                     raise HarnessError(event["fatal"])
         finally:
