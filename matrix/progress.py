@@ -16,6 +16,7 @@ from typing import Self
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from matrix import masking
 
@@ -31,10 +32,13 @@ class CellState:
     finished: int = 0
     status: str = ""
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
 
 
 class Progress:
     """Plain lines: one per event, safe for any log."""
+
+    announce_checks = True
 
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
         self.console = console or Console(stderr=True, highlight=False)
@@ -48,6 +52,10 @@ class Progress:
             cell.state = state
             cell.provider = info.get("provider", cell.provider)
             cell.status = info.get("status", cell.status)
+            if state == "starting":
+                cell.started = time.monotonic()
+            if state == "done":
+                cell.ended = time.monotonic()
         if state != "waiting":
             extra = f" via {cell.provider}" if state == "starting" else ""
             extra += f": {cell.status}" if state == "done" else ""
@@ -60,7 +68,7 @@ class Progress:
             if status != "running":
                 cell.finished += 1
                 cell.passed += status == "passed"
-        if status != "running":
+        if status != "running" and self.announce_checks:
             self.line(target_id, f"{name} {status}")
 
     def log(self, target_id: str, message: str) -> None:
@@ -79,6 +87,8 @@ class Progress:
 class LiveProgress(Progress):
     """A live table on a terminal; messages scroll above it."""
 
+    announce_checks = False  # the table shows them
+
     def __enter__(self) -> Self:
         self._live = Live(
             self._table(),
@@ -92,14 +102,6 @@ class LiveProgress(Progress):
     def __exit__(self, *exc: object) -> None:
         self._live.__exit__(*exc)
 
-    def check(self, target_id: str, name: str, status: str) -> None:
-        with self._lock:
-            cell = self.cells.setdefault(target_id, CellState())
-            cell.check = name
-            if status != "running":
-                cell.finished += 1
-                cell.passed += status == "passed"
-
     def _table(self) -> Table:
         table = Table(title="Migration matrix", expand=False)
         for column in ("target", "provider", "state", "check", "passed", "elapsed"):
@@ -110,10 +112,10 @@ class LiveProgress(Progress):
                 table.add_row(
                     target_id,
                     cell.provider,
-                    f"[{STYLE.get(state, 'cyan')}]{state}[/]",
+                    Text(state, style=STYLE.get(state, "cyan")),
                     cell.check if cell.state == "running" else "",
                     f"{cell.passed}/{cell.finished}",
-                    f"{time.monotonic() - cell.started:.1f}s",
+                    f"{(cell.ended or time.monotonic()) - cell.started:.1f}s",
                 )
         return table
 
