@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from email.parser import Parser
@@ -31,6 +32,9 @@ from matrix.errors import PluginError
 
 PLUGIN_PACKAGE_JSON = "plugin_package.json"
 DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest a zip holds
+BUILD_LEFTOVERS = shutil.ignore_patterns(
+    "build", "dist", "*.egg-info", "__pycache__", ".git", ".nox", ".venv"
+)
 
 
 @dataclass(frozen=True)
@@ -98,33 +102,39 @@ def resolve_plugin(path: Path, workdir: Path, dist_dir: Path | None = None) -> P
 
 
 def build_wheel(project: Path, dist_dir: Path) -> Path:
-    """Build the project's wheel reproducibly and return its path.
+    """Build the project's sdist and wheel reproducibly; return the wheel's path.
 
-    ``SOURCE_DATE_EPOCH`` pins the timestamps inside the wheel so that the same
-    source gives the same bytes, and so the same sha256 the release gate checks.
+    The build runs on a clean copy of the project: setuptools reuses a stale
+    ``build/`` folder, which would ship a deleted revision in the wheel. The
+    wheel is built from the sdist, as an installer would, and
+    ``SOURCE_DATE_EPOCH`` pins the timestamps inside it, so that the same
+    source gives the same bytes, and so the sha256 the release gate checks.
     """
     dist_dir.mkdir(parents=True, exist_ok=True)
-    before = set(dist_dir.glob("*.whl"))
     env = {**os.environ, "SOURCE_DATE_EPOCH": source_date_epoch(project)}
-    command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist_dir)]
+    command = [sys.executable, "-m", "build"]
     if _has_uv():
         command += ["--installer", "uv"]
-    done = subprocess.run(
-        [*command, str(project)], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-        raise PluginError(
-            f"Building the wheel of {project} failed:\n{tail}",
-            "Fix the build error above; `python -m build --wheel` in the project "
-            "folder reproduces it.",
+    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+        source, out = Path(scratch) / project.name, Path(scratch) / "out"
+        shutil.copytree(project, source, ignore=BUILD_LEFTOVERS)
+        done = subprocess.run(
+            [*command, "--outdir", str(out), str(source)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
-    built = [line for line in done.stdout.splitlines() if "Successfully built" in line]
-    names = [w for w in built[-1].split() if w.endswith(".whl")] if built else []
-    if names:
-        return dist_dir / names[-1]
-    new = sorted(set(dist_dir.glob("*.whl")) - before) or sorted(dist_dir.glob("*.whl"))
-    return new[-1]
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+            raise PluginError(
+                f"Building the wheel of {project} failed:\n{tail}",
+                "Fix the build error above; `python -m build` in the project folder reproduces it.",
+            )
+        for built in out.iterdir():
+            shutil.copyfile(built, dist_dir / built.name)
+        (wheel,) = out.glob("*.whl")
+    return dist_dir / wheel.name
 
 
 def source_date_epoch(project: Path) -> str:

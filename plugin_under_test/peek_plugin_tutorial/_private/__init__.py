@@ -1,0 +1,1 @@
+"""Plugin internals: nothing here is an API for other plugins."""

@@ -1,0 +1,1 @@
+"""ORM table classes of the plugin's ``pl_tutorial`` schema."""
