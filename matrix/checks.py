@@ -328,9 +328,10 @@ def data_survives(walk: Walk) -> None:
 
 @check(live=False)
 def offline_sql(walk: Walk) -> None:
-    """``upgrade head --sql`` and ``downgrade head:base --sql`` render SQL the
-    target's dialect parses.
+    """The offline upgrade and downgrade scripts render and parse for the dialect.
 
+    ``upgrade head --sql`` and ``downgrade head:base --sql`` are saved under
+    ``reports/sql/<target>/`` and parsed with sqlglot (``postgres``, ``tsql``).
     Many sites apply migrations as reviewed scripts; a statement the target
     cannot parse would stop that review at the first line.
     """

@@ -7,7 +7,7 @@
 # `postgres -c name=value ...` as the command.
 set -Eeuo pipefail
 
-if [ "${1:0:1}" = '-' ]; then
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = '-' ]; then
 	set -- postgres "$@"
 fi
 

@@ -11,6 +11,7 @@ Debian mirror is needed, which such sites have.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrix.definition import Target
+from matrix.definition import DEFAULT_MATRIX_FILE, Target, load_matrix
 from matrix.errors import HarnessError, ProviderUnavailable
 
 try:
@@ -39,8 +40,9 @@ BUILD_DIR_ENV = "MATRIX_IMAGE_BUILD_DIR"
 ENTRYPOINT = Path(__file__).with_name("image_entrypoint.sh")
 PGDATA = "/var/lib/postgresql/data"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Removed from the tree before import: nothing in them is needed to run a
-# server, and together they are a third of the tree.
+# Emptied before import, as the upstream images do: nothing in them is needed
+# to run a server. (The bulk of an image is PostGIS's GDAL/PROJ stack and the
+# LLVM that PostgreSQL's JIT loads, both needed.)
 PRUNED = (
     "var/cache/apt",
     "var/lib/apt/lists",
@@ -109,12 +111,18 @@ def recipe_targets(targets: Iterable[Target]) -> list[Target]:
     return [t for t in targets if t.recipe is not None]
 
 
-def image_size(client: docker.DockerClient, tag: str) -> int | None:
-    """The size of a local image in bytes, or None when it is absent."""
+def local_image(client: docker.DockerClient, tag: str) -> docker.models.images.Image | None:
+    """A local image by tag, or None when it is absent."""
     try:
-        return client.images.get(tag).attrs["Size"]
+        return client.images.get(tag)
     except docker.errors.ImageNotFound:
         return None
+
+
+def image_size(client: docker.DockerClient, tag: str) -> int | None:
+    """The size of a local image in bytes, or None when it is absent."""
+    image = local_image(client, tag)
+    return image.attrs["Size"] if image else None
 
 
 def image_status(
@@ -166,7 +174,8 @@ def build_image(
         )
     client = client or docker_client(timeout=IMPORT_TIMEOUT)
     with _build_lock:
-        if not force and image_size(client, recipe.tag) is not None:
+        previous = local_image(client, recipe.tag)
+        if previous and not force:
             return None
         _check_build_tools()
         started = time.monotonic()
@@ -180,6 +189,8 @@ def build_image(
             _import(client, root, target)
         finally:
             _remove_tree(root)
+        if previous:
+            _discard(client, previous)
         seconds = time.monotonic() - started
         size = image_size(client, recipe.tag) or 0
         log(f"built {recipe.tag} in {seconds:.0f} s ({size / 1e6:.0f} MB)")
@@ -287,19 +298,34 @@ def _import(client: docker.DockerClient, root: Path, target: Target) -> None:
         ],
         stdout=subprocess.PIPE,
     ) as tar:
-        answer = client.api.import_image(
-            src=tar.stdout,
-            repository=repository,
-            tag=tag,
-            changes=image_changes(target),
-            stream_src=True,
-        )
-    if tar.returncode != 0 or image_size(client, target.recipe.tag) is None:
+        try:
+            answer = client.api.import_image(
+                src=tar.stdout,
+                repository=repository,
+                tag=tag,
+                changes=image_changes(target),
+                stream_src=True,
+            )
+        except docker.errors.APIError as error:
+            answer = str(error.explanation or error)
+    # The engine answers with the new image's id; the tag may still name an
+    # older image when the import failed.
+    image = local_image(client, target.recipe.tag)
+    if tar.returncode != 0 or image is None or image.id not in answer:
         raise HarnessError(
             f"docker import of {target.recipe.tag} failed (tar exit code "
             f"{tar.returncode}; the engine answered: {answer}).",
             f"Check free space under {root.parent} and in the engine's data root.",
         )
+
+
+def _discard(client: docker.DockerClient, image: docker.models.images.Image) -> None:
+    # The image a rebuild replaced is left untagged; a container still using
+    # it keeps it alive, and the engine says so.
+    try:
+        client.images.remove(image.id)
+    except docker.errors.APIError:
+        pass
 
 
 def _remove_tree(root: Path) -> None:
@@ -315,3 +341,28 @@ def _mounts_below(root: Path) -> list[str]:
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
         points = [line.split()[1] for line in mounts]
     return sorted(p for p in points if p.startswith(prefix))
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """``python -m matrix images build|list``."""
+    parser = sub.add_parser("images", help="build or list the offline PostGIS images")
+    parser.add_argument("action", choices=("build", "list"))
+    parser.add_argument("--targets", help="comma-separated target ids (default: all)")
+    parser.add_argument("--force", action="store_true", help="rebuild images already present")
+    parser.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX_FILE)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.set_defaults(handler=_images_command)
+
+
+def _images_command(args: argparse.Namespace) -> int:
+    ids = [i.strip() for i in args.targets.split(",")] if args.targets else None
+    targets = load_matrix(args.matrix).select(ids)
+    if args.action == "list":
+        statuses = image_status(targets)
+        for status in statuses:
+            size = f"{status.size / 1e6:.0f} MB" if status.present else "missing"
+            print(f"{status.target_id:16} {status.tag:30} {size}")
+        return 0 if all(status.present for status in statuses) else 1
+    for built in build_images(targets, print, force=args.force):
+        print(f"built {built.tag} in {built.seconds:.0f} s ({built.size / 1e6:.0f} MB)")
+    return 0

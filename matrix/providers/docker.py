@@ -68,6 +68,9 @@ class _EngineContainer:
     port_env: str
     host_command: tuple[str, ...] | None
     client_hint: str
+    # Bounds a login to something that accepts TCP but never answers (a
+    # port taken by another program): readiness would hang otherwise.
+    url_query: dict[str, str]
 
 
 _ENGINES = {
@@ -80,6 +83,7 @@ _ENGINES = {
         # The server would listen on every interface of the host otherwise.
         host_command=("postgres", "-c", f"listen_addresses={LOCALHOST}"),
         client_hint="docker exec -it {name} psql -U peek -d {database}",
+        url_query={"connect_timeout": "5"},
     ),
     "mssql": _EngineContainer(
         user="sa",
@@ -93,6 +97,7 @@ _ENGINES = {
             "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
             '-S {host},{port} -U sa -d {database} -P "$MSSQL_SA_PASSWORD"\''
         ),
+        url_query={},  # pymssql's login timeout is bounded already
     ),
 }
 
@@ -151,6 +156,7 @@ def container_spec(
             host=LOCALHOST,
             port=host_port,
             database=engine.database,
+            query=engine.url_query,
         )
     )
     return ContainerSpec(
@@ -195,8 +201,10 @@ def check_memory(client: docker.DockerClient, target: Target) -> None:
     says why instead of waiting out the readiness timeout.
     """
     needed = target.settings.min_memory_mb
+    if not needed:
+        return
     total = client.info()["MemTotal"] // 2**20
-    if needed and total < needed:
+    if total < needed:
         raise ProviderUnavailable(
             f"{target.label} needs {needed} MB of memory; the Docker engine has {total} MB.",
             "Give the engine more memory (Docker Desktop: Settings > Resources), "
@@ -273,6 +281,12 @@ class DockerProvider(Provider):
 
     @contextmanager
     def database(self, target: Target, log: Log) -> Iterator[Database]:
+        """A throwaway database in a fresh container, removed on exit.
+
+        ``ready_seconds`` runs from creating the container to the first real
+        login. A container that does not get ready is replaced once, on a
+        fresh port, before the failure is raised with its log.
+        """
         client = self._engine(log)
         check_memory(client, target)
         notes: list[str] = []
@@ -280,7 +294,7 @@ class DockerProvider(Provider):
         network = self._network_for(client, target, log, notes)
         password = masking.generate_password()
 
-        def start(attempt: int) -> tuple[docker.models.containers.Container, ContainerSpec, float]:
+        def start(_attempt: int) -> tuple[docker.models.containers.Container, ContainerSpec, float]:
             spec = container_spec(
                 target,
                 password=password,
@@ -298,7 +312,7 @@ class DockerProvider(Provider):
             url = databases.create_database(spec.server_url, databases.throwaway_name())
             yield Database(target, url, self.name, ready_seconds, notes)
         finally:
-            self._finish(client, container, spec, url, log)
+            self._finish(container, spec, url, log)
 
     def close(self) -> None:
         """Remove every container of this run, unless they are to be kept.
@@ -385,8 +399,7 @@ class DockerProvider(Provider):
 
         Whatever fails, the container is removed before the error leaves.
         """
-        if self._closed:
-            raise HarnessError(f"The run is stopping; {target.id} was not started.")
+        self._refuse_if_closed(target)
         started = time.monotonic()
         container = client.containers.create(
             spec.image,
@@ -398,46 +411,24 @@ class DockerProvider(Provider):
             network_mode=spec.network_mode,
         )
         try:
-            if self._closed:  # close() may have listed containers before this one
-                raise HarnessError(f"The run is stopping; {target.id} was not started.")
+            self._refuse_if_closed(target)  # close() may have listed containers before it
             _start_container(container, spec)
             log(
                 f"started {spec.name} from {spec.image} on {LOCALHOST}:{spec.host_port} "
                 f"({spec.network_mode} network)"
             )
-            self._wait_ready(container, target, spec)
+            _wait_ready(container, target, spec)
         except BaseException:
             _remove(container)
             raise
         return container, spec, time.monotonic() - started
 
-    def _wait_ready(self, container, target: Target, spec: ContainerSpec) -> None:
-        """Wait for a login, failing at once if the container exits."""
-        timeout = target.settings.ready_timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            last_slice = remaining <= READY_SLICE
-            try:
-                databases.wait_until_ready(
-                    spec.server_url,
-                    max(min(remaining, READY_SLICE), 0.5),
-                    postgis=bool(target.postgis),
-                    log_tail=(lambda: _log_tail(container)) if last_slice else None,
-                )
-                return
-            except NotReady as error:
-                _raise_if_exited(container, target, spec)
-                if last_slice:
-                    raise NotReady(
-                        f"{target.label} in container {spec.name} did not accept a "
-                        f"login within {timeout:.0f} s. Last try: {error.cause}",
-                        error.fix,
-                    ) from None
+    def _refuse_if_closed(self, target: Target) -> None:
+        if self._closed:
+            raise HarnessError(f"The run is stopping; {target.id} was not started.")
 
     def _finish(
         self,
-        client: docker.DockerClient,
         container,
         spec: ContainerSpec,
         url: URL | None,
@@ -462,6 +453,35 @@ class DockerProvider(Provider):
             f"or connect to {shown} (password: `docker exec {spec.name} printenv "
             f"{engine.password_env}`); remove it with `docker rm -f -v {spec.name}`"
         )
+
+
+def _wait_ready(container, target: Target, spec: ContainerSpec) -> None:
+    """Wait for a login, failing at once if the container exits.
+
+    The wait is cut into slices so that a server that died (a taken port, a
+    bad setting) is reported within seconds rather than after the timeout.
+    """
+    timeout = target.settings.ready_timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        last_slice = remaining <= READY_SLICE
+        try:
+            databases.wait_until_ready(
+                spec.server_url,
+                max(min(remaining, READY_SLICE), 0.5),
+                postgis=bool(target.postgis),
+                log_tail=(lambda: _log_tail(container)) if last_slice else None,
+            )
+            return
+        except NotReady as error:
+            _raise_if_exited(container, target, spec)
+            if last_slice:
+                raise NotReady(
+                    f"{target.label} in container {spec.name} did not accept a "
+                    f"login within {timeout:g} s (last error: {_last_error(error)}).",
+                    error.fix,
+                ) from None
 
 
 def _start_container(container, spec: ContainerSpec) -> None:
@@ -527,6 +547,13 @@ def _image_fix(target: Target) -> str:
     )
     ways.append(f"use `--provider external` with a server URL in {target.settings.url_env}")
     return "Either " + ", or ".join(ways) + "."
+
+
+def _last_error(error: NotReady) -> str:
+    # wait_until_ready names the slice it waited, not the whole wait: keep
+    # only the database's own words.
+    words = error.cause.partition("(last error: ")[2].removesuffix(".").removesuffix(")")
+    return words or error.cause
 
 
 def _first_line(error: Exception) -> str:

@@ -1,0 +1,140 @@
+"""The offline PostGIS images: present, and equivalent to the upstream ones.
+
+These run on the real Docker engine against the images CI builds with
+``python -m matrix images build`` before the tests; a missing engine or image
+fails here rather than skipping, so a broken build can never pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from docker.models.containers import Container
+from sqlalchemy.engine import URL
+
+from matrix import databases, images
+from matrix.definition import Target, load_matrix
+from matrix.providers.base import free_port
+
+RECIPE_TARGETS = images.recipe_targets(load_matrix().targets)
+EXPECTED_TAGS = {
+    "pg13-postgis31": "peek-matrix/postgis:13-3.1",
+    "pg15-postgis33": "peek-matrix/postgis:15-3.3",
+    "pg17-postgis35": "peek-matrix/postgis:17-3.5",
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    client = images.docker_client()
+    yield client
+    client.close()
+
+
+def test_every_postgresql_target_has_a_recipe() -> None:
+    assert {t.id: t.recipe.tag for t in RECIPE_TARGETS} == EXPECTED_TAGS
+
+
+def test_image_status_reports_the_built_images(client) -> None:
+    statuses = images.image_status(RECIPE_TARGETS, client)
+
+    assert {s.target_id: s.tag for s in statuses} == EXPECTED_TAGS
+    missing = [s.tag for s in statuses if not s.present]
+    assert not missing, f"run `python -m matrix images build` first: {missing} are missing"
+    assert all(s.size > 50_000_000 for s in statuses)
+
+
+def test_build_skips_present_images(client) -> None:
+    messages: list[str] = []
+
+    built = images.build_images(RECIPE_TARGETS, messages.append, client=client)
+
+    assert built == []
+    assert len([m for m in messages if "skipped" in m]) == len(RECIPE_TARGETS)
+
+
+def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path) -> None:
+    target = RECIPE_TARGETS[0]
+    monkeypatch.delenv(images.MIRROR_ENV, raising=False)
+    default = images.debootstrap_command(target, tmp_path)
+    monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.invalid/debian")
+    mirrored = images.debootstrap_command(target, tmp_path)
+
+    assert default[:2] == ["debootstrap", "--variant=minbase"]
+    assert default[-2:] == [target.recipe.suite, str(tmp_path)]
+    assert f"--include={','.join(target.recipe.packages)}" in default
+    assert mirrored == default + ["http://mirror.invalid/debian"]
+
+
+@pytest.fixture(scope="module", params=RECIPE_TARGETS, ids=lambda t: t.id)
+def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
+    """A container from the target's offline image, configured as upstream's is.
+
+    One per image, shared by the tests of this module.
+    """
+    target: Target = request.param
+    password = secrets.token_urlsafe(16)
+    port = free_port()
+    container = client.containers.run(
+        target.recipe.tag,
+        ["postgres", "-c", "listen_addresses=127.0.0.1"],
+        environment={
+            "POSTGRES_USER": "alice",
+            "POSTGRES_PASSWORD": password,
+            "POSTGRES_DB": "shop",
+            "PGPORT": str(port),
+        },
+        network_mode="host",
+        labels={"peek-matrix.project": "peek-matrix-tests"},
+        detach=True,
+    )
+    url = databases.with_driver(
+        URL.create("postgresql", "alice", password, "127.0.0.1", port, "shop")
+    )
+    try:
+        databases.wait_until_ready(
+            url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
+        )
+        yield target, url, container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def test_offline_image_honours_the_upstream_contract(offline_server) -> None:
+    target, url, container = offline_server
+    engine = databases.connect_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION postgis"))
+            row = conn.execute(
+                sa.text(
+                    "SELECT current_user, current_database(), "
+                    "current_setting('listen_addresses'), "
+                    "pg_encoding_to_char(encoding), datcollate, "
+                    "ST_AsText(ST_Buffer(ST_MakePoint(0, 0), 1, 1)) "
+                    "FROM pg_database WHERE datname = current_database()"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    info = databases.server_info(url)
+
+    assert row[:5] == ("alice", "shop", "127.0.0.1", "UTF8", "C.UTF-8")
+    assert row[5].startswith("POLYGON")
+    assert info.server_version.split(".")[0] == target.version
+    assert info.postgis_version.startswith(f"{target.postgis}.")
+    server_users = {p[1] for p in container.top(ps_args="-o pid,user,args")["Processes"]}
+    assert "root" not in server_users
+
+
+def test_offline_image_requires_the_password_over_tcp(offline_server) -> None:
+    _, url, _ = offline_server
+    engine = databases.connect_engine(url.set(password="wrong-password"))
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
+            engine.connect()
+    finally:
+        engine.dispose()
