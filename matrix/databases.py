@@ -44,9 +44,19 @@ def with_driver(url: URL | str) -> URL:
     return url.set(drivername=DRIVERS[backend])
 
 
+CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 5}, "mssql": {"login_timeout": 5}}
+
+
 def connect_engine(url: URL, **kwargs) -> sa.Engine:
-    """An engine without pooling: every connection is a real login."""
-    return sa.create_engine(with_driver(url), poolclass=NullPool, **kwargs)
+    """An engine without pooling: every connection is a real login.
+
+    Logins time out: a port held by something that accepts connections but
+    never answers must not hang the run.
+    """
+    url = with_driver(url)
+    return sa.create_engine(
+        url, poolclass=NullPool, connect_args=CONNECT_TIMEOUT[engine_name(url)], **kwargs
+    )
 
 
 def _autocommit(url: URL) -> sa.Engine:
@@ -154,6 +164,7 @@ def wait_until_ready(
     *,
     postgis: bool = False,
     log_tail: Callable[[], str] | None = None,
+    check_alive: Callable[[], None] | None = None,
     interval: float = 0.25,
 ) -> float:
     """Wait until the server accepts a login and answers ``SELECT 1``.
@@ -161,7 +172,10 @@ def wait_until_ready(
     An open port is not readiness: SQL Server and a PostgreSQL container still
     running its init scripts accept TCP connections long before logins. For
     PostGIS targets the extension must also be creatable, which proves the
-    packages are really installed. Returns the seconds waited.
+    packages are really installed. ``check_alive`` is called between
+    attempts and raises when the server died (a container that exited), so
+    that is reported at once rather than after the timeout. Returns the
+    seconds waited.
     """
     server_url = with_driver(server_url)
     backend = engine_name(server_url)
@@ -181,11 +195,13 @@ def wait_until_ready(
             return time.monotonic() - started
         except sa.exc.DBAPIError as error:
             last_error = error
+            if check_alive:
+                check_alive()
             time.sleep(interval)
     tail = log_tail() if log_tail else ""
     raise NotReady(
         f"The {backend} server at {server_url.host}:{server_url.port} did not accept a "
-        f"login within {timeout:.0f} s (last error: {_first_line(last_error)}).",
+        f"login within {timeout:g} s (last error: {_first_line(last_error)}).",
         "Check that the server starts (its log is below) and raise ready_timeout in "
         "the matrix file if it is only slow." + (f"\n--- server log ---\n{tail}" if tail else ""),
     )

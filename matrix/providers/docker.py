@@ -53,8 +53,6 @@ PROJECT = "peek-matrix"
 LOCALHOST = "127.0.0.1"
 PING_TIMEOUT = 5
 LOG_TAIL_LINES = 40
-# How often a starting container is checked for an early exit.
-READY_SLICE = 3.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,6 @@ class _EngineContainer:
     client_hint: str
     # Bounds a login to something that accepts TCP but never answers (a
     # port taken by another program): readiness would hang otherwise.
-    url_query: dict[str, str]
 
 
 _ENGINES = {
@@ -83,7 +80,6 @@ _ENGINES = {
         # The server would listen on every interface of the host otherwise.
         host_command=("postgres", "-c", f"listen_addresses={LOCALHOST}"),
         client_hint="docker exec -it {name} psql -U peek -d {database}",
-        url_query={"connect_timeout": "5"},
     ),
     "mssql": _EngineContainer(
         user="sa",
@@ -97,7 +93,6 @@ _ENGINES = {
             "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
             '-S {host},{port} -U sa -d {database} -P "$MSSQL_SA_PASSWORD"\''
         ),
-        url_query={},  # pymssql's login timeout is bounded already
     ),
 }
 
@@ -156,7 +151,6 @@ def container_spec(
             host=LOCALHOST,
             port=host_port,
             database=engine.database,
-            query=engine.url_query,
         )
     )
     return ContainerSpec(
@@ -456,32 +450,14 @@ class DockerProvider(Provider):
 
 
 def _wait_ready(container, target: Target, spec: ContainerSpec) -> None:
-    """Wait for a login, failing at once if the container exits.
-
-    The wait is cut into slices so that a server that died (a taken port, a
-    bad setting) is reported within seconds rather than after the timeout.
-    """
-    timeout = target.settings.ready_timeout
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        last_slice = remaining <= READY_SLICE
-        try:
-            databases.wait_until_ready(
-                spec.server_url,
-                max(min(remaining, READY_SLICE), 0.5),
-                postgis=bool(target.postgis),
-                log_tail=(lambda: _log_tail(container)) if last_slice else None,
-            )
-            return
-        except NotReady as error:
-            _raise_if_exited(container, target, spec)
-            if last_slice:
-                raise NotReady(
-                    f"{target.label} in container {spec.name} did not accept a "
-                    f"login within {timeout:g} s (last error: {_last_error(error)}).",
-                    error.fix,
-                ) from None
+    """Wait for a login, failing at once if the container exits."""
+    databases.wait_until_ready(
+        spec.server_url,
+        target.settings.ready_timeout,
+        postgis=bool(target.postgis),
+        log_tail=lambda: _log_tail(container),
+        check_alive=lambda: _raise_if_exited(container, target, spec),
+    )
 
 
 def _start_container(container, spec: ContainerSpec) -> None:
@@ -547,13 +523,6 @@ def _image_fix(target: Target) -> str:
     )
     ways.append(f"use `--provider external` with a server URL in {target.settings.url_env}")
     return "Either " + ", or ".join(ways) + "."
-
-
-def _last_error(error: NotReady) -> str:
-    # wait_until_ready names the slice it waited, not the whole wait: keep
-    # only the database's own words.
-    words = error.cause.partition("(last error: ")[2].removesuffix(".").removesuffix(")")
-    return words or error.cause
 
 
 def _first_line(error: Exception) -> str:
