@@ -29,8 +29,17 @@ def _install_harness(session: nox.Session, *extras: str) -> None:
 def _migrate(session: nox.Session, engine: str) -> None:
     _install_harness(session)
     session.run(
-        "python", "-m", "matrix", "run", "--plugin", PLUGIN, "--dist", "dist",
-        "--engine", engine, *session.posargs,
+        "python",
+        "-m",
+        "matrix",
+        "run",
+        "--plugin",
+        PLUGIN,
+        "--dist",
+        "dist",
+        "--engine",
+        engine,
+        *session.posargs,
     )
 
 
@@ -74,3 +83,42 @@ def clean(session: nox.Session) -> None:
     """Remove generated reports and built distributions."""
     for path in ("reports", "dist"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the plugin's sdist and wheel into dist/, reproducibly, and check them."""
+    _install_harness(session)
+    session.run("python", "-m", "matrix", "build", "--plugin", PLUGIN, "--dist", "dist")
+
+
+@nox.session(python=PYTHON)
+def publish(session: nox.Session) -> None:
+    """Gate on compat.json, then upload dist/'s wheel with twine (-- --dry-run to preview)."""
+    _install_harness(session)
+    session.run("python", "-m", "matrix", "publish", "--dist", "dist", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def benchmark(session: nox.Session) -> None:
+    """Benchmark session throughput (ORM beside the raw driver) on every PostgreSQL target.
+
+    Writes reports/benchmark.json, reports/index.html and reports/index.png. Options go
+    after ``--``: ``--engine mssql``, ``--rows 5000``, ``--save-baseline FILE``,
+    ``--compare FILE``.
+    """
+    _install_harness(session)
+    session.run(
+        "python",
+        "-m",
+        "matrix",
+        "bench",
+        "--plugin",
+        PLUGIN,
+        "--dist",
+        "dist",
+        "--engine",
+        "postgresql",
+        "--screenshot",
+        *session.posargs,
+    )

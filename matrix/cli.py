@@ -14,9 +14,10 @@ import traceback
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from matrix import masking
+from matrix import bench, gate, html_report, images, masking
 from matrix.definition import DEFAULT_MATRIX_FILE, ENGINES, load_matrix
 from matrix.errors import HarnessError
 from matrix.results import RunReport, Status
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "verbose", False):
             traceback.print_exc()
         Console(stderr=True).print(
-            f"[bold red]error:[/] {masking.mask(str(error))}", highlight=False
+            f"[bold red]error:[/] {escape(masking.mask(str(error)))}", highlight=False
         )
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -101,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     # subcommands of other modules: each module's add_commands(sub)
+    bench.add_commands(sub)
+    html_report.add_commands(sub)
+    gate.add_commands(sub)
+    images.add_commands(sub)
 
     cell = sub.add_parser("cell", help=argparse.SUPPRESS)
     cell.set_defaults(handler=lambda args: _cell())
@@ -145,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         docker_network=args.docker_network,
         allow_build=args.allow_build,
         dist_dir=args.dist,
+        benchmark=getattr(args, "benchmark", None),  # set by `bench`
     )
     try:
         with make_progress(args.verbose) as progress:
@@ -154,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
             f"interrupted; partial results are in {args.reports}", highlight=False
         )
         return EXIT_INTERRUPTED
+    html_report.write_html(args.reports)
     print_summary(report, args.reports)
     return EXIT_OK if report.status == Status.PASSED else EXIT_INCOMPLETE
 
@@ -178,7 +185,7 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
         )
     console = Console(highlight=False, width=max(Console().width, 120))
     console.print(table)
-    console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml")
+    console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -205,6 +212,7 @@ def _report(args: argparse.Namespace) -> int:
 
     report = merge_target_files(args.files)
     ReportWriter(args.reports).write_summaries(report)
+    html_report.write_html(args.reports)
     print_summary(report, args.reports)
     return EXIT_OK if report.status == Status.PASSED else EXIT_INCOMPLETE
 

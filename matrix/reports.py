@@ -38,6 +38,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide CI artifacts
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

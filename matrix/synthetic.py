@@ -66,7 +66,7 @@ def write_rows(conn: sa.Connection, schema: str, revision: str) -> list[WrittenR
         if table.name == VERSION_TABLE:
             continue
         for _ in range(ROWS_PER_TABLE):
-            values = _row_values(table, next(counter), keys_by_table)
+            values = row_values(table, next(counter), keys_by_table)
             result = conn.execute(table.insert().values(values))
             key = dict(
                 zip(
@@ -124,7 +124,7 @@ def _seed(conn: sa.Connection, metadata: sa.MetaData) -> int:
     return highest + 1000
 
 
-def _row_values(
+def row_values(
     table: sa.Table, n: int, keys_by_table: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}

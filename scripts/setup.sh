@@ -27,6 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check nox uv
+# Runs .gitlab-ci.yml locally (its newer releases need Node 22).
+command -v gitlab-ci-local >/dev/null || npm install -g --silent gitlab-ci-local@4.64.1
 
 if [ "${MATRIX_SKIP_DOCKER:-0}" != 1 ]; then
     if ! docker info >/dev/null 2>&1; then

@@ -355,7 +355,7 @@ def test_global_setting_reads_and_writes_typed_values(migrated_engine, tutorial)
             globalSetting(session, key="NoSuchProperty")
 
 
-def test_global_setting_loads_in_two_queries(migrated_engine, tutorial):
+def test_global_setting_loads_in_one_query(migrated_engine, tutorial):
     """Reading all settings costs the same whatever the number of properties."""
     from peek_plugin_tutorial._private.storage.Setting import globalSetting
 
@@ -368,7 +368,7 @@ def test_global_setting_loads_in_two_queries(migrated_engine, tutorial):
     )
     with Session(migrated_engine) as session:
         globalSetting(session)
-    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"], statements
+    assert [s.split()[0] for s in statements] == ["SELECT"], statements
 
 
 def test_server_entry_hook_runs_the_settings_example(migrated_engine, tutorial):

@@ -18,9 +18,9 @@ from sqlalchemy.orm import (
     Mapped,
     Session,
     attribute_keyed_dict,
+    joinedload,
     mapped_column,
     relationship,
-    selectinload,
 )
 
 from peek_plugin_tutorial._private.PluginNames import tutorialTuplePrefix
@@ -144,7 +144,7 @@ def _getSetting(
 ) -> Any:
     """Read or write the properties of setting ``name``.
 
-    The setting and all its properties load in two queries, whatever the
+    The setting and all its properties load in one query, whatever the
     number of properties. Missing setting and property rows are created with
     their defaults, like the noop does, but nothing is committed: that is the
     caller's decision.
@@ -153,7 +153,7 @@ def _getSetting(
         select(Setting)
         .where(Setting.name == name)
         .order_by(Setting.id)
-        .options(selectinload(Setting.properties))
+        .options(joinedload(Setting.properties))
     ).first()
     if setting is None:
         setting = Setting(name=name)

@@ -1,0 +1,363 @@
+"""Build and publish, against a real pypiserver with authentication.
+
+The tutorial plugin is built as a release builds it, proven on the live
+PostgreSQL 15 + PostGIS server, and published with real twine to a real
+pypiserver on 127.0.0.1 that asks for a password; then real pip installs it
+from there and the harness runs its migrations from that install.
+
+SQL Server cannot run here, so the passing report is made for a matrix file
+written by the test from the real one, in which only ``pg15-postgis33`` is
+required (``mssql2019`` is run, ``not_run``, and not required); the same
+report under a matrix that requires ``mssql2019`` is the refusal case. Every
+refusal is checked on the server too: nothing was uploaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from passlib.apache import HtpasswdFile
+
+from matrix.plugin import source_date_epoch
+from matrix.providers.base import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = ROOT / "plugin_under_test"
+WHEEL = "peek_plugin_tutorial-1.0.0-py3-none-any.whl"
+COMMIT = "5eed" * 10
+PG, SQL = "pg15-postgis33", "mssql2019"
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info")
+
+
+def matrix_file(path: Path, required: dict[str, bool]) -> Path:
+    """Some targets of the real matrix file, with the test's ``required`` flags."""
+    head, *blocks = (ROOT / "matrix" / "targets.toml").read_text().split("\n[[target]]\n")
+    kept = []
+    for block in blocks:
+        target_id = re.search(r'^id = "([^"]+)"', block, re.MULTILINE)[1]
+        if target_id in required:
+            flag = str(required[target_id]).lower()
+            kept.append(re.sub(r"^required = \w+", f"required = {flag}", block, flags=re.M))
+    path.write_text(head + "".join("\n[[target]]\n" + block for block in kept))
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m matrix ...`` as a release engineer runs it, for one fixed commit."""
+    return subprocess.run(
+        [sys.executable, "-m", "matrix", *args],
+        cwd=ROOT,
+        env={**os.environ, "CI_COMMIT_SHA": COMMIT, "MATRIX_MSSQL_URL": "", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def build(project: Path, dist: Path, env: dict[str, str] | None = None) -> Path:
+    done = cli("build", "--plugin", str(project), "--dist", str(dist), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dist / WHEEL
+
+
+def run_matrix(plugin: Path, reports: Path, matrix: Path, url: str) -> dict:
+    done = cli(
+        *("run", "--plugin", str(plugin), "--reports", str(reports), "--matrix", str(matrix)),
+        *("--targets", f"{PG},{SQL}", "--provider", "external"),
+        env={"MATRIX_POSTGRESQL_URL": url},
+    )
+    report = json.loads((reports / "compat.json").read_text())
+    assert report["targets"][1]["status"] == "not_run", done.stdout
+    return report
+
+
+def one_paragraph(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass
+class Proven:
+    dist: Path
+    sha256: str
+    reports: Path
+    lax: Path  # only pg15-postgis33 required
+    strict: Path  # pg15-postgis33 and mssql2019 required
+    pg_url: str = field(repr=False)
+
+
+@pytest.fixture(scope="module")
+def proven(pg_server_url, tmp_path_factory) -> Proven:
+    """The tutorial wheel, built and run on PostgreSQL 15 (passed) and SQL Server (not_run)."""
+    root = tmp_path_factory.mktemp("proven")
+    wheel = build(PROJECT, root / "dist")
+    lax = matrix_file(root / "lax.toml", {PG: True, SQL: False})
+    strict = matrix_file(root / "strict.toml", {PG: True, SQL: True})
+    url = pg_server_url.render_as_string(hide_password=False)
+    report = run_matrix(wheel, root / "reports", lax, url)
+    assert report["targets"][0]["status"] == "passed"
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return Proven(root / "dist", sha, root / "reports", lax, strict, url)
+
+
+@pytest.fixture
+def reports(proven, tmp_path) -> Path:
+    """This test's copy of the passing reports: the gate writes into them."""
+    return Path(shutil.copytree(proven.reports, tmp_path / "reports"))
+
+
+@dataclass
+class PyPI:
+    url: str
+    username: str
+    password: str
+    packages: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "TWINE_REPOSITORY_URL": self.url,
+            "TWINE_USERNAME": self.username,
+            "TWINE_PASSWORD": self.password,
+        }
+
+    @property
+    def index_with_credentials(self) -> str:
+        return self.url.replace("://", f"://{self.username}:{self.password}@") + "simple/"
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.packages.iterdir())
+
+
+@pytest.fixture
+def pypi(tmp_path) -> PyPI:
+    """pypiserver on 127.0.0.1 that asks for a password to upload, list and download."""
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    password = secrets.token_urlsafe(18)
+    htpasswd = HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
+    htpasswd.set_password("publisher", password)
+    htpasswd.save()
+    port = free_port()
+    log = (tmp_path / "pypiserver.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port)]
+        + ["-a", "update,download,list", "-P", str(tmp_path / "htpasswd")]
+        + ["--disable-fallback", "--backend", "simple-dir", str(packages)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url + "health", server)
+        yield PyPI(url, "publisher", password, packages)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "pypiserver exited"
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("pypiserver did not answer in 30 s")
+
+
+def publish(pypi: PyPI, reports: Path, dist: Path, matrix: Path, *args: str, env=None):
+    return cli(
+        *("publish", "--reports", str(reports), "--dist", str(dist), "--matrix", str(matrix)),
+        *args,
+        env={**pypi.env, **(env or {})},
+    )
+
+
+# -- build ----------------------------------------------------------------------
+
+
+def test_build_gives_checked_reproducible_dists(proven, tmp_path):
+    names = sorted(p.name for p in proven.dist.iterdir())
+    assert names == ["SHA256SUMS", WHEEL, "peek_plugin_tutorial-1.0.0.tar.gz"]
+    sums = dict(
+        reversed(line.split("  ")) for line in (proven.dist / "SHA256SUMS").read_text().splitlines()
+    )
+    for name, digest in sums.items():
+        assert hashlib.sha256((proven.dist / name).read_bytes()).hexdigest() == digest
+    assert sums[WHEEL] == proven.sha256
+    copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
+    same_time = {"SOURCE_DATE_EPOCH": source_date_epoch(PROJECT)}  # the copy has no git log
+    again = build(copy, tmp_path / "dist", env=same_time)
+    assert again.read_bytes() == (proven.dist / WHEEL).read_bytes()
+    with zipfile.ZipFile(proven.dist / WHEEL) as archive:
+        names = set(archive.namelist())
+    alembic = "peek_plugin_tutorial/_private/alembic"
+    assert {f"{alembic}/env.py", f"{alembic}/script.py.mako"} <= names
+    assert "peek_plugin_tutorial/_private/alembic.ini" in names
+    assert any(n.startswith(f"{alembic}/versions/57f8be797dd0") for n in names)
+
+
+def test_build_fails_naming_what_the_wheel_lacks(tmp_path):
+    copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text()
+    for line in ('"peek_plugin_tutorial._private" = ["alembic.ini"]\n', "script.py.mako"):
+        assert line in text
+    text = text.replace('"peek_plugin_tutorial._private" = ["alembic.ini"]\n', "")
+    pyproject.write_text(text.replace('"script.py.mako"', '"*.txt"'))
+    done = cli("build", "--plugin", str(copy), "--dist", str(tmp_path / "dist"))
+    assert done.returncode == 2, done.stdout
+    error = one_paragraph(done.stderr)
+    assert "lacks files the migrations need at run time: " in error
+    assert "peek_plugin_tutorial/_private/alembic/script.py.mako, " in error
+    assert "peek_plugin_tutorial/_private/alembic.ini." in error
+    assert "pyproject.toml (its tool.setuptools.package-data table)" in error
+    assert not (tmp_path / "dist" / "SHA256SUMS").exists()
+
+
+# -- publish ----------------------------------------------------------------------
+
+
+def test_publish_uploads_the_proven_wheel_once_and_pip_installs_it(
+    proven, reports, pypi, tmp_path, run_matrix_cli
+):
+    done = publish(pypi, reports, proven.dist, proven.lax)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "PASSED: every required target passed" in output
+    assert f"Published {WHEEL} (sha256 {proven.sha256}) to {pypi.url}" in output
+    assert pypi.password not in output
+    assert pypi.files() == [WHEEL]
+    assert hashlib.sha256((pypi.packages / WHEEL).read_bytes()).hexdigest() == proven.sha256
+    notes = (reports / "release-notes.md").read_text()
+    assert f"Wheel `{WHEEL}`, sha256 `{proven.sha256}`, from commit `{COMMIT}`." in notes
+    assert re.search(
+        rf"\| {PG} \| PostgreSQL 15 \+ PostGIS 3.3 \(server 15\.\d+, .*\| passed \|", notes
+    )
+    assert f"| {SQL} | SQL Server 2019 | no | not_run |" in notes
+
+    again = publish(pypi, reports, proven.dist, proven.lax)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{WHEEL} is already published at {pypi.url} with the same sha256: skipped." in (
+        again.stdout
+    )
+    assert pypi.files() == [WHEEL]
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    index = ["--index-url", pypi.index_with_credentials, "--no-deps"]
+    for command in (["install", *index], ["download", "--dest", str(tmp_path / "got"), *index]):
+        done = subprocess.run(
+            [*pip, *command, "peek-plugin-tutorial==1.0.0"], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    got = (tmp_path / "got" / WHEEL).read_bytes()
+    assert hashlib.sha256(got).hexdigest() == proven.sha256
+    (package,) = venv.glob("lib/python*/site-packages/peek_plugin_tutorial")
+    run = run_matrix_cli("--plugin", str(package), "--targets", PG, "--provider", "external")
+    assert run.exit_code == 0, run.output
+    assert run.target(PG)["status"] == "passed"
+    assert {c["status"] for c in run.target(PG)["checks"]} == {"passed"}
+
+
+def test_publish_refuses_a_required_target_not_run_and_uploads_nothing(proven, reports, pypi):
+    done = publish(pypi, reports, proven.dist, proven.strict)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"- {SQL} (SQL Server 2019) is required but was not run" in done.stdout
+    assert done.stdout.rstrip().endswith("Nothing was uploaded.")
+    assert pypi.files() == []
+
+
+def test_publish_with_allow_missing_records_the_exception(proven, reports, pypi):
+    done = publish(pypi, reports, proven.dist, proven.strict, "--allow-missing", SQL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert pypi.files() == [WHEEL]
+    assert json.loads((reports / "compat.json").read_text())["allowed_missing"] == [SQL]
+    assert f"| {SQL} | SQL Server 2019 | yes | not_run (allowed missing) |" in (
+        (reports / "release-notes.md").read_text()
+    )
+
+
+def test_publish_refuses_a_required_target_that_failed(proven, pypi, tmp_path):
+    copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
+    (revision,) = copy.glob("peek_plugin_tutorial/_private/alembic/versions/57f8be797dd0_*.py")
+    text = revision.read_text()
+    revision.write_text(text.replace("def downgrade():\n", "def downgrade():\n    return\n", 1))
+    wheel = build(copy, tmp_path / "dist")
+    report = run_matrix(wheel, tmp_path / "reports", proven.lax, proven.pg_url)
+    assert report["targets"][0]["status"] == "failed"
+
+    done = publish(pypi, tmp_path / "reports", tmp_path / "dist", proven.lax)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"- {PG} (PostgreSQL 15 + PostGIS 3.3) is required and failed (checks " in done.stdout
+    assert "downgrade_leaves_no_trace" in done.stdout
+    assert "see compat.md for the failing checks" in done.stdout
+    assert pypi.files() == []
+
+
+def test_publish_refuses_a_wheel_changed_after_the_report(proven, reports, pypi, tmp_path):
+    copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
+    readme = copy / "README.md"
+    readme.write_text(readme.read_text() + "\nOne more line after the matrix ran.\n")
+    changed = build(copy, tmp_path / "dist")
+
+    done = publish(pypi, reports, tmp_path / "dist", proven.lax)
+    assert done.returncode == 1, done.stdout + done.stderr
+    sha = hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert f"compat.json proves wheel sha256 {proven.sha256}, but {changed} has sha256 {sha}" in (
+        done.stdout
+    )
+    assert "the wheel changed after the matrix ran" in done.stdout
+    assert pypi.files() == []
+
+
+def test_publish_dry_run_shows_what_would_be_uploaded(proven, reports, pypi):
+    done = publish(pypi, reports, proven.dist, proven.lax, "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    size = (proven.dist / WHEEL).stat().st_size
+    assert f"would upload {proven.dist / WHEEL} ({size} bytes, sha256 {proven.sha256})" in (
+        done.stdout
+    )
+    assert f"to {pypi.url} as publisher; nothing was uploaded." in done.stdout
+    assert pypi.password not in done.stdout + done.stderr
+    assert pypi.files() == []
+
+
+def test_publish_refuses_other_bytes_under_a_published_name(proven, reports, pypi):
+    (pypi.packages / WHEEL).write_bytes((proven.dist / WHEEL).read_bytes() + b"\0")
+    done = publish(pypi, reports, proven.dist, proven.lax)
+    assert done.returncode == 2, done.stdout
+    error = one_paragraph(done.stderr)
+    assert f"already serves {WHEEL} with sha256 " in error
+    assert f"not the proven {proven.sha256}" in error
+    assert "Bump the plugin's version" in error
+
+
+def test_publish_needs_a_repository_and_never_prints_the_password(proven, reports, pypi):
+    done = publish(pypi, reports, proven.dist, proven.lax, env={"TWINE_REPOSITORY_URL": ""})
+    assert done.returncode == 2
+    assert "TWINE_REPOSITORY_URL is not set" in one_paragraph(done.stderr)
+    wrong = "Wrong-" + pypi.password
+    done = publish(pypi, reports, proven.dist, proven.lax, env={"TWINE_PASSWORD": wrong})
+    assert done.returncode == 2
+    assert "The package index answered 403" in one_paragraph(done.stderr)
+    assert wrong not in done.stdout + done.stderr
+    assert pypi.files() == []
