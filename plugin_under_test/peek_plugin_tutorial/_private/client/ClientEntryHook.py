@@ -1,35 +1,15 @@
 """Client service entry hook.
 
-A plain class with the methods of Peek's ``PluginClientEntryHookABC``
-(``peek_plugin_base`` is not installable here); the platform calls
-``load``, ``start``, ``stop`` and ``unload`` in that order.
+Peek's ``PluginClientEntryHookABC`` is stood in for by
+:class:`PluginEntryHookBase`; this hook only adds what the tutorial asks.
 """
 
-import logging
-
+from peek_plugin_tutorial._private.EntryHookBase import PluginEntryHookBase
 from peek_plugin_tutorial._private.storage.DeclarativeBase import loadStorageTuples
 
-logger = logging.getLogger(__name__)
 
-
-class ClientEntryHook:
+class ClientEntryHook(PluginEntryHookBase):
     def load(self) -> None:
-        """Load
-
-        Registers the storage tuples, so that this service can serialise and
-        deserialise them.
-        """
+        """Register the storage tuples, so that this service can serialise them."""
         loadStorageTuples()
-        logger.debug("Loaded")
-
-    def start(self) -> None:
-        """Start the plugin's work in this service."""
-        logger.debug("Started")
-
-    def stop(self) -> None:
-        """Stop everything the plugin does in this service."""
-        logger.debug("Stopped")
-
-    def unload(self) -> None:
-        """Release any last resources before the plugin is unlinked."""
-        logger.debug("Unloaded")
+        super().load()

@@ -1,9 +1,9 @@
 """Server service entry hook.
 
 Peek's ``PluginServerEntryHookABC`` and ``PluginServerStorageEntryHookABC``
-(from ``peek_plugin_base``, not installable here) are replaced by a plain class
-with the same methods: the platform calls ``load``, ``start``, ``stop`` and
-``unload`` in that order, and reads ``dbMetadata`` to migrate the schema.
+(from ``peek_plugin_base``, not installable here) are stood in for by
+:class:`PluginEntryHookBase` and the ``dbMetadata`` property, which the
+platform reads to migrate the schema.
 """
 
 import logging
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session
 
+from peek_plugin_tutorial._private.EntryHookBase import PluginEntryHookBase
 from peek_plugin_tutorial._private.storage import DeclarativeBase
 from peek_plugin_tutorial._private.storage.DeclarativeBase import loadStorageTuples
 from peek_plugin_tutorial._private.storage.Setting import PROPERTY1, globalSetting
@@ -19,9 +20,10 @@ from peek_plugin_tutorial._private.storage.Setting import PROPERTY1, globalSetti
 logger = logging.getLogger(__name__)
 
 
-class ServerEntryHook:
+class ServerEntryHook(PluginEntryHookBase):
     def __init__(self, dbSessionCreator: Callable[[], Session] | None = None):
         """``dbSessionCreator`` makes ORM sessions; Peek's platform provides it."""
+        super().__init__()
         self._dbSessionCreator = dbSessionCreator
 
     @property
@@ -35,7 +37,7 @@ class ServerEntryHook:
         migrated. Place any custom initialisation steps here.
         """
         loadStorageTuples()
-        logger.debug("Loaded")
+        super().load()
 
     def start(self) -> None:
         """Start
@@ -45,7 +47,7 @@ class ServerEntryHook:
         """
         if self._dbSessionCreator is not None:
             self._settingsExample()
-        logger.debug("Started")
+        super().start()
 
     def _settingsExample(self) -> None:
         """The tutorial's Setting table example; not code to keep in a plugin."""
@@ -64,22 +66,6 @@ class ServerEntryHook:
             session.commit()
         finally:
             session.close()
-
-    def stop(self) -> None:
-        """Stop
-
-        This method is called by the platform to tell the plugin to shut down
-        and stop everything it's doing.
-        """
-        logger.debug("Stopped")
-
-    def unload(self) -> None:
-        """Unload
-
-        This method is called after stop is called, to unload any last
-        resources before the plugin is unlinked from the platform.
-        """
-        logger.debug("Unloaded")
 
     @property
     def dbMetadata(self) -> MetaData:
