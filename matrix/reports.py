@@ -55,6 +55,22 @@ class ReportWriter:
         write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
         return path
 
+    def earlier_results(self, report: RunReport) -> list[TargetResult]:
+        """Results of earlier runs about the same build; other builds' are removed.
+
+        The same build means the same plugin, version, wheel sha256 and commit:
+        the evidence the release gate accepts. A result about another build
+        would only mislead, so its file goes.
+        """
+        kept = []
+        for path in sorted((self.directory / "targets").glob("*.json")):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if _build_of(data) == _build_of(_header(report)):
+                kept.append(TargetResult.from_dict(data["target"]))
+            else:
+                path.unlink()
+        return kept
+
     def write_summaries(self, report: RunReport) -> None:
         write_atomic(
             self.directory / "compat.json",
@@ -67,6 +83,16 @@ class ReportWriter:
 def _header(report: RunReport) -> dict[str, Any]:
     data = report.to_dict()
     return {k: v for k, v in data.items() if k not in ("targets", "status")}
+
+
+def _build_of(header: dict[str, Any]) -> tuple:
+    plugin = header.get("plugin", {})
+    return (
+        plugin.get("name"),
+        plugin.get("version"),
+        plugin.get("wheel_sha256"),
+        header.get("git_commit"),
+    )
 
 
 def load_report(path: Path) -> RunReport:

@@ -89,9 +89,12 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
         matrix_file=str(options.matrix_file),
         phases={"install": round(time.perf_counter() - started, 3)},
     )
-    results = {t.id: _pending(t) for t in options.targets}
-    report.targets = list(results.values())
     writer = reports.ReportWriter(options.reports_dir)
+    # Earlier runs of the same build (nox -s migrate-postgres, then
+    # migrate-mssql) add up to one report; this run's targets replace theirs.
+    results = {t.id: t for t in writer.earlier_results(report)}
+    results.update({t.id: _pending(t) for t in options.targets})
+    report.targets = list(results.values())
     with _terminate_on_sigterm():
         try:
             for result in _run_cells(options, plugin, providers, progress):

@@ -167,3 +167,42 @@ def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server
     for path in run.reports.rglob("*"):
         if path.is_file():
             assert password not in path.read_text(errors="replace"), path
+
+
+def test_runs_of_the_same_build_add_up_and_other_builds_are_dropped(run_matrix_cli, tmp_path):
+    package = write_plugin(tmp_path / "src", PluginSpec("addsup", healthy_revisions()))
+    reports = tmp_path / "shared-reports"
+    common = ("--plugin", str(package), "--reports", str(reports))
+    first = run_matrix_cli(*common, "--targets", "pg15-postgis33", "--provider", "external")
+    assert first.exit_code == 0, first.output
+    second = cli(
+        "run",
+        *common,
+        "--targets",
+        "mssql2022",
+        "--provider",
+        "external",
+        env={"MATRIX_MSSQL_URL": ""},
+    )
+    assert second.returncode == 1
+    statuses = {
+        t["id"]: t["status"] for t in json.loads((reports / "compat.json").read_text())["targets"]
+    }
+    assert statuses == {"pg15-postgis33": "passed", "mssql2022": "not_run"}
+
+    other = write_plugin(tmp_path / "other", PluginSpec("otherbuild", healthy_revisions()))
+    cli(
+        "run",
+        "--plugin",
+        str(other),
+        "--reports",
+        str(reports),
+        "--targets",
+        "mssql2019",
+        "--provider",
+        "external",
+        env={"MATRIX_MSSQL_URL": ""},
+    )
+    report = json.loads((reports / "compat.json").read_text())
+    assert [t["id"] for t in report["targets"]] == ["mssql2019"]
+    assert sorted(p.name for p in (reports / "targets").iterdir()) == ["mssql2019.json"]
