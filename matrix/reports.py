@@ -111,14 +111,18 @@ def load_report(path: Path) -> RunReport:
 
 
 def merge_target_files(paths: list[Path]) -> RunReport:
-    """One report from the per-target files of several jobs of the same build."""
+    """One report from the per-target files of several jobs of the same build.
+
+    The run details (run id, start) are the first file's; a later file for
+    the same target replaces an earlier one.
+    """
     if not paths:
         raise HarnessError(
             "No per-target reports to merge.",
             "Pass the targets/*.json files the matrix jobs wrote.",
         )
     merged: RunReport | None = None
-    for path in sorted(paths):
+    for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         target = TargetResult.from_dict(data.pop("target"))
         part = RunReport.from_dict({**data, "targets": []})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 
 import pytest
 from conftest import PG_TARGET
@@ -48,15 +49,19 @@ def reports(pg_server_url, tmp_path_factory):
         "b2", "a1", revisions[1].upgrade, 'op.drop_table("Missing", schema="{schema}")'
     )
     broken = write_plugin(root / "src", PluginSpec("htmlbroken", revisions))
-    common = ("--provider", "external", "--reports", str(folder))
+    # Another plugin is another build: its own folder, merged in afterwards.
+    common = ("--provider", "external", "--reports", str(root / "broken"))
     done = matrix_cli(
         pg_server_url, "run", "--plugin", str(broken), "--targets", FAILING_TARGET, *common
     )
     assert done.returncode == 1, done.stdout + done.stderr
+    # As GitLab does with the jobs' artifacts: one reports folder for all.
+    shutil.copytree(root / "broken" / "sql", folder / "sql", dirs_exist_ok=True)
     done = matrix_cli(
         pg_server_url,
         "report",
         *map(str, (folder / "targets").glob("*.json")),
+        *map(str, (root / "broken" / "targets").glob("*.json")),
         "--reports",
         str(folder),
     )
