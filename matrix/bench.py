@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -286,7 +287,7 @@ def _widest(tables: Iterator[MappedTable]) -> MappedTable | None:
 BatchLoad = Callable[[sa.Table, list[str], list[tuple]], None]
 
 
-class Driver:
+class Driver(ABC):
     """The engine's DBAPI connection, used raw, and the fastest ways to load rows."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -314,12 +315,13 @@ class Driver:
     def truncate(self, table: sa.Table) -> None:
         self.execute(f"TRUNCATE TABLE {self.quoted(table)}")
 
+    @abstractmethod
     def batch_loads(self) -> dict[str, BatchLoad]:
         """The driver's ways to insert many rows and commit, fastest last."""
-        raise NotImplementedError
 
+    @abstractmethod
     def analyze(self, table: sa.Table) -> None:
-        raise NotImplementedError
+        """Refresh the planner's statistics after a load."""
 
 
 class PostgresDriver(Driver):
