@@ -42,6 +42,26 @@ def assert_clear_error(done: subprocess.CompletedProcess, *phrases: str) -> None
         assert phrase in " ".join(output.split()), output
 
 
+def run_external(tmp_path: Path, name: str, url: str, *extra: str):
+    """Run a fresh healthy plugin on pg15 through the external provider at ``url``."""
+    package = write_plugin(tmp_path / "src", PluginSpec(name, healthy_revisions()))
+    reports = tmp_path / "reports"
+    done = cli(
+        "run",
+        "--plugin",
+        str(package),
+        "--targets",
+        "pg15-postgis33",
+        "--provider",
+        "external",
+        "--reports",
+        str(reports),
+        *extra,
+        env={"MATRIX_POSTGRESQL_URL": url},
+    )
+    return done, reports
+
+
 def test_malformed_matrix_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("schema_version = 1\n[[target]\nid = 'x'\n")
@@ -102,20 +122,7 @@ def test_verbose_shows_the_traceback(tmp_path):
 
 
 def test_unreachable_database_is_not_run_and_offline_checks_still_run(tmp_path):
-    package = write_plugin(tmp_path / "src", PluginSpec("unreached", healthy_revisions()))
-    reports = tmp_path / "reports"
-    done = cli(
-        "run",
-        "--plugin",
-        str(package),
-        "--targets",
-        "pg15-postgis33",
-        "--provider",
-        "external",
-        "--reports",
-        str(reports),
-        env={"MATRIX_POSTGRESQL_URL": ""},
-    )
+    done, reports = run_external(tmp_path, "unreached", "")
     assert done.returncode == 1, done.stdout + done.stderr
     target = json.loads((reports / "compat.json").read_text())["targets"][0]
     assert target["status"] == "not_run"
@@ -129,24 +136,11 @@ def test_unreachable_database_is_not_run_and_offline_checks_still_run(tmp_path):
 
 
 def test_server_that_refuses_logins_is_an_error_with_the_cause(tmp_path):
-    package = write_plugin(tmp_path / "src", PluginSpec("refused", healthy_revisions()))
-    reports = tmp_path / "reports"
     secret = "Sup3r-Secret-Pw"
     quick = tmp_path / "quick.toml"
     quick.write_text(MATRIX_FILE.read_text().replace("ready_timeout = 90", "ready_timeout = 2"))
-    done = cli(
-        "run",
-        "--plugin",
-        str(package),
-        "--targets",
-        "pg15-postgis33",
-        "--provider",
-        "external",
-        "--reports",
-        str(reports),
-        "--matrix",
-        str(quick),
-        env={"MATRIX_POSTGRESQL_URL": f"postgresql://peek:{secret}@127.0.0.1:1/peek"},
+    done, reports = run_external(
+        tmp_path, "refused", f"postgresql://peek:{secret}@127.0.0.1:1/peek", "--matrix", str(quick)
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli import cli
 
 from matrix.checks import split_statements
 
@@ -92,26 +93,17 @@ def test_offline_tsql_downgrade_drops_in_dependency_order(mssql_run):
 
 
 def test_external_sql_server_url_must_point_at_sql_server(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "matrix",
-            "run",
-            "--plugin",
-            "plugin_under_test/peek_plugin_tutorial",
-            "--targets",
-            "mssql2022",
-            "--provider",
-            "external",
-            "--reports",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "MATRIX_MSSQL_URL": "postgresql://u:p@127.0.0.1:1/x"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = cli(
+        "run",
+        "--plugin",
+        "plugin_under_test/peek_plugin_tutorial",
+        "--targets",
+        "mssql2022",
+        "--provider",
+        "external",
+        "--reports",
+        str(tmp_path),
+        env={"MATRIX_MSSQL_URL": "postgresql://u:p@127.0.0.1:1/x"},
     )
     target = json.loads((tmp_path / "compat.json").read_text())["targets"][0]
     assert done.returncode == 1
