@@ -1,109 +1,275 @@
-"""One target's checks, in a process of their own.
+"""The check process: ``python -m matrix.cell``, one per target, in the plugin's environment.
 
 Alembic's ``context`` and ``op`` are module-level proxies, and a plugin's
 modules are imported once per interpreter, so two targets cannot run their
-migrations in one process at the same time. Each cell therefore runs in a
-child process: the parent starts the database, the child imports the plugin
-from where its wheel was installed and runs the checks, reporting each one
-as a line on stdout. A child that crashes loses only its own target.
+migrations in one process. Each target's checks therefore run in a child
+process of their own, started with the interpreter of the plugin's own
+environment; a crash there loses only that target. The child reports on
+stdout, one event per line after :data:`MARKER`; anything else it prints
+(Peek's loggers, warnings) is kept as context.
+
+``--probe`` loads the plugin once before any server starts: its modules,
+its migration history and its env.py (offline, connections refused). What
+stops it is reported as the *first cause*: a module missing from the
+environment (the user's to add), or the plugin's own code failing to load,
+with the file and line.
+
+Only the standard library is imported at module level: the runner imports
+this module for the protocol, and the heavy imports belong to the child.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
-from dataclasses import asdict
+import traceback
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy.engine import make_url
-
-from matrix import masking
-from matrix.errors import HarnessError
-from matrix.plugin import Plugin
 
 MARKER = "@@matrix "
 SPEC_ENV = "MATRIX_CELL_SPEC"
 URL_ENV = "MATRIX_CELL_URL"
 
 
-def cell_environment(
-    plugin: Plugin,
-    url: str,
-    sql_dir: Path,
-    live: bool,
-    benchmark: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """The environment a child needs: the plugin first on its path, the URL hidden."""
-    spec = {
-        "plugin": plugin.to_dict(),
-        "sql_dir": str(sql_dir),
-        "live": live,
-        "benchmark": benchmark,
-    }
-    path = os.pathsep.join(
-        p for p in (str(plugin.import_root), os.environ.get("PYTHONPATH", "")) if p
-    )
-    return {**os.environ, SPEC_ENV: json.dumps(spec), URL_ENV: url, "PYTHONPATH": path}
+def emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(MARKER + json.dumps(event, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
     """An event the child reported, or None for any other output."""
     if not line.startswith(MARKER):
         return None
-    return json.loads(line[len(MARKER) :])
-
-
-def main() -> int:
-    """Entry point of ``python -m matrix cell`` (for the runner, not for users)."""
-    from matrix.checks import open_walk, run_checks  # imports alembic and sqlglot
-
-    spec = json.loads(os.environ[SPEC_ENV])
-    url = make_url(os.environ[URL_ENV])
-    masking.register_url(url)
-    plugin = Plugin.from_dict(spec["plugin"])
     try:
-        walk = open_walk(plugin, url, Path(spec["sql_dir"]), spec["live"])
-    except HarnessError as error:
-        _emit({"fatal": masking.mask(str(error))})
-        return 2
-    imported_from = Path(importlib.import_module(plugin.package).__file__).resolve()
-    if not imported_from.is_relative_to(plugin.import_root.resolve()):
-        _emit(
+        return json.loads(line[len(MARKER) :])
+    except json.JSONDecodeError:
+        return None
+
+
+def first_cause(error: BaseException, roots: list[Path]) -> dict[str, Any]:
+    """What stopped the plugin from loading: kind, message, and where in its files.
+
+    ``where`` is the innermost frame inside the plugin (its package or its
+    Alembic folder); ``raised_at`` the frame that raised, when it is outside
+    the plugin (``peek_platform`` missing from inside peek-plugin-base still
+    names the plugin line that reached it).
+    """
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if "<frozen" not in f.filename]
+    inside = [f for f in frames if any(_under(f.filename, r) for r in roots)]
+    base = roots[0].parent
+    where = _short(inside[-1].filename, inside[-1].lineno, base) if inside else None
+    if isinstance(error, SyntaxError) and error.filename:
+        where = _short(error.filename, error.lineno, base)
+    raised_at = None
+    if frames and frames[-1] not in inside:
+        raised_at = _short(frames[-1].filename, frames[-1].lineno, base)
+    from matrix.errors import PluginError
+
+    if isinstance(error, ModuleNotFoundError):
+        kind = "missing_module"
+    elif isinstance(error, ImportError):
+        kind = "import"
+    elif where or isinstance(error, PluginError):
+        kind = "plugin"  # raised in the plugin's own files, or its history is unreadable
+    else:
+        kind = "harness"  # nothing of the plugin on the stack: the harness's own fault
+        where = raised_at
+    provider = _distribution_of(getattr(error, "name", None) or "", str(error))
+    return {
+        "kind": kind,
+        "distribution": provider,
+        "error": f"{type(error).__name__}: {error}",
+        "module": getattr(error, "name", None),
+        "where": where,
+        "raised_at": raised_at,
+    }
+
+
+def _short(filename: str, line: int | None, base: Path) -> str:
+    """``package/module.py:line``, relative to the plugin's folder or its site-packages."""
+    path = Path(filename)
+    if _under(filename, base):
+        path = path.resolve().relative_to(base.resolve())
+    else:
+        for parent in path.parents:
+            if parent.name in ("site-packages", "dist-packages"):
+                path = path.relative_to(parent)
+                break
+    return f"{path}:{line}"
+
+
+def _distribution_of(module: str, message: str) -> str | None:
+    """``Name version`` of the installed distribution behind a failing import, if any.
+
+    For ``cannot import name 'x' from 'twisted.y'`` the module is the one named
+    after ``from``: it is installed, but not the release the plugin needs.
+    """
+    import importlib.metadata
+    import re
+
+    match = re.search(r"from '([\w.]+)'", message)
+    top = (match.group(1) if match else module).split(".")[0]
+    names = importlib.metadata.packages_distributions().get(top) or []
+    if not names:
+        return None
+    return f"{names[0]} {importlib.metadata.version(names[0])}"
+
+
+def _under(filename: str, root: Path) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def probe(spec: dict[str, Any]) -> int:
+    """Load the plugin as the checks will, and say what it is or why it cannot load."""
+    import importlib.metadata
+
+    from matrix.checks.cell import metadata_schema
+    from matrix.engines import engine_named
+    from matrix.migrator import Migrator, OfflineConnect
+    from matrix.plugin.model import Plugin
+
+    plugin = Plugin.from_dict(spec["plugin"])
+    roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
+    try:
+        migrator = Migrator(plugin)
+        heads = sorted(migrator.script.get_heads())
+        try:
+            migrator.render(engine_named(spec["engine"]).offline_url, "base:base")
+            offline = True
+        except OfflineConnect:
+            offline = False
+        import importlib
+
+        imported = Path(importlib.import_module(plugin.package).__file__).resolve()
+    except Exception as error:  # noqa: BLE001 - whatever stops the plugin is its first cause
+        emit({"fatal": first_cause(error, roots)})
+        return 0
+    if not imported.is_relative_to(plugin.import_root.resolve()):
+        emit(
             {
-                "fatal": f"{plugin.package} was imported from {imported_from}, not from "
-                f"{plugin.import_root}: another copy shadows the one under test. "
-                "Uninstall it from the harness's environment."
+                "fatal": {
+                    "kind": "shadowed",
+                    "error": f"{plugin.package} was imported from {imported}, not from "
+                    f"{plugin.import_root}: another copy shadows the one under test",
+                    "where": str(imported),
+                }
             }
         )
-        return 2
-    _emit({"schema": walk.schema, "revisions": [r.revision for r in walk.revisions]})
-    try:
-        results = run_checks(
-            walk,
-            on_start=lambda name: _emit({"start": name}),
-            on_done=lambda result: _emit({"done": asdict(result)}),
-        )
-        if spec["benchmark"] is not None and walk.live:
-            _benchmark(walk, results, spec["benchmark"])
-    finally:
-        walk.close()
+        return 0
+    versions = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
+    emit(
+        {
+            "probe": {
+                "schema": migrator.env.schema or metadata_schema(plugin.package),
+                "revisions": [s.revision for s in migrator.revisions],
+                "heads": heads,
+                "offline": offline,
+                "versions": versions,
+            }
+        }
+    )
     return 0
 
 
-def _benchmark(walk, results, settings: dict[str, Any]) -> None:
-    """Measure session throughput once the checks left the database at head."""
-    from matrix.bench import run_benchmark
+def run(spec: dict[str, Any], url: str | None) -> int:
+    """Run the requested checks on one target and report each as it ends."""
+    from dataclasses import asdict
 
-    if any(result.status != "passed" for result in results):
-        _emit({"benchmark": {"skipped": "the checks did not all pass"}})
-        return
-    _emit({"start": "benchmark"})
-    _emit({"benchmark": run_benchmark(walk.plugin, walk.url, walk.schema, settings)})
+    from sqlalchemy.engine import make_url
+
+    from matrix import masking
+    from matrix.checks import run_checks
+    from matrix.checks.cell import Cell
+    from matrix.engines import engine_named
+    from matrix.plugin.model import Plugin
+    from matrix.policy import Policy
+
+    plugin = Plugin.from_dict(spec["plugin"])
+    db_url = make_url(url) if url else None
+    if db_url is not None:
+        masking.register_url(db_url)
+    roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
+    checks = tuple(spec["checks"])
+    try:
+        cell = Cell(
+            plugin=plugin,
+            engine=engine_named(spec["engine"]),
+            target=spec["target"],
+            url=db_url,
+            sql_dir=Path(spec["sql_dir"]),
+            policy=Policy.from_dict(spec.get("policy") or {}),
+            statement_timeout_s=spec.get("statement_timeout_s", 0),
+            lock_timeout_s=spec.get("lock_timeout_s", 0),
+            options=spec.get("options") or {},
+        )
+    except Exception as error:  # noqa: BLE001 - the plugin cannot even be read
+        emit({"fatal": first_cause(error, roots)})
+        return 0
+    try:
+        cell.prepare_siblings(checks)
+        cell.discover()
+    except Exception as error:  # noqa: BLE001 - env.py failing before any check
+        emit({"fatal": first_cause(error, roots)})
+        cell.close()
+        return 0
+    emit({"ready": {"schema": cell.schema, "revisions": cell.revisions, "head": cell.head}})
+    try:
+        run_checks(
+            cell,
+            checks,
+            on_start=lambda name: emit({"start": name}),
+            on_done=lambda result: emit({"done": asdict(result)}),
+        )
+        emit({"waivers_used": sorted(cell.waivers.used)})
+        if spec.get("benchmark") is not None and cell.live:
+            _benchmark(cell, spec["benchmark"])
+    finally:
+        cell.close()
+    return 0
 
 
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(MARKER + json.dumps(event) + "\n")
-    sys.stdout.flush()
+def _benchmark(cell, settings: dict[str, Any]) -> None:
+    """Measure session throughput on the database the checks left at head."""
+    from matrix.bench.measure import run_benchmark
+
+    emit({"start": "benchmark"})
+    result = run_benchmark(cell.plugin, cell.url, cell.schema, settings)
+    emit({"benchmark": result})
+
+
+def _exit_with_parent() -> None:
+    """End when the harness that started this process is gone (killed with SIGKILL).
+
+    The check process runs in a session of its own, so no signal reaches it
+    when the harness dies; without this it would go on migrating a database
+    nobody reads.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _exit_with_parent()
+    spec = json.loads(os.environ[SPEC_ENV])
+    if "--probe" in argv:
+        return probe(spec)
+    return run(spec, os.environ.get(URL_ENV) or None)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

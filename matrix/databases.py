@@ -1,9 +1,10 @@
-"""Server-level operations every provider shares, for both engines.
+"""Server-level operations every provider shares, for every engine.
 
 Providers differ in how a server comes to exist (a container, local binaries,
 someone else's server); once it answers, creating a throwaway database,
-waiting for readiness and reading versions are the same SQL. Keeping that SQL
-here means the SQL Server path uses the very code the PostgreSQL tests prove.
+waiting for readiness and reading versions are the same steps, with the SQL
+each engine gives (:mod:`matrix.engines`). Keeping the steps here means the
+SQL Server path runs the very code the PostgreSQL tests prove.
 """
 
 from __future__ import annotations
@@ -11,40 +12,15 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from matrix.errors import HarnessError
+from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_of
+from matrix.errors import HarnessError, ProviderUnavailable
 
-DRIVERS = {"postgresql": "postgresql+psycopg2", "mssql": "mssql+pymssql"}
-MAINTENANCE_DB = {"postgresql": "postgres", "mssql": "master"}
-
-
-def engine_name(url: URL) -> str:
-    """``postgresql`` or ``mssql`` from a URL, whatever its driver."""
-    return url.get_backend_name()
-
-
-def with_driver(url: URL | str) -> URL:
-    """Name the driver explicitly.
-
-    SQLAlchemy 2.1 made psycopg 3 the default for a bare ``postgresql://``;
-    Peek uses psycopg2 and pymssql, so a URL never relies on the default.
-    """
-    url = make_url(url)
-    backend = url.get_backend_name()
-    if backend not in DRIVERS:
-        raise HarnessError(
-            f"The database URL names the engine {backend!r}.",
-            "Use a postgresql:// or mssql:// URL.",
-        )
-    return url.set(drivername=DRIVERS[backend])
-
-
-CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 5}, "mssql": {"login_timeout": 5}}
+LOGIN_TIMEOUT_S = 5
 
 
 def connect_engine(url: URL, **kwargs) -> sa.Engine:
@@ -53,10 +29,19 @@ def connect_engine(url: URL, **kwargs) -> sa.Engine:
     Logins time out: a port held by something that accepts connections but
     never answers must not hang the run.
     """
-    url = with_driver(url)
-    return sa.create_engine(
-        url, poolclass=NullPool, connect_args=CONNECT_TIMEOUT[engine_name(url)], **kwargs
-    )
+    engine = engine_of(url)
+    try:
+        return sa.create_engine(
+            engine.url(url),
+            poolclass=NullPool,
+            connect_args=engine.connect_args(LOGIN_TIMEOUT_S),
+            **kwargs,
+        )
+    except ModuleNotFoundError as error:
+        raise HarnessError(
+            f"The {engine.label} driver is not installed ({error}).",
+            f"Install the extra: pip install 'peek-plugin-matrix[{engine.name}]'.",
+        ) from None
 
 
 def _autocommit(url: URL) -> sa.Engine:
@@ -64,75 +49,56 @@ def _autocommit(url: URL) -> sa.Engine:
     return connect_engine(url, isolation_level="AUTOCOMMIT")
 
 
+def run_statements(url: URL, statements: list[str]) -> None:
+    """Run statements one by one in autocommit mode on one connection."""
+    if not statements:
+        return
+    engine = _autocommit(url)
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 def throwaway_name() -> str:
     return f"matrix_{secrets.token_hex(4)}"
 
 
-def create_database(server_url: URL, name: str) -> URL:
+def create_database(server_url: URL, name: str, template: str | None = None) -> URL:
     """Create an empty database on the server and return its URL."""
-    server_url = with_driver(server_url)
-    backend = engine_name(server_url)
-    admin = server_url.set(database=MAINTENANCE_DB[backend])
-    quoted = f'"{name}"' if backend == "postgresql" else f"[{name}]"
-    engine = _autocommit(admin)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
-    finally:
-        engine.dispose()
+    engine = engine_of(server_url)
+    server_url = engine.url(server_url)
+    admin = server_url.set(database=engine.maintenance_database)
+    run_statements(admin, engine.create_database_sql(name, template))
     return server_url.set(database=name)
 
 
 def drop_database(db_url: URL) -> None:
-    """Drop a database the harness created, closing other sessions first."""
-    db_url = with_driver(db_url)
-    backend = engine_name(db_url)
-    name = db_url.database
-    admin = db_url.set(database=MAINTENANCE_DB[backend])
-    engine = _autocommit(admin)
-    try:
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            else:
-                conn.execute(
-                    sa.text(
-                        f"IF DB_ID(N'{name}') IS NOT NULL BEGIN "
-                        f"ALTER DATABASE [{name}] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; "
-                        f"DROP DATABASE [{name}]; END"
-                    )
-                )
-    finally:
-        engine.dispose()
+    """Drop a database the harness created, ending other sessions first."""
+    engine = engine_of(db_url)
+    admin = engine.url(db_url).set(database=engine.maintenance_database)
+    run_statements(admin, engine.drop_database_sql(db_url.database))
 
 
-def prepare_database(db_url: URL, postgis: bool) -> None:
+def prepare_database(
+    db_url: URL, postgis: bool, statement_timeout_s: float = 0, lock_timeout_s: float = 0
+) -> None:
     """Do what a Peek administrator does before the plugin's migrations run.
 
     Peek expects PostGIS to be installed in the database by its administrator;
-    plugins only use it.
+    plugins only use it. Where the engine has database-wide defaults, the
+    statement and lock timeouts are set on the database, so that the plugin's
+    own env.py connections get them too.
     """
-    if not postgis:
-        return
-    engine = _autocommit(db_url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    finally:
-        engine.dispose()
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    server_version: str
-    postgis_version: str | None
+    engine = engine_of(db_url)
+    statements = engine.prepare_database_sql(postgis)
+    if statement_timeout_s or lock_timeout_s:
+        statements += engine.database_settings_sql(
+            db_url.database, statement_timeout_s, lock_timeout_s
+        )
+    run_statements(db_url, statements)
 
 
 def server_info(db_url: URL) -> ServerInfo:
@@ -140,16 +106,7 @@ def server_info(db_url: URL) -> ServerInfo:
     engine = connect_engine(db_url)
     try:
         with engine.connect() as conn:
-            if engine_name(db_url) == "mssql":
-                version = conn.execute(
-                    sa.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64))")
-                ).scalar_one()
-                return ServerInfo(str(version), None)
-            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
-            postgis = conn.execute(
-                sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
-            ).scalar_one_or_none()
-            return ServerInfo(str(version).split()[0], postgis)
+            return engine_of(db_url).server_info(conn)
     finally:
         engine.dispose()
 
@@ -163,6 +120,7 @@ def wait_until_ready(
     timeout: float,
     *,
     postgis: bool = False,
+    started_by_us: bool = True,
     log_tail: Callable[[], str] | None = None,
     check_alive: Callable[[], None] | None = None,
     interval: float = 0.25,
@@ -171,40 +129,68 @@ def wait_until_ready(
 
     An open port is not readiness: SQL Server and a PostgreSQL container still
     running its init scripts accept TCP connections long before logins. For
-    PostGIS targets the extension must also be creatable, which proves the
-    packages are really installed. ``check_alive`` is called between
-    attempts and raises when the server died (a container that exited), so
-    that is reported at once rather than after the timeout. Returns the
-    seconds waited.
+    PostGIS targets the extension must also be available, which proves the
+    packages are really installed.
+
+    Failures are classified, because only some are worth waiting for:
+
+    - a refused connection to a server we did not start means there is no
+      server: :class:`ProviderUnavailable` at once (the target is ``not_run``);
+      one we started is still coming up, so we wait;
+    - a failed authentication is permanent: a :class:`HarnessError` at once;
+    - a login that times out or a server still starting is what
+      ``ready_timeout`` is for.
+
+    ``check_alive`` is called between attempts and raises when the server
+    died (a container that exited). Returns the seconds waited.
     """
-    server_url = with_driver(server_url)
-    backend = engine_name(server_url)
-    probe = server_url.set(database=MAINTENANCE_DB[backend])
+    engine = engine_of(server_url)
+    server_url = engine.url(server_url)
+    probe = server_url.set(database=engine.maintenance_database)
+    where = f"{engine.label} server at {server_url.host}:{server_url.port}"
     started = time.monotonic()
     last_error: Exception | None = None
     while time.monotonic() - started < timeout:
         try:
-            engine = _autocommit(probe)
-            try:
-                with engine.connect() as conn:
-                    conn.execute(sa.text("SELECT 1")).scalar_one()
-                    if postgis:
-                        _check_postgis(conn)
-            finally:
-                engine.dispose()
+            _login(probe, postgis, engine)
             return time.monotonic() - started
         except sa.exc.DBAPIError as error:
             last_error = error
+            failure = engine.classify(error)
+            if failure == ConnectFailure.AUTHENTICATION:
+                raise HarnessError(
+                    f"The {where} refused the login as {server_url.username!r}: "
+                    f"{first_line(error)}. A wrong user or password does not get better by "
+                    "waiting.",
+                    "Check the user and password in the URL (or the variable that holds it).",
+                ) from None
+            if failure == ConnectFailure.REFUSED and not started_by_us:
+                raise ProviderUnavailable(
+                    f"Nothing accepts connections at the {where} ({first_line(error)}).",
+                    "Start the server, or point the URL at one that runs.",
+                ) from None
             if check_alive:
                 check_alive()
             time.sleep(interval)
     tail = log_tail() if log_tail else ""
+    log_note = " (its log is below)" if tail else ""
     raise NotReady(
-        f"The {backend} server at {server_url.host}:{server_url.port} did not accept a "
-        f"login within {timeout:g} s (last error: {_first_line(last_error)}).",
-        "Check that the server starts (its log is below) and raise ready_timeout in "
-        "the matrix file if it is only slow." + (f"\n--- server log ---\n{tail}" if tail else ""),
+        f"The {where} did not accept a login within {timeout:g} s "
+        f"(last error: {first_line(last_error)}).",
+        f"Check that the server starts{log_note}; if it is only slow, raise ready_timeout "
+        "in the matrix file." + (f"\n--- server log ---\n{tail}" if tail else ""),
     )
+
+
+def _login(probe: URL, postgis: bool, engine: Engine) -> None:
+    sa_engine = _autocommit(probe)
+    try:
+        with sa_engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar_one()
+            if postgis:
+                _check_postgis(conn)
+    finally:
+        sa_engine.dispose()
 
 
 def _check_postgis(conn: sa.Connection) -> None:
@@ -221,8 +207,9 @@ def _check_postgis(conn: sa.Connection) -> None:
         )
 
 
-def _first_line(error: Exception | None) -> str:
+def first_line(error: object) -> str:
+    """The first line of an error's own message (the driver's, when wrapped)."""
     if error is None:
         return "none"
-    text = str(getattr(error, "orig", error)).strip()
+    text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -8,6 +8,7 @@ before any container starts, naming the target and the field to fix.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,12 +146,21 @@ def _engine(where: str, name: str, section: dict[str, Any]) -> EngineSettings:
             "Add it with url_env, ready_timeout and port.",
         )
     try:
-        return EngineSettings(
+        settings = EngineSettings(
             url_env=_typed(raw, "url_env", str),
             ready_timeout=float(_typed(raw, "ready_timeout", (int, float))),
             port=_typed(raw, "port", int),
             min_memory_mb=_typed(raw, "min_memory_mb", int, 0),
         )
+        _within("ready_timeout", settings.ready_timeout, 0.1, 3600)
+        _within("port", settings.port, 1, 65535)
+        _within("min_memory_mb", settings.min_memory_mb, 0, 1 << 20)
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", settings.url_env):
+            raise _FieldError(
+                f"has url_env = {settings.url_env!r}, not an environment variable name",
+                'Name a variable such as "MATRIX_POSTGRESQL_URL".',
+            )
+        return settings
     except _FieldError as error:
         raise MatrixFileError(f"{where}: [engine.{name}] {error.problem}.", error.fix) from None
 
@@ -181,6 +191,13 @@ def _target(
         network = _typed(raw, "network", str, "bridge")
         if network not in ("bridge", "host"):
             raise _FieldError(f"has network {network!r}", 'Use "bridge" (the default) or "host".')
+        for key in ("id", "version", "image"):
+            if not _typed(raw, key, str).strip():
+                raise _FieldError(f"has an empty {key}", f"Give {key} a value.")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", raw["id"]):
+            raise _FieldError(
+                f"has id = {raw['id']!r}", "Use letters, digits, '-', '_' and '.' only."
+            )
         postgis = _typed(raw, "postgis", str, None)
         if postgis and engine != "postgresql":
             raise _FieldError("sets postgis on a non-PostgreSQL target", "Remove it.")
@@ -198,6 +215,13 @@ def _target(
         )
     except _FieldError as error:
         raise MatrixFileError(f"{where}: {name} {error.problem}.", error.fix) from None
+
+
+def _within(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise _FieldError(
+            f"has {key} = {value:g}, outside {low:g} to {high:g}", f"Set {key} within that range."
+        )
 
 
 class _FieldError(Exception):

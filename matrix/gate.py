@@ -1,41 +1,52 @@
 """The release gate: publish only a wheel the whole matrix has proven.
 
 ``python -m matrix gate`` reads ``compat.json`` and passes (exit 0) only when
-every target the matrix marks ``required`` has ``passed`` for the same git
+every target the matrix marks ``required`` has passed (or passed with
+findings the plugin's policy acknowledges: ``waived``) for the same git
 commit and the same wheel (by sha256) as the one in ``dist/``. Anything else
 is refused (exit 1) with every reason listed, one sentence each, naming the
-target, the cause and what to do. Broken input (no report, no wheel) is a
-:class:`HarnessError` (exit 2).
+target, the cause and what to do. Broken input (no report, a report of
+another schema, no wheel) is a :class:`HarnessError` (exit 2).
 
-The decision is made by small pure functions over a :class:`RunReport`, the
-:class:`Matrix` and the wheel's digest, so that it can be tested without
+The gate verifies rather than trusts: a stored status is only believed when
+the report's own pieces agree with it. Each target's status is recomputed
+from its checks with :func:`matrix.results.target_status`, the rule the
+runner used; a target that claims a pass must hold every required check; a
+check that claims a pass may hold no unwaived blocking finding; the overall
+status must follow from the targets; and the per-target files the matrix
+jobs wrote (``targets/<id>.json``) must say what ``compat.json`` says. A
+report that fails any of these was edited, truncated or mixed from several
+runs, so it proves nothing.
+
+The decision is made by small pure functions over the :class:`Evidence`,
+the :class:`Matrix` and the :class:`Build`, so that it can be tested without
 servers and reused by ``python -m matrix publish``. ``--allow-missing ID`` is
-the one deliberate exception: it waives a required target that is missing or
-was not run (never one that failed), and the waiver is written into
+the one deliberate exception: it waives a required target that is absent or
+that no server reached (never one that failed, errored, or that a server
+reached but a check could not judge), and the waiver is written into
 ``compat.json`` (``allowed_missing``) and ``compat.md`` so that the release
 carries it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 
-from matrix import masking, reports
-from matrix.definition import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
+from matrix import catalogue, masking, reports
+from matrix.definition import Matrix, Target, load_matrix
 from matrix.errors import HarnessError
-from matrix.plugin import sha256_of
-from matrix.results import RunReport, Status, TargetResult
+from matrix.plugin.sources import sha256_of
+from matrix.reports.markdown import markdown
+from matrix.results import CheckResult, RunReport, Status, TargetResult, target_status
 
-EXIT_PASSED, EXIT_REFUSED = 0, 1
-ALLOW_MISSING_ENV = "MATRIX_ALLOW_MISSING"
 REASON_WIDTH = 160  # of a target's own reason, quoted; compat.md has it whole
-WAIVABLE = (Status.NOT_RUN, None)  # None: the target is absent from the report
+PROVEN = (Status.PASSED, Status.WAIVED)
+REPORT_FILE = "compat.json"
+TARGETS_FOLDER = "targets"
 
 
 class Cause(StrEnum):
@@ -45,6 +56,8 @@ class Cause(StrEnum):
     MISSING = "missing"
     OTHER_COMMIT = "other_commit"
     OTHER_WHEEL = "other_wheel"
+    INCONSISTENT = "inconsistent"  # the report's pieces disagree about a status
+    INCOMPLETE = "incomplete"  # a target claims a pass without every required check
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,47 @@ class Build:
     commit: str | None
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the reports folder holds: compat.json, read back, and what it was written from.
+
+    ``stated_status`` is the overall status compat.json states (a derived
+    value the typed report does not keep); ``target_files`` are the
+    per-target files beside it, each read as a one-target report.
+    """
+
+    report: RunReport
+    stated_status: str | None
+    target_files: dict[Path, RunReport] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """A finding the plugin's policy waived on a target the gate counts as passed."""
+
+    target: str
+    check: str
+    kind: str
+    message: str
+    revision: str | None = None
+    reason: str | None = None  # None: the message already says why (a waived not_run)
+
+    def describe(self) -> str:
+        at = f" at revision {self.revision}" if self.revision else ""
+        why = f" (waived: {self.reason})" if self.reason else ""
+        return f"{self.target} {self.check}{at}, {self.kind}: {self.message}{why}"
+
+
 @dataclass
 class Verdict:
+    """The gate's decision, with what the release notes and compat.md must carry."""
+
     report: RunReport
     build: Build
     required: frozenset[str] = frozenset()  # target ids the matrix requires
     refusals: list[Refusal] = field(default_factory=list)
-    waived: list[str] = field(default_factory=list)
+    allowed_missing: list[str] = field(default_factory=list)  # waived by --allow-missing
+    acknowledged: list[Acknowledged] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -83,34 +130,48 @@ class Verdict:
 
 
 def evaluate(
-    report: RunReport, matrix: Matrix, build: Build, allowed: frozenset[str] = frozenset()
+    evidence: Evidence, matrix: Matrix, build: Build, allowed: frozenset[str] = frozenset()
 ) -> Verdict:
-    """Every reason the report does not prove this build on the required targets."""
+    """Every reason the evidence does not prove this build on the required targets."""
     unknown = sorted(allowed - {t.id for t in matrix.targets})
     if unknown:
         raise HarnessError(
             f"--allow-missing names {', '.join(unknown)}, not a target of {matrix.path}.",
             f"Use ids from `python -m matrix list --matrix {matrix.path}`.",
         )
+    report = evidence.report
     required = frozenset(t.id for t in matrix.targets if t.required)
     verdict = Verdict(report, build, required, refusals=build_refusals(report, build))
+    verdict.refusals += integrity_refusals(evidence)
+    distrusted = {r.target for r in verdict.refusals if r.target is not None}
     by_id = {t.id: t for t in report.targets}
     for target in matrix.targets:
         found = by_id.get(target.id)
         status = found.status if found else None
-        if not target.required:
-            if status != Status.PASSED:
-                verdict.notes.append(f"{target.id} is {status or 'missing'}; not required.")
-        elif status == Status.PASSED:
+        if target.id in distrusted or status in PROVEN:
             continue
-        elif target.id in allowed and status in WAIVABLE:
-            verdict.waived.append(target.id)
+        if not target.required:
+            verdict.notes.append(f"{target.id} is {status or 'missing'}; not required.")
+        elif target.id in allowed and never_reached(found):
+            verdict.allowed_missing.append(target.id)
         else:
             verdict.refusals.append(target_refusal(target, found, allowed))
-    idle = sorted(allowed - set(verdict.waived))
+    idle = sorted(allowed - set(verdict.allowed_missing))
     if idle:
         verdict.notes.append(f"--allow-missing {', '.join(idle)}: nothing to waive.")
+    verdict.acknowledged = acknowledged(report)
     return verdict
+
+
+def never_reached(result: TargetResult | None) -> bool:
+    """Absent, or not_run because no server answered: all ``--allow-missing`` may waive.
+
+    A target a server reached is ``not_run`` only when a check could not
+    judge; that is a verdict about the plugin, not a missing database.
+    """
+    return result is None or (
+        result.status == Status.NOT_RUN and not result.reached and result.fatal is None
+    )
 
 
 def build_refusals(report: RunReport, build: Build) -> list[Refusal]:
@@ -142,6 +203,140 @@ def build_refusals(report: RunReport, build: Build) -> list[Refusal]:
     return refusals
 
 
+def integrity_refusals(evidence: Evidence) -> list[Refusal]:
+    """Every place where the report's pieces disagree; a disagreeing target proves nothing."""
+    report = evidence.report
+    refusals = []
+    derived = str(report.status)
+    if evidence.stated_status != derived:
+        refusals.append(
+            Refusal(
+                Cause.INCONSISTENT,
+                None,
+                f"compat.json states the overall status {evidence.stated_status or 'nothing'}, "
+                f"but its targets make it {derived}; the report was edited after the matrix "
+                "wrote it: rerun the matrix (or python -m matrix report on the per-target "
+                "files) and do not edit the reports by hand.",
+            )
+        )
+    for result in report.targets:
+        refusals += target_integrity(result)
+    refusals += file_refusals(report, evidence.target_files)
+    return refusals
+
+
+def target_integrity(result: TargetResult) -> list[Refusal]:
+    """A target's stored status against its checks, and each check against its findings."""
+    name = f"{result.id} ({result.label})"
+    rerun = (
+        f"rerun python -m matrix run --targets {result.id} with this harness and do not "
+        "edit the reports by hand"
+    )
+    names = {check.name for check in result.checks}
+    missing = [n for n in catalogue.REQUIRED if n not in names]
+    if result.status in PROVEN and missing:
+        return [
+            Refusal(
+                Cause.INCOMPLETE,
+                result.id,
+                f"{name} is stored as {result.status} but holds "
+                f"{len(catalogue.REQUIRED) - len(missing)} of the {len(catalogue.REQUIRED)} "
+                f"required checks (missing: {', '.join(missing)}), so it proves nothing; "
+                f"{rerun}.",
+            )
+        ]
+    refusals = []
+    disagreeing = [why for check in result.checks if (why := check_disagreement(check))]
+    if disagreeing:
+        refusals.append(
+            Refusal(
+                Cause.INCONSISTENT,
+                result.id,
+                f"{name} holds checks whose status disagrees with their findings "
+                f"({'; '.join(disagreeing)}); {rerun}.",
+            )
+        )
+    recomputed, reason = target_status(result.checks, result.reached, result.fatal)
+    if recomputed != result.status:
+        failing = _failing(result)
+        why = f"failed or errored checks: {', '.join(failing)}" if failing else reason
+        refusals.append(
+            Refusal(
+                Cause.INCONSISTENT,
+                result.id,
+                f"{name} is stored as {result.status}, but its checks make it {recomputed} "
+                f"({why}); {rerun}.",
+            )
+        )
+    return refusals
+
+
+def check_disagreement(check: CheckResult) -> str | None:
+    """Why a check's stored pass disagrees with its findings, or None when it does not.
+
+    The findings are settled again by the rule the check process used. A
+    ``waived`` check without blocking findings is a ``not_run`` the policy
+    acknowledged, which the findings cannot confirm or deny.
+    """
+    if check.status not in PROVEN:
+        return None
+    settled = replace(check)
+    settled.settle_from_findings()
+    if settled.status == check.status or (
+        check.status == Status.WAIVED and settled.status == Status.PASSED
+    ):
+        return None
+    open_ = [f for f in check.findings if f.blocking and not f.waived]
+    if open_:
+        blame = f" at revision {open_[0].revision}" if open_[0].revision else ""
+        return (
+            f"{check.name} is stored as {check.status} but holds the unwaived blocking finding "
+            f"{open_[0].kind}{blame}: {open_[0].message}"
+        )
+    return f"{check.name} is stored as passed but its blocking findings are waived, so it is waived"
+
+
+def file_refusals(report: RunReport, files: dict[Path, RunReport]) -> list[Refusal]:
+    """Each per-target file must say what compat.json says about its target and build."""
+    by_id = {t.id: t for t in report.targets}
+    merge = f"python -m matrix report {TARGETS_FOLDER}/*.json"
+    refusals = []
+    for path, part in files.items():
+        (target,) = part.targets
+        ours = by_id.get(target.id)
+        theirs = (part.plugin.wheel_sha256, part.git_commit)
+        if theirs != (report.plugin.wheel_sha256, report.git_commit):
+            problem = (
+                f"is about another build (wheel sha256 {theirs[0]}, commit {theirs[1]}) "
+                "than compat.json"
+            )
+        elif ours is None:
+            problem = f"says {target.status}, but compat.json leaves the target out"
+        elif ours != target:
+            differ = [
+                f.name
+                for f in fields(TargetResult)
+                if getattr(ours, f.name) != getattr(target, f.name)
+            ]
+            said = (
+                f"says {target.status} where compat.json says {ours.status}"
+                if target.status != ours.status
+                else "disagrees with compat.json"
+            )
+            problem = f"{said} (they differ in {', '.join(differ)})"
+        else:
+            continue
+        refusals.append(
+            Refusal(
+                Cause.INCONSISTENT,
+                target.id,
+                f"{path} about {target.id} {problem}; merge the per-target files again "
+                f"({merge}) or rerun the matrix into an empty reports folder.",
+            )
+        )
+    return refusals
+
+
 def target_refusal(target: Target, result: TargetResult | None, allowed: frozenset[str]) -> Refusal:
     """One sentence: the required target, what happened to it, what to do."""
     name = f"{target.id} ({target.label})"
@@ -156,7 +351,7 @@ def target_refusal(target: Target, result: TargetResult | None, allowed: frozens
             f"{name} is required but missing from compat.json; run it ({rerun}, then "
             f"merge with python -m matrix report) {waiver}.",
         )
-    if status == Status.NOT_RUN:
+    if never_reached(result):
         return Refusal(
             Cause.NOT_RUN,
             target.id,
@@ -165,6 +360,14 @@ def target_refusal(target: Target, result: TargetResult | None, allowed: frozens
             f"run {rerun}, {waiver}.",
         )
     note = f" (--allow-missing does not waive a {status} target)" if target.id in allowed else ""
+    if status == Status.NOT_RUN:
+        return Refusal(
+            Cause.NOT_RUN,
+            target.id,
+            f"{name} is required, and a server ran it, but a check could not judge{why}; fix "
+            f"what it names until {rerun} passes, or acknowledge it in the plugin's policy "
+            f'(a [[waive]] with kind = "not_run") if that is deliberate{note}.',
+        )
     return Refusal(
         Cause(str(status)),
         target.id,
@@ -174,12 +377,38 @@ def target_refusal(target: Target, result: TargetResult | None, allowed: frozens
 
 
 def _why(result: TargetResult | None) -> str:
-    """`` (the target's own reason, or the checks that did not pass)``, or nothing."""
+    """`` (the checks that failed or errored; the target's own reason)``, or nothing.
+
+    The reason names the first failing check only; compat.md has them all, whole.
+    """
     if result is None:
         return ""
-    failing = [c.name for c in result.checks if c.status in (Status.FAILED, Status.ERROR)]
-    reason = result.reason or (f"checks {', '.join(failing)}" if failing else "")
-    return f" ({textwrap.shorten(reason, REASON_WIDTH, placeholder=' …')})" if reason else ""
+    failing = _failing(result)
+    parts = [f"checks {', '.join(failing)}"] if failing else []
+    text = "; ".join(parts + ([result.reason] if result.reason else []))
+    return f" ({textwrap.shorten(text, REASON_WIDTH, placeholder=' …')})" if text else ""
+
+
+def _failing(result: TargetResult) -> list[str]:
+    """The names of the target's checks that failed or errored."""
+    return [c.name for c in result.checks if c.status in (Status.FAILED, Status.ERROR)]
+
+
+def acknowledged(report: RunReport) -> list[Acknowledged]:
+    """What the ``waived`` targets passed with: each waived finding, each waived not_run."""
+    found = []
+    for target in report.targets:
+        if target.status != Status.WAIVED:
+            continue
+        for check in target.checks:
+            waived = [f for f in check.findings if f.waived]
+            found += [
+                Acknowledged(target.id, check.name, f.kind, f.message, f.revision, f.waived)
+                for f in waived
+            ]
+            if check.status == Status.WAIVED and not waived:
+                found.append(Acknowledged(target.id, check.name, "not_run", check.reason))
+    return found
 
 
 # -- reading the inputs ------------------------------------------------------------
@@ -202,26 +431,37 @@ def find_wheel(dist_dir: Path) -> Path:
     )
 
 
-def check(reports_dir: Path, dist_dir: Path, matrix_file: Path, allowed: frozenset[str]) -> Verdict:
-    """Load compat.json, the matrix and the wheel, and decide."""
-    report = reports.load_report(reports_dir / "compat.json")
+def load_evidence(reports_dir: Path) -> Evidence:
+    """compat.json (of this harness's schema), the status it states, and its per-target files."""
+    path = reports_dir / REPORT_FILE
+    report = reports.load_report(path)
+    stated = reports.read_json(path, "matrix report").get("status")
+    files = sorted((reports_dir / TARGETS_FOLDER).glob("*.json"))
+    return Evidence(report, stated, {p: reports.merge_target_files([p]) for p in files})
+
+
+def decide(
+    reports_dir: Path, dist_dir: Path, matrix_file: Path, allowed: frozenset[str]
+) -> Verdict:
+    """Load the evidence, the matrix and the wheel, and decide."""
+    evidence = load_evidence(reports_dir)
     wheel = find_wheel(dist_dir)
     build = Build(wheel, sha256_of(wheel), reports.git_commit())
-    return evaluate(report, load_matrix(matrix_file), build, allowed)
+    return evaluate(evidence, load_matrix(matrix_file), build, allowed)
 
 
 # -- recording and printing ----------------------------------------------------------
 
 
 def record(verdict: Verdict, reports_dir: Path) -> None:
-    """Write the waivers into compat.json and the verdict into compat.md."""
-    verdict.report.allowed_missing = sorted(verdict.waived)
+    """Write a passing verdict's waivers into compat.json and the verdict into compat.md."""
+    verdict.report.allowed_missing = sorted(verdict.allowed_missing)
     reports.write_atomic(
-        reports_dir / "compat.json",
+        reports_dir / REPORT_FILE,
         json.dumps(verdict.report.to_dict(), indent=2, default=str) + "\n",
     )
     reports.write_atomic(
-        reports_dir / "compat.md", reports.markdown(verdict.report) + gate_markdown(verdict)
+        reports_dir / "compat.md", markdown(verdict.report) + gate_markdown(verdict)
     )
 
 
@@ -235,13 +475,15 @@ def gate_markdown(verdict: Verdict) -> str:
         f"- Passed for `{build.wheel.name}` (sha256 `{build.sha256}`) at commit "
         f"`{build.commit}`: every required target passed, except those allowed missing.",
         "- Allowed missing (deliberate exception, `--allow-missing`): "
-        + (", ".join(f"`{i}`" for i in verdict.waived) or "none"),
+        + (", ".join(f"`{i}`" for i in verdict.allowed_missing) or "none"),
+        "- Acknowledged by the plugin's policy:" + ("" if verdict.acknowledged else " nothing"),
+        *[f"  - {a.describe()}" for a in verdict.acknowledged],
     ]
     return "\n".join(lines) + "\n"
 
 
 def render(verdict: Verdict) -> str:
-    """What the gate prints: the build, then every reason, then the notes."""
+    """What the gate prints: the build, then every reason, then the waivers and notes."""
     plugin, build = verdict.report.plugin, verdict.build
     lines = [
         f"Release gate for {plugin.name} {plugin.version}",
@@ -255,52 +497,10 @@ def render(verdict: Verdict) -> str:
         count = len(verdict.refusals)
         lines.append(f"REFUSED, {count} reason{'s' if count > 1 else ''}:")
         lines += [f"  - {r.message}" for r in verdict.refusals]
-    if verdict.waived:
-        lines.append(f"  allowed missing (deliberate): {', '.join(verdict.waived)}")
+    if verdict.allowed_missing:
+        lines.append(f"  allowed missing (deliberate): {', '.join(verdict.allowed_missing)}")
+    if verdict.acknowledged:
+        lines.append("  waived by the plugin's policy:")
+        lines += [f"    - {a.describe()}" for a in verdict.acknowledged]
     lines += [f"  note: {note}" for note in verdict.notes]
     return masking.mask("\n".join(lines))
-
-
-# -- command line ------------------------------------------------------------------
-
-
-def add_gate_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``gate`` and ``publish``, which runs the gate first."""
-    parser.add_argument(
-        "--reports", type=Path, default=Path("reports"), help="folder of compat.json"
-    )
-    parser.add_argument("--dist", type=Path, default=Path("dist"), help="folder of the wheel")
-    parser.add_argument(
-        "--matrix",
-        type=Path,
-        default=DEFAULT_MATRIX_FILE,
-        help="matrix file that says which targets are required (default: the bundled one)",
-    )
-    parser.add_argument(
-        "--allow-missing",
-        action="append",
-        metavar="ID",
-        default=os.environ.get(ALLOW_MISSING_ENV, "").replace(",", " ").split(),
-        help="waive a required target that is missing or not run (repeatable; "
-        f"also read from {ALLOW_MISSING_ENV}, space or comma separated)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
-
-
-def run_gate(args: argparse.Namespace) -> Verdict:
-    """Decide, print, and record a passing verdict into the reports."""
-    verdict = check(args.reports, args.dist, args.matrix, frozenset(args.allow_missing))
-    print(render(verdict), flush=True)
-    if verdict.passed:
-        record(verdict, args.reports)
-    return verdict
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``gate``, and the release commands that build on it."""
-    from matrix import release
-
-    gate = sub.add_parser("gate", help="refuse a release the whole matrix has not proven")
-    add_gate_options(gate)
-    gate.set_defaults(handler=lambda args: EXIT_PASSED if run_gate(args).passed else EXIT_REFUSED)
-    release.add_commands(sub)

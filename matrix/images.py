@@ -11,7 +11,6 @@ Debian mirror is needed, which such sites have.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrix.definition import DEFAULT_MATRIX_FILE, Target, load_matrix
+from matrix.definition import Target
 from matrix.errors import HarnessError, ProviderUnavailable
 
 try:
@@ -35,8 +34,7 @@ except ImportError:  # the CLI and the other providers work without the SDK
 
 Log = Callable[[str], None]
 
-MIRROR_ENV = "MATRIX_DEBIAN_MIRROR"
-BUILD_DIR_ENV = "MATRIX_IMAGE_BUILD_DIR"
+MIRROR_SETTING = "MATRIX_DEBIAN_MIRROR"
 ENTRYPOINT = Path(__file__).with_name("image_entrypoint.sh")
 PGDATA = "/var/lib/postgresql/data"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -67,6 +65,15 @@ _build_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
+class BuildPlace:
+    """Where an image is built from: the Debian mirror (debootstrap's own when None)
+    and the folder the root file system is laid out in (the system's temporary one)."""
+
+    mirror: str | None = None
+    scratch: Path | None = None
+
+
+@dataclass(frozen=True)
 class ImageStatus:
     """Whether a target's offline image exists in the local engine."""
 
@@ -91,7 +98,7 @@ def docker_client(timeout: float = 60) -> docker.DockerClient:
     if docker is None:
         raise ProviderUnavailable(
             "The Docker SDK for Python is not installed.",
-            "Install it with `pip install docker`.",
+            "Install the docker extra: pip install 'peek-plugin-matrix[docker]'.",
         )
     try:
         client = docker.from_env(timeout=timeout)
@@ -142,6 +149,7 @@ def build_images(
     log: Log,
     force: bool = False,
     client: docker.DockerClient | None = None,
+    place: BuildPlace = BuildPlace(),
 ) -> list[BuiltImage]:
     """Build the offline image of every target with a recipe.
 
@@ -151,7 +159,7 @@ def build_images(
     client = client or docker_client(timeout=IMPORT_TIMEOUT)
     built = []
     for target in recipe_targets(targets):
-        image = build_image(target, log, force=force, client=client)
+        image = build_image(target, log, force=force, client=client, place=place)
         if image is None:
             log(f"{target.recipe.tag} is present; skipped (--force rebuilds it)")
         else:
@@ -164,6 +172,7 @@ def build_image(
     log: Log,
     force: bool = False,
     client: docker.DockerClient | None = None,
+    place: BuildPlace = BuildPlace(),
 ) -> BuiltImage | None:
     """Build one target's offline image; None when present and not ``force``."""
     recipe = target.recipe
@@ -180,10 +189,9 @@ def build_image(
         _check_build_tools()
         started = time.monotonic()
         log(f"building {recipe.tag} from Debian {recipe.suite}: {recipe.packages}")
-        parent = os.environ.get(BUILD_DIR_ENV) or None
-        root = Path(tempfile.mkdtemp(prefix="peek-matrix-rootfs-", dir=parent))
+        root = Path(tempfile.mkdtemp(prefix="peek-matrix-rootfs-", dir=place.scratch))
         try:
-            _bootstrap(target, root, log)
+            _bootstrap(target, root, log, place.mirror)
             _install_entrypoint(root)
             _prune(root)
             _import(client, root, target)
@@ -211,8 +219,8 @@ def _check_build_tools() -> None:
         )
 
 
-def debootstrap_command(target: Target, root: Path) -> list[str]:
-    """The debootstrap call for a recipe; the mirror comes from the environment."""
+def debootstrap_command(target: Target, root: Path, mirror: str | None = None) -> list[str]:
+    """The debootstrap call for a recipe; debootstrap's own mirror unless one is given."""
     recipe = target.recipe
     command = [
         "debootstrap",
@@ -221,16 +229,15 @@ def debootstrap_command(target: Target, root: Path) -> list[str]:
         recipe.suite,
         str(root),
     ]
-    mirror = os.environ.get(MIRROR_ENV)
     return command + [mirror] if mirror else command
 
 
-def _bootstrap(target: Target, root: Path, log: Log) -> None:
+def _bootstrap(target: Target, root: Path, log: Log, mirror: str | None) -> None:
     # debootstrap prints a line per package; keep them for a failure report
     # and show only its stages.
     tail: deque[str] = deque(maxlen=40)
     with subprocess.Popen(
-        debootstrap_command(target, root),
+        debootstrap_command(target, root, mirror),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -244,7 +251,7 @@ def _bootstrap(target: Target, root: Path, log: Log) -> None:
         raise HarnessError(
             f"debootstrap of Debian {target.recipe.suite} for {target.recipe.tag} "
             f"failed with exit code {process.returncode}.",
-            f"Check that the mirror is reachable (set {MIRROR_ENV} to a reachable "
+            f"Check that the mirror is reachable (set {MIRROR_SETTING} to a reachable "
             "Debian mirror) and that the packages exist in that suite. Its output "
             "ended with:\n" + "\n".join(tail),
         )
@@ -341,28 +348,3 @@ def _mounts_below(root: Path) -> list[str]:
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
         points = [line.split()[1] for line in mounts]
     return sorted(p for p in points if p.startswith(prefix))
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """``python -m matrix images build|list``."""
-    parser = sub.add_parser("images", help="build or list the offline PostGIS images")
-    parser.add_argument("action", choices=("build", "list"))
-    parser.add_argument("--targets", help="comma-separated target ids (default: all)")
-    parser.add_argument("--force", action="store_true", help="rebuild images already present")
-    parser.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX_FILE)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    parser.set_defaults(handler=_images_command)
-
-
-def _images_command(args: argparse.Namespace) -> int:
-    ids = [i.strip() for i in args.targets.split(",")] if args.targets else None
-    targets = load_matrix(args.matrix).select(ids)
-    if args.action == "list":
-        statuses = image_status(targets)
-        for status in statuses:
-            size = f"{status.size / 1e6:.0f} MB" if status.present else "missing"
-            print(f"{status.target_id:16} {status.tag:30} {size}")
-        return 0 if all(status.present for status in statuses) else 1
-    for built in build_images(targets, print, force=args.force):
-        print(f"built {built.tag} in {built.seconds:.0f} s ({built.size / 1e6:.0f} MB)")
-    return 0

@@ -1,8 +1,16 @@
 """Typed results: what each check, target and run found.
 
 These dataclasses are the one shape every report is written from (JSON,
-Markdown, JUnit, HTML) and the one the release gate reads back. Status
-values are strings so that the JSON stays readable by anything.
+Markdown, JUnit, HTML) and the one the release gate reads back and
+re-verifies. Stdlib only. Status values are strings so that the JSON stays
+readable by anything.
+
+A check's status follows from its findings: a blocking finding that no
+policy entry acknowledges fails it; blocking findings that are all
+acknowledged make it ``waived`` (never ``passed``); a check that could not
+judge is ``not_run`` with the reason. A target's status follows from its
+checks in the same way (:meth:`TargetResult.settle`), and the gate recomputes
+it rather than trusting the stored value.
 """
 
 from __future__ import annotations
@@ -11,38 +19,130 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-REPORT_SCHEMA_VERSION = 1
+from matrix.bench.model import BenchmarkResult
+from matrix.catalogue import BY_NAME
+
+REPORT_SCHEMA_VERSION = 2
 
 
 class Status(StrEnum):
     PASSED = "passed"
+    WAIVED = "waived"  # passed except for findings the plugin's policy acknowledges
     FAILED = "failed"
     ERROR = "error"
     NOT_RUN = "not_run"
 
+    @property
+    def symbol(self) -> str:
+        """The one mark every report shows for this status."""
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Status.PASSED: "✅",
+    Status.WAIVED: "☑️",
+    Status.FAILED: "❌",
+    Status.ERROR: "💥",
+    Status.NOT_RUN: "⏸️",
+}
+
+
+@dataclass
+class Finding:
+    """One thing a check found, blamed on a revision where one is to blame.
+
+    ``blocking`` findings fail the check unless ``waived`` holds the reason a
+    policy entry gave; the others are notes shown beside the verdict.
+    """
+
+    kind: str
+    message: str
+    revision: str | None = None
+    detail: str = ""
+    blocking: bool = True
+    waived: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(**_known(cls, data))
+
+
+@dataclass
+class LockHeld:
+    """The strongest lock a revision took on one relation, and for how long."""
+
+    relation: str
+    mode: str
+    seconds: float
+    rows: int | None = None
+
+
+@dataclass
+class RevisionEvidence:
+    """What one revision did on the way through a walk, and what it cost."""
+
+    revision: str
+    action: str  # upgrade | downgrade
+    seconds: float
+    changes: list[str] = field(default_factory=list)
+    rows: int | None = None  # rows in the schema's tables before the revision (at --scale)
+    locks: list[LockHeld] = field(default_factory=list)
+    rewrites: list[str] = field(default_factory=list)  # tables whose storage was rewritten
+    lint: list[str] = field(default_factory=list)  # squawk's rule hits on its SQL
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RevisionEvidence:
+        values = _known(cls, data)
+        values["locks"] = [LockHeld(**_known(LockHeld, lock)) for lock in data.get("locks", [])]
+        return cls(**values)
+
 
 @dataclass
 class CheckResult:
-    """One check on one target. ``detail`` says why when it did not pass."""
+    """One check on one target: its verdict, why, and the evidence behind it."""
 
     name: str
     status: Status
     duration_s: float = 0.0
+    reason: str = ""  # one line: why it did not pass, or what it covered
     detail: str = ""
     revision: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    evidence: list[RevisionEvidence] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        return cls(**{**_known(cls, data), "status": Status(data["status"])})
+        values = _known(cls, data)
+        values["status"] = Status(data["status"])
+        values["findings"] = [Finding.from_dict(f) for f in data.get("findings", [])]
+        values["evidence"] = [RevisionEvidence.from_dict(e) for e in data.get("evidence", [])]
+        return cls(**values)
+
+    def settle_from_findings(self) -> None:
+        """``failed``, ``waived`` or ``passed`` from the blocking findings."""
+        blocking = [f for f in self.findings if f.blocking]
+        open_ = [f for f in blocking if not f.waived]
+        if open_:
+            self.status = Status.FAILED
+            self.revision = self.revision or open_[0].revision
+            self.reason = self.reason or open_[0].message
+        elif blocking:
+            self.status = Status.WAIVED
+            self.reason = self.reason or "waived: " + "; ".join(
+                f"{f.message} ({f.waived})" for f in blocking
+            )
+        else:
+            self.status = Status.PASSED
 
 
 @dataclass
 class TargetResult:
     """Everything gathered about one target of the matrix.
 
-    A target is ``passed`` only when a live server ran every check and each
-    passed; a target that no server served is ``not_run``, whatever its
-    offline checks said.
+    A target passes only when a live server ran every required check and
+    each passed; ``waived`` when some passed only by an acknowledged finding.
+    A target no server reached is ``not_run``, whatever its offline checks said.
     """
 
     id: str
@@ -56,26 +156,18 @@ class TargetResult:
     postgis_version: str | None = None
     ready_seconds: float | None = None
     duration_s: float = 0.0
+    reached: bool = False  # a live server answered and the checks ran against it
+    # Set when the target ended before its checks could: {"status", "reason"}.
+    fatal: dict[str, str] | None = None
     phases: dict[str, float] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
-    benchmark: dict[str, Any] | None = None
+    benchmark: BenchmarkResult | None = None
 
     def settle(self) -> None:
-        """Derive the target's status from its checks, unless already decided."""
-        if self.status in (Status.ERROR, Status.NOT_RUN) and self.reason:
-            return
-        statuses = {check.status for check in self.checks}
-        if not self.checks:
-            self.status = Status.NOT_RUN
-        elif Status.ERROR in statuses:
-            self.status = Status.ERROR
-        elif Status.FAILED in statuses:
-            self.status = Status.FAILED
-        elif Status.NOT_RUN in statuses:
-            self.status = Status.FAILED
-            self.reason = self.reason or "some checks did not run"
-        else:
-            self.status = Status.PASSED
+        """Derive the target's status and one-line reason from its checks."""
+        self.status, reason = target_status(self.checks, self.reached, self.fatal)
+        if self.fatal or (self.status != Status.PASSED and not self.reason):
+            self.reason = reason  # a fatal cause is the first cause, whatever came before
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +177,43 @@ class TargetResult:
         values = _known(cls, data)
         values["status"] = Status(values["status"])
         values["checks"] = [CheckResult.from_dict(c) for c in data.get("checks", [])]
+        if data.get("benchmark"):
+            values["benchmark"] = BenchmarkResult.from_dict(data["benchmark"])
         return cls(**values)
+
+
+def target_status(
+    checks: list[CheckResult], reached: bool, fatal: dict[str, str] | None = None
+) -> tuple[Status, str]:
+    """A target's status from its checks: the one rule the runner and the gate share.
+
+    A plugin that cannot be loaded fails its targets (``fatal``); a target no
+    server reached is ``not_run``. Optional checks that did not run (no earlier
+    release, no ``--scale``) do not count; required ones that could not judge
+    leave the target unproven.
+    """
+    if fatal:
+        return Status(fatal["status"]), fatal["reason"]
+    if not reached:
+        return Status.NOT_RUN, "no live server was reached"
+    by_name = {c.name: c for c in checks}
+    missing = [name for name, info in BY_NAME.items() if info.required and name not in by_name]
+    if missing:
+        return Status.ERROR, f"checks missing from the result: {', '.join(missing)}"
+    for status in (Status.ERROR, Status.FAILED):
+        hit = [c for c in checks if c.status == status]
+        if hit:
+            return status, f"{hit[0].name}: {hit[0].reason or status}"
+    unjudged = [
+        c
+        for c in checks
+        if c.status == Status.NOT_RUN and BY_NAME.get(c.name, None) and BY_NAME[c.name].required
+    ]
+    if unjudged:
+        return Status.NOT_RUN, f"{unjudged[0].name} not run: {unjudged[0].reason}"
+    if any(c.status == Status.WAIVED for c in checks):
+        return Status.WAIVED, "passed with acknowledged findings"
+    return Status.PASSED, ""
 
 
 @dataclass
@@ -94,9 +222,14 @@ class PluginInfo:
 
     name: str
     version: str
-    source: str
+    source: str  # wheel | sdist | requirement | project | in-place
     wheel: str | None = None
     wheel_sha256: str | None = None
+    distribution: str | None = None
+    requirement: str | None = None
+    sdist_sha256: str | None = None
+    revisions: int | None = None
+    schema: str | None = None
 
 
 @dataclass
@@ -112,14 +245,16 @@ class RunReport:
     phases: dict[str, float] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
     allowed_missing: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # distribution -> version
+    harness: dict[str, str] = field(default_factory=dict)  # harness and verdict-deciding tools
+    policy: dict[str, Any] = field(default_factory=dict)  # the policy file, and stale entries
 
     @property
     def status(self) -> Status:
-        """``passed`` only when every target in the run passed."""
+        """The worst target status: error, failed, not_run, waived, passed."""
         if not self.targets:
             return Status.NOT_RUN
-        order = [Status.ERROR, Status.FAILED, Status.NOT_RUN]
-        for status in order:
+        for status in (Status.ERROR, Status.FAILED, Status.NOT_RUN, Status.WAIVED):
             if any(t.status == status for t in self.targets):
                 return status
         return Status.PASSED

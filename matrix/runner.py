@@ -1,48 +1,61 @@
 """The run, as a list of small steps: plugin, cells, reports.
 
-:func:`run_matrix` reads in one screen: install the plugin once, run every
-target's cell (in parallel, each with its own database and process), write
-the reports after each cell so that a crash keeps what was gathered. A cell
-is: choose a provider, start the database, run the checks in a child
-process, clean up; a target no provider can serve is ``not_run`` but still
-gets its offline checks.
+:func:`run_matrix` reads in one screen: take the reports folder (one writer
+at a time), start the targets' servers while the plugin is built, installed
+in its own environment and probed, run every target's cell (in parallel,
+each with its own database and check process), and write the reports after
+each cell, so that a crash keeps what was gathered.
+
+A cell never raises: whatever happens in it (a server that never comes up,
+a check process that dies, a check that outlives its timeout) becomes that
+target's result, so the run always ends, within its own timeout.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
 import os
 import queue
 import secrets
+import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from matrix import databases, masking, reports
-from matrix.cell import cell_environment, parse_event
-from matrix.checks import CHECKS
+import matrix
+from matrix import catalogue, databases, masking, reports
+from matrix.child import Child
 from matrix.definition import Target
+from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
-from matrix.plugin import Plugin, resolve_plugin
-from matrix.progress import Progress
+from matrix.plugin.prepare import PreparedPlugin, prepare_plugin
+from matrix.policy import Policy, stale
 from matrix.providers import ProviderSet
 from matrix.results import CheckResult, PluginInfo, RunReport, Status, TargetResult
+
+if TYPE_CHECKING:  # images imports the Docker SDK
+    from matrix.images import BuildPlace
+
+DEFAULT_CHECK_TIMEOUT_S = 900.0
+DEFAULT_RUN_TIMEOUT_S = 3600.0
+DEFAULT_LOCK_TIMEOUT_S = 60.0
 
 
 @dataclass
 class RunOptions:
-    plugin_path: Path
+    """Everything a run needs, resolved and validated by the command line."""
+
+    plugin: str
     targets: list[Target]
     matrix_file: Path
     reports_dir: Path = Path("reports")
@@ -52,11 +65,30 @@ class RunOptions:
     docker_network: str | None = None
     allow_build: bool = True
     dist_dir: Path | None = None
-    benchmark: dict[str, Any] | None = None  # settings; None: no benchmark
+    cache_dir: Path = Path.home() / ".cache" / "peek-matrix"
+    with_requirements: tuple[str, ...] = ()
+    without_dependencies: tuple[str, ...] = ()
+    constraints: Path | None = None
+    policy: Policy = field(default_factory=Policy)
+    external_urls: dict[str, URL] = field(default_factory=dict)
+    pg_root: Path = Path("/usr/lib/postgresql")
+    image_place: BuildPlace | None = None  # where the docker provider builds a missing image
+    check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    checks: tuple[str, ...] = catalogue.REQUIRED
+    check_options: dict[str, Any] = field(default_factory=dict)
+    benchmark: dict[str, Any] | None = None
 
 
-_children: set[subprocess.Popen] = set()
-_children_lock = threading.Lock()
+class Progress(Protocol):
+    """Where the run tells what happens (the command line's console)."""
+
+    def target(self, target_id: str, state: str, **info: str) -> None: ...
+
+    def check(self, target_id: str, name: str, status: str) -> None: ...
+
+    def log(self, target_id: str, message: str) -> None: ...
 
 
 class Interrupted(BaseException):
@@ -65,55 +97,110 @@ class Interrupted(BaseException):
 
 def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
     run_id = secrets.token_hex(4)
-    workdir = Path(tempfile.mkdtemp(prefix=f"matrix-run-{run_id}-"))
-    providers = ProviderSet(
-        run_id,
-        options.provider,
-        options.keep,
-        options.docker_network,
-        options.allow_build,
-    )
     started = time.perf_counter()
-    plugin = resolve_plugin(options.plugin_path, workdir, options.dist_dir)
-    report = RunReport(
+    deadline = time.monotonic() + options.run_timeout_s
+    writer = reports.ReportWriter(options.reports_dir)
+    with writer.locked(), _scratch(run_id) as work, _terminate_on_sigterm():
+        providers = ProviderSet(
+            run_id,
+            options.provider,
+            options.keep,
+            options.docker_network,
+            options.allow_build,
+            external_urls=options.external_urls,
+            pg_root=options.pg_root,
+            state_dir=options.cache_dir / "runs",
+            image_place=options.image_place,
+        )
+        plugin: Future[PreparedPlugin] = Future()
+        results: dict[str, TargetResult] = {t.id: _pending(t) for t in options.targets}
+        report: RunReport | None = None
+        try:
+            cells = _run_cells(options, plugin, providers, progress, deadline)
+            _prepare(options, plugin, work, progress)
+            prepared = plugin.result()
+            report = _report(options, prepared, run_id, started)
+            results = {t.id: t for t in writer.earlier_results(report)} | results
+            report.targets = list(results.values())
+            used: set[int] = set()
+            for result, waivers_used in cells:
+                results[result.id] = result
+                used |= waivers_used
+                report.targets = list(results.values())
+                writer.write_target(report, result)
+                writer.write_summaries(report)
+            report.policy["stale"] = stale(options.policy, used)
+        finally:
+            providers.close()
+            if report is not None:
+                for result in report.targets:
+                    if result.status == Status.NOT_RUN and not result.reason:
+                        result.fatal = {"status": "error", "reason": "interrupted"}
+                        result.settle()
+                report.phases["total"] = round(time.perf_counter() - started, 3)
+                writer.write_summaries(report)
+    return report
+
+
+def _prepare(
+    options: RunOptions, plugin: Future[PreparedPlugin], work: Path, progress: Progress
+) -> None:
+    """Build, install and probe the plugin; the cells wait on the future."""
+    engines = sorted({t.engine for t in options.targets})
+    try:
+        prepared = prepare_plugin(
+            options.plugin,
+            cache=options.cache_dir,
+            work=work,
+            dist_dir=options.dist_dir,
+            with_requirements=options.with_requirements,
+            without_dependencies=options.without_dependencies,
+            constraints=options.constraints,
+            drivers=tuple(engine_named(e).driver_requirement for e in engines),
+            engine=engines[0],
+            log=lambda message: progress.log("plugin", message),
+        )
+    except BaseException as error:
+        plugin.set_exception(error)
+        raise
+    plugin.set_result(prepared)
+    env = "reused" if prepared.environment.reused else "created"
+    progress.log(
+        "plugin",
+        f"{prepared.plugin.package} {prepared.plugin.version}: {len(prepared.revisions)} "
+        f"revisions, schema {prepared.schema}; environment {env} in "
+        f"{prepared.environment.seconds:.1f} s",
+    )
+
+
+def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started: float):
+    plugin = prepared.plugin
+    versions = prepared.environment.versions
+    return RunReport(
         plugin=PluginInfo(
-            plugin.package,
-            plugin.version,
-            plugin.source,
-            str(plugin.wheel) if plugin.wheel else None,
-            plugin.wheel_sha256,
+            name=plugin.package,
+            version=plugin.version,
+            source=plugin.source,
+            wheel=str(plugin.wheel) if plugin.wheel else None,
+            wheel_sha256=plugin.wheel_sha256,
+            distribution=plugin.distribution,
+            requirement=plugin.requirement,
+            sdist_sha256=plugin.sdist_sha256,
+            revisions=len(prepared.revisions),
+            schema=prepared.schema,
         ),
         git_commit=reports.git_commit(),
         run_id=run_id,
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         matrix_file=str(options.matrix_file),
-        phases={"install": round(time.perf_counter() - started, 3)},
+        phases={"prepare": round(time.perf_counter() - started, 3), **prepared.seconds},
+        environment=versions,
+        harness={
+            "peek-plugin-matrix": matrix.__version__,
+            **{k: versions[k] for k in ("SQLAlchemy", "alembic", "sqlglot") if k in versions},
+        },
+        policy={**options.policy.to_dict(), "stale": []},
     )
-    writer = reports.ReportWriter(options.reports_dir)
-    # Earlier runs of the same build (nox -s migrate-postgres, then
-    # migrate-mssql) add up to one report; this run's targets replace theirs.
-    results = {t.id: t for t in writer.earlier_results(report)}
-    results.update({t.id: _pending(t) for t in options.targets})
-    report.targets = list(results.values())
-    with _terminate_on_sigterm():
-        try:
-            for result in _run_cells(options, plugin, providers, progress):
-                results[result.id] = result
-                report.targets = list(results.values())
-                writer.write_target(report, result)
-                writer.write_summaries(report)
-        finally:
-            with _children_lock:
-                for child in _children:
-                    child.kill()
-            providers.close()
-            for result in results.values():
-                if result.status == Status.NOT_RUN and not result.reason:
-                    result.status, result.reason = Status.ERROR, "interrupted"
-            report.targets = list(results.values())
-            report.phases["total"] = round(time.perf_counter() - started, 3)
-            writer.write_summaries(report)
-    return report
 
 
 def _pending(target: Target) -> TargetResult:
@@ -121,15 +208,21 @@ def _pending(target: Target) -> TargetResult:
 
 
 def _run_cells(
-    options: RunOptions, plugin: Plugin, providers: ProviderSet, progress: Progress
-) -> Iterator[TargetResult]:
-    """Run the cells on ``jobs`` daemon threads, yielding results as they finish.
+    options: RunOptions,
+    plugin: Future[PreparedPlugin],
+    providers: ProviderSet,
+    progress: Progress,
+    deadline: float,
+) -> Iterator[tuple[TargetResult, set[int]]]:
+    """Start the cells on ``jobs`` daemon threads at once; yield results as they finish.
 
-    Daemon threads, so that an interrupted run can leave while a cell is still
-    waiting for a server: the providers' ``close`` removes what it started.
+    The threads start before the plugin is ready, so servers come up while
+    it is built and installed. Daemon threads, so that an interrupted run can
+    leave while a cell still waits for a server: ``providers.close()`` removes
+    what it started.
     """
     todo: queue.Queue[Target] = queue.Queue()
-    done: queue.Queue[TargetResult] = queue.Queue()
+    done: queue.Queue[tuple[TargetResult, set[int]]] = queue.Queue()
     for target in options.targets:
         todo.put(target)
         progress.target(target.id, "waiting")
@@ -140,134 +233,284 @@ def _run_cells(
                 target = todo.get_nowait()
             except queue.Empty:
                 return
-            done.put(_run_cell(target, options, plugin, providers, progress))
+            cell = _Cell(target, options, plugin, providers, progress, deadline)
+            done.put(cell.run())
 
     for _ in range(max(1, min(options.jobs, len(options.targets)))):
         threading.Thread(target=worker, daemon=True).start()
-    for _ in options.targets:
-        while True:
-            try:
-                yield done.get(timeout=0.2)
-                break
-            except queue.Empty:
-                continue
+
+    def results() -> Iterator[tuple[TargetResult, set[int]]]:
+        for _ in options.targets:
+            while True:
+                try:
+                    yield done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    continue
+
+    return results()
 
 
-def _run_cell(
-    target: Target,
-    options: RunOptions,
-    plugin: Plugin,
-    providers: ProviderSet,
-    progress: Progress,
-) -> TargetResult:
-    result = _pending(target)
-    started = time.perf_counter()
-    sql_dir = options.reports_dir / "sql" / target.id
-    try:
-        provider, reason = providers.choose(target)
+class _Cell:
+    """One target: a server, a database, a check process, a result."""
+
+    def __init__(
+        self,
+        target: Target,
+        options: RunOptions,
+        plugin: Future[PreparedPlugin],
+        providers: ProviderSet,
+        progress: Progress,
+        deadline: float,
+    ) -> None:
+        self.target = target
+        self.options = options
+        self.plugin = plugin
+        self.providers = providers
+        self.progress = progress
+        self.deadline = deadline
+        self.result = _pending(target)
+        self.waivers_used: set[int] = set()
+
+    def run(self) -> tuple[TargetResult, set[int]]:
+        started = time.perf_counter()
+        try:
+            self._run(started)
+        except ProviderUnavailable as error:
+            self._offline(masking.mask(str(error)))
+        except HarnessError as error:
+            self._error(masking.mask(str(error)))
+        except Exception as error:  # noqa: BLE001 - one target's crash must not end the run
+            self._error(masking.mask(f"{type(error).__name__}: {error}"))
+        self.result.duration_s = round(time.perf_counter() - started, 3)
+        self.result.settle()
+        self.progress.target(self.target.id, "done", status=str(self.result.status))
+        return self.result, self.waivers_used
+
+    def _run(self, started: float) -> None:
+        target, result = self.target, self.result
+        provider, reason = self.providers.choose(target)
         if provider is None:
             raise ProviderUnavailable(reason)
         result.provider = provider.name
-        progress.target(target.id, "starting", provider=provider.name)
-        with provider.database(target, lambda m: progress.log(target.id, m)) as db:
+        self.progress.target(target.id, "starting", provider=provider.name)
+        with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
             result.phases["start"] = round(time.perf_counter() - started, 3)
-            databases.prepare_database(db.url, postgis=bool(target.postgis))
+            prepared = self._plugin()
+            if prepared is None:
+                return
+            databases.prepare_database(
+                db.url,
+                postgis=bool(target.postgis),
+                statement_timeout_s=self.options.check_timeout_s,
+                lock_timeout_s=self.options.lock_timeout_s,
+            )
             info = databases.server_info(db.url)
             result.server_version, result.postgis_version = (
                 info.server_version,
                 info.postgis_version,
             )
-            progress.target(target.id, "running", provider=provider.name)
+            result.reached = True
+            self.progress.target(target.id, "running", provider=provider.name)
             checks_started = time.perf_counter()
-            result.checks = _run_checks_in_child(
-                target, plugin, db.url, sql_dir, progress, result, options.benchmark
-            )
+            try:
+                self._checks(prepared, db.url)
+            finally:
+                _drop_siblings(db.url)
             result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
             cleanup_started = time.perf_counter()
         result.phases["cleanup"] = round(time.perf_counter() - cleanup_started, 3)
-    except ProviderUnavailable as error:
-        result.status, result.reason = Status.NOT_RUN, masking.mask(str(error))
-    except HarnessError as error:
-        result.status, result.reason = Status.ERROR, masking.mask(str(error))
-    except Exception as error:  # noqa: BLE001 - one target's crash must not end the run
-        result.status = Status.ERROR
-        result.reason = masking.mask(f"{type(error).__name__}: {error}")
-    if result.status in (Status.NOT_RUN, Status.ERROR) and not result.checks:
-        progress.log(target.id, f"{result.status}: {result.reason}")
-        result.checks = _run_checks_in_child(target, plugin, offline_url(target), sql_dir, progress)
-    result.duration_s = round(time.perf_counter() - started, 3)
-    result.settle()
-    progress.target(target.id, "done", status=str(result.status))
-    return result
 
-
-def offline_url(target: Target) -> URL:
-    """A URL that only names the dialect, for rendering SQL without a server."""
-    return databases.with_driver(f"{target.engine}://offline@127.0.0.1/offline")
-
-
-def _run_checks_in_child(
-    target: Target,
-    plugin: Plugin,
-    url: URL,
-    sql_dir: Path,
-    progress: Progress,
-    live_result: TargetResult | None = None,
-    benchmark: dict[str, Any] | None = None,
-) -> list[CheckResult]:
-    """Run the checks (live when ``live_result`` is given) in a child process.
-
-    A live cell may also run the benchmark; its figures land in ``live_result``.
-    """
-    env = cell_environment(
-        plugin,
-        url.render_as_string(hide_password=False),
-        sql_dir,
-        live=live_result is not None,
-        benchmark=benchmark,
-    )
-    results: dict[str, CheckResult] = {}
-    output: collections.deque[str] = collections.deque(maxlen=30)
-    with subprocess.Popen(
-        [sys.executable, "-m", "matrix", "cell"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as child:
-        with _children_lock:
-            _children.add(child)
+    def _plugin(self) -> PreparedPlugin | None:
+        """The prepared plugin; None (the target stays pending) when preparing failed."""
         try:
-            for line in child.stdout:
-                event = parse_event(line)
+            prepared = self.plugin.result()
+        except BaseException:  # noqa: BLE001 - the main thread reports it
+            return None
+        if prepared.load_failure:
+            self.result.fatal = {"status": "failed", "reason": prepared.load_failure}
+            self.result.checks = _not_run(self.options.checks, "the plugin cannot be loaded")
+            return None
+        return prepared
+
+    def _offline(self, reason: str) -> None:
+        """No server: the target is not_run, and the checks that need none still run."""
+        self.result.status, self.result.reason = Status.NOT_RUN, reason
+        self.progress.log(self.target.id, f"not_run: {reason}")
+        prepared = self._plugin()
+        if prepared is None or self.result.checks:
+            return
+        try:
+            self._checks(prepared, None)
+        except Exception as error:  # noqa: BLE001 - recorded, never raised: no deadlock
+            self.result.checks = self.result.checks or _not_run(
+                self.options.checks, f"the check process failed: {error}"
+            )
+
+    def _error(self, reason: str) -> None:
+        self.result.fatal = self.result.fatal or {"status": "error", "reason": reason}
+        self.progress.log(self.target.id, f"error: {reason.splitlines()[0]}")
+        if not self.result.checks:
+            self.result.checks = _not_run(self.options.checks, "the target errored before")
+
+    def _checks(self, prepared: PreparedPlugin, url: URL | None) -> None:
+        """Run the check process, watching every check's time and the run's."""
+        target, options = self.target, self.options
+        spec = {
+            "plugin": prepared.plugin.to_dict(),
+            "engine": target.engine,
+            "target": target.id,
+            "sql_dir": str(options.reports_dir / "sql" / target.id),
+            "checks": list(options.checks),
+            "policy": options.policy.to_dict(),
+            "statement_timeout_s": options.check_timeout_s,
+            "lock_timeout_s": options.lock_timeout_s,
+            "options": options.check_options,
+            "benchmark": options.benchmark,
+        }
+        rendered = url.render_as_string(hide_password=False) if url is not None else None
+        child = Child(prepared.environment.python, [], spec, rendered, prepared.child_path)
+        reported: dict[str, CheckResult] = {}
+        running: tuple[str, float] | None = None
+        stopped = ""
+        try:
+            for event in child.events(timeout=0.5):
+                now = time.monotonic()
+                if running and now - running[1] > options.check_timeout_s:
+                    stopped = self._stalled(running[0], url, options.check_timeout_s)
+                    break
+                if now > self.deadline:
+                    stopped = f"the run's timeout of {options.run_timeout_s:g} s was reached"
+                    if running:
+                        reported[running[0]] = CheckResult(
+                            running[0], Status.ERROR, reason=f"stopped: {stopped}"
+                        )
+                    break
                 if event is None:
-                    output.append(masking.mask(line.rstrip()))
-                elif "start" in event:
-                    progress.check(target.id, event["start"], "running")
+                    continue
+                if "start" in event:
+                    running = (event["start"], now)
+                    self.progress.check(target.id, event["start"], "running")
                 elif "done" in event:
                     check = CheckResult.from_dict(event["done"])
-                    results[check.name] = check
-                    progress.check(target.id, check.name, str(check.status))
-                elif "benchmark" in event and live_result is not None:
-                    live_result.benchmark = event["benchmark"]
+                    reported[check.name] = check
+                    running = None
+                    self.progress.check(target.id, check.name, str(check.status))
+                elif "ready" in event:
+                    self.progress.log(target.id, f"schema {event['ready']['schema']}")
+                elif "waivers_used" in event:
+                    self.waivers_used = set(event["waivers_used"])
+                elif "benchmark" in event:
+                    self.result.benchmark = event["benchmark"]
                 elif "fatal" in event:
-                    raise HarnessError(event["fatal"])
+                    self.result.fatal = fatal_of(event["fatal"])
+                    stopped = self.result.fatal["reason"].split(":")[0]
         finally:
-            with _children_lock:
-                _children.discard(child)
-            if child.poll() is None:
-                child.kill()
-    return [
-        results.get(item.name)
-        or CheckResult(
-            item.name,
-            Status.ERROR,
-            detail=f"the check process ended (exit code {child.returncode}) before "
-            f"this check reported:\n" + "\n".join(output),
+            child.kill()
+        if running and running[0] not in reported and not stopped:
+            tail = child.tail()
+            reported[running[0]] = CheckResult(
+                running[0],
+                Status.ERROR,
+                reason=f"the check process ended (exit code {child.process.returncode}) "
+                "while this check ran",
+                detail=tail,
+            )
+            stopped = f"the check process ended during {running[0]}"
+        if stopped.startswith("timed out"):
+            reported[running[0]] = CheckResult(running[0], Status.ERROR, reason=stopped)
+            stopped = f"the check process was stopped when {running[0]} timed out"
+        if not reported and not stopped and not self.result.fatal:
+            stopped = f"the check process ended (exit code {child.process.returncode})"
+            self.result.fatal = {
+                "status": "error",
+                "reason": f"{stopped} before any check: {child.tail()[-500:]}",
+            }
+        self.result.checks = [
+            reported.get(name) or CheckResult(name, Status.NOT_RUN, reason=stopped or "not run")
+            for name in options.checks
+        ]
+
+    def _stalled(self, check: str, url: URL | None, timeout: float) -> str:
+        """What the database was doing when ``check`` ran out of time."""
+        running = _active_statements(url) if url is not None else []
+        what = "; ".join(
+            f"session {r['session']} {r['state']} {r['seconds']:.0f} s"
+            + (f" waiting {r['waiting']}" if r.get("waiting") else "")
+            + f": {' '.join(str(r['statement']).split())[:300]}"
+            for r in running
         )
-        for item in CHECKS
-    ]
+        return masking.mask(
+            f"timed out after {timeout:g} s"
+            + (f"; the database was running: {what}" if what else "; no statement was running")
+        )
+
+
+def fatal_of(cause: dict[str, Any]) -> dict[str, str]:
+    """A target's fatal status from the check process's first cause.
+
+    The plugin's own code failing is a verdict on the plugin (``failed``); an
+    error with nothing of the plugin on the stack is the harness's (``error``).
+    """
+    where = f" at {cause['where']}" if cause.get("where") else ""
+    if cause.get("kind") == "harness":
+        return {"status": "error", "reason": f"the harness failed{where}: {cause['error']}"}
+    return {"status": "failed", "reason": f"the plugin cannot be loaded{where}: {cause['error']}"}
+
+
+def _not_run(names: tuple[str, ...], reason: str) -> list[CheckResult]:
+    return [CheckResult(name, Status.NOT_RUN, reason=reason) for name in names]
+
+
+def _active_statements(url: URL) -> list[dict[str, Any]]:
+    engine = engine_named(url.get_backend_name())
+    found = []
+    try:
+        sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
+        try:
+            with sa_engine.connect() as conn:
+                for name in _databases_of(conn, url):
+                    rows = conn.execute(sa.text(engine.active_statements_sql), {"database": name})
+                    found += [dict(row._mapping) for row in rows]
+        finally:
+            sa_engine.dispose()
+    except sa.exc.DBAPIError:
+        return []
+    return found
+
+
+def _databases_of(conn: sa.Connection, url: URL) -> list[str]:
+    """The target's database and its siblings (``<name>_<purpose>``)."""
+    engine = engine_named(url.get_backend_name())
+    names = [row[0] for row in conn.execute(sa.text(engine.list_databases_sql))]
+    return [n for n in names if n == url.database or n.startswith(url.database + "_")]
+
+
+def _drop_siblings(url: URL) -> None:
+    """Drop the sibling databases a killed check process could not drop itself."""
+    engine = engine_named(url.get_backend_name())
+    try:
+        sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
+        try:
+            with sa_engine.connect() as conn:
+                names = [n for n in _databases_of(conn, url) if n != url.database]
+        finally:
+            sa_engine.dispose()
+        for name in names:
+            databases.drop_database(url.set(database=name))
+    except sa.exc.DBAPIError:
+        pass  # the server is going away with its container or data folder
+
+
+@contextmanager
+def _scratch(run_id: str) -> Iterator[Path]:
+    """A temporary folder for the run, removed on every exit."""
+    path = Path(tempfile.mkdtemp(prefix=f"matrix-run-{run_id}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-packages=(postgresql-15 postgresql-15-postgis-3 rsync chromium)
+# libldap2-dev and libsasl2-dev build python-ldap, which peek-core-user (a plugin
+# of the real-plugin corpus test) declares and PyPI ships only as an sdist.
+packages=(postgresql-15 postgresql-15-postgis-3 rsync chromium libldap2-dev libsasl2-dev)
 [ "${MATRIX_SKIP_DOCKER:-0}" = 1 ] || packages+=(docker.io debootstrap)
 missing=()
 for package in "${packages[@]}"; do

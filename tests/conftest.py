@@ -24,6 +24,16 @@ from matrix.providers.native import NativeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGET = "pg15-postgis33"
+# A test that asks for one of these (directly or through another fixture) needs a
+# live server, engine or tool: it belongs to the live tier.
+LIVE_FIXTURES = {"pg_server_url", "client", "provider", "pypi", "dist", "matrix_run"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a live fixture as ``live``, so the unit tier stays pure."""
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +95,77 @@ def run_matrix_cli(pg_server_url: URL, tmp_path: Path):
         return MatrixRun(done.returncode, done.stdout + done.stderr, reports)
 
     return run
+
+
+# -- bench/html helpers --
+
+BENCH_SIZES = ("--rows", "300", "--ops", "30", "--queries", "3", "--rounds", "3", "--warmup", "1")
+
+
+def matrix_cli(server_url: URL, *args: str) -> subprocess.CompletedProcess:
+    """``python -m matrix ARGS`` with the external provider on the session's server."""
+    environment = {
+        **os.environ,
+        "MATRIX_POSTGRESQL_URL": server_url.render_as_string(hide_password=False),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "matrix", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def bench_cli(server_url: URL, plugin: Path, reports: Path, *args: str):
+    """``python -m matrix bench`` of one plugin on pg15, with sizes that take seconds."""
+    common = ("--targets", PG_TARGET, "--provider", "external", "--reports", str(reports))
+    return matrix_cli(server_url, "bench", "--plugin", str(plugin), *common, *BENCH_SIZES, *args)
+
+
+def sample_benchmark(factor: float = 1.0):
+    """A target's benchmark without a server: two measured operations and a skipped one.
+
+    Every throughput is multiplied by ``factor``, for baselines faster or slower.
+    """
+    from matrix.bench.model import DRIVER, ORM, BenchmarkResult, Figure, OperationResult, Settings
+
+    def measured(name: str, unit: str, rates: dict[str, float]):
+        figures = [
+            Figure.from_seconds(
+                name,
+                ORM if n == 0 else DRIVER,
+                method,
+                unit,
+                100,
+                [100 / (rate * factor * k) for k in (0.9, 1.0, 1.1)],
+                2.0 if n == 0 else None,
+            )
+            for n, (method, rate) in enumerate(rates.items())
+        ]
+        return OperationResult.measured(name, name.replace("_", " "), unit, 100, figures)
+
+    return BenchmarkResult(
+        Settings(rows=100, ops=100, queries=2, rounds=3, warmup=1),
+        [
+            measured("insert_batch", "rows/s", {"add_all": 1000, "values": 2000, "COPY": 4000}),
+            measured("read_pk", "ops/s", {"Session.get": 500, "execute + fetchone": 800}),
+            OperationResult("setting_read", "setting read", "ops/s", skipped="no globalSetting"),
+        ],
+        table="pl_sample.Item",
+        timed_s=1.5,
+        wall_s=3.0,
+    )
+
+
+def scaled(document, factor: float):
+    """A copy of a benchmark document with every median multiplied by ``factor``."""
+    from matrix.bench.model import BenchmarkDocument
+
+    result = BenchmarkDocument.from_dict(document.to_dict())
+    for target in result.targets.values():
+        for operation in target.result.operations:
+            for figure in operation.figures:
+                figure.median *= factor
+    return result

@@ -3,9 +3,14 @@
 Every check of the harness must be shown to fail on exactly the defect it
 claims to catch. These plugins follow the Peek layout (plugin_package.json
 with a storage section, ``_private/storage/DeclarativeBase.py``, an Alembic
-folder whose env.py behaves like Peek's ``AlembicEnvBase``) but are not the
-tutorial plugin: each gets its own package and schema name, which also
-proves the harness works for plugins it has never seen.
+folder) but are not the tutorial plugin: each gets its own package and schema
+name, which also proves the harness works for plugins it has never seen.
+
+Two env.py flavours: ``peek`` is Peek's own ``AlembicEnvBase`` inlined
+(online only, ``schema_translate_map={None: schema}``,
+``include_schemas=False``), as every published Peek plugin has; ``offline``
+also renders ``--sql`` scripts, with ``CREATE SCHEMA`` first (unless
+``offline_schema`` is off, a defect of its own).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ def configure(**kwargs):
 if context.is_offline_mode():
     configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
     with context.begin_transaction():
+        if {offline_schema}:
+            context.execute('CREATE SCHEMA IF NOT EXISTS "' + metadata.schema + '"')
         context.run_migrations()
 else:
     engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
@@ -54,6 +61,41 @@ else:
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+"""
+
+PEEK_ENV_PY = """
+\"\"\"Peek's AlembicEnvBase (peek-plugin-base 5.1.6), inlined: online only.\"\"\"
+from alembic import context
+from sqlalchemy import engine_from_config, pool, text
+
+from {package}._private.storage import DeclarativeBase
+
+DeclarativeBase.loadStorageTuples()
+config = context.config
+metadata = DeclarativeBase.metadata
+schema = metadata.schema
+
+
+def include_object(object, name, type_, reflected, compare_to):
+    return not (hasattr(object, "schema") and object.schema != schema)
+
+
+connectable = engine_from_config(
+    config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
+)
+with connectable.connect() as connection:
+    with connectable.connect() as conn:
+        conn.execute(text('CREATE SCHEMA IF NOT EXISTS "%s" ' % schema))
+        conn.commit()
+    context.configure(
+        connection=connection.execution_options(schema_translate_map={{None: schema}}),
+        target_metadata=metadata,
+        include_object=include_object,
+        include_schemas=False,
+        version_table_schema={version_table_schema},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 """
 
 DECLARATIVE_BASE = """
@@ -145,6 +187,9 @@ class PluginSpec:
     )
     version_table_schema: str | None = "schema"
     storage_section: bool = True
+    env: str = "offline"  # or "peek": Peek's AlembicEnvBase, online only
+    offline_schema: bool = True
+    models: dict[str, str] = field(default_factory=dict)  # extra model modules: name -> code
 
     @property
     def package(self) -> str:
@@ -186,13 +231,21 @@ def write_plugin(root: Path, spec: PluginSpec) -> Path:
         manifest["storage"] = {"alembicDir": "_private/alembic"}
     (package_dir / "plugin_package.json").write_text(json.dumps(manifest, indent=2))
     schema_expr = "metadata.schema" if spec.version_table_schema == "schema" else "None"
-    (package_dir / "_private" / "alembic" / "env.py").write_text(
-        ENV_PY.format(package=spec.package, version_table_schema=schema_expr)
-    )
+    if spec.env == "peek":
+        env_py = PEEK_ENV_PY.format(package=spec.package, version_table_schema=schema_expr)
+    else:
+        env_py = ENV_PY.format(
+            package=spec.package,
+            version_table_schema=schema_expr,
+            offline_schema=spec.offline_schema,
+        )
+    (package_dir / "_private" / "alembic" / "env.py").write_text(env_py)
     (storage / "DeclarativeBase.py").write_text(DECLARATIVE_BASE.format(schema=spec.schema))
     (storage / "Item.py").write_text(
         ITEM_MODEL.format(package=spec.package, extra_columns=spec.extra_columns)
     )
+    for name, code in spec.models.items():
+        (storage / f"{name}.py").write_text(textwrap.dedent(code).format(package=spec.package))
     for revision in spec.revisions:
         (versions / f"{revision.revision}.py").write_text(
             REVISION.format(

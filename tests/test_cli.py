@@ -1,71 +1,272 @@
-"""Bad input gets one clear paragraph, a non-zero exit and no traceback.
+"""Bad input: one clear paragraph, exit 2, no traceback, before anything starts.
 
-And a run that cannot reach a database says ``not_run``, never ``passed``,
-while keeping every result it gathered.
+One table feeds a malformed value for every input the command line
+validates (the matrix file and each of its fields, ``--targets``, every
+``MATRIX_*`` URL, the reports folder, the plugin in each of its forms and
+its ``plugin_package.json``, ``--with``, ``--constraints``, the policy file)
+and asserts the exit status, the phrases of the cause and the fix, and that
+no traceback shows. All of them fail before any server or environment is
+made, so this is the unit tier.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import subprocess
-import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, assert_clear_error, cli
 from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 
+from matrix.cli import main
 from matrix.definition import load_matrix
 from matrix.errors import MatrixFileError
 
-ROOT = Path(__file__).resolve().parent.parent
 MATRIX_FILE = ROOT / "matrix" / "targets.toml"
+Make = Callable[[Path], list[str]]
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "matrix", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
+def healthy(tmp: Path, name: str = "valid") -> Path:
+    return write_plugin(tmp / "src", PluginSpec(name, healthy_revisions()))
 
 
-def assert_clear_error(done: subprocess.CompletedProcess, *phrases: str) -> None:
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    assert "Traceback" not in output
-    assert "error:" in output
-    for phrase in phrases:
-        assert phrase in " ".join(output.split()), output
-
-
-def run_external(tmp_path: Path, name: str, url: str, *extra: str):
-    """Run a fresh healthy plugin on pg15 through the external provider at ``url``."""
-    package = write_plugin(tmp_path / "src", PluginSpec(name, healthy_revisions()))
-    reports = tmp_path / "reports"
-    done = cli(
+def run_args(tmp: Path, *extra: str, plugin: Path | str | None = None) -> list[str]:
+    plugin = plugin or healthy(tmp)
+    reports = tmp / "reports"
+    return [
         "run",
         "--plugin",
-        str(package),
+        str(plugin),
         "--targets",
         "pg15-postgis33",
-        "--provider",
-        "external",
         "--reports",
         str(reports),
         *extra,
-        env={"MATRIX_POSTGRESQL_URL": url},
-    )
-    return done, reports
+    ]
 
 
-def test_malformed_matrix_file_is_a_clear_error(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text("schema_version = 1\n[[target]\nid = 'x'\n")
-    assert_clear_error(cli("list", "--matrix", str(bad)), "is not valid TOML", "line")
+def manifest(edit: Callable[[dict], object]) -> Make:
+    def make(tmp: Path) -> list[str]:
+        package = healthy(tmp, "badmanifest")
+        path = package / "plugin_package.json"
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps(edit(data)))
+        return run_args(tmp, plugin=package)
+
+    return make
+
+
+def wheel(build: Callable[[zipfile.ZipFile], None], corrupt: bool = False) -> Make:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "peek_plugin_x-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w") as archive:
+            build(archive)
+        if corrupt:
+            data = bytearray(path.read_bytes())
+            index = data.find(b"hello payload")
+            data[index : index + 5] = b"HELLO"
+            path.write_bytes(bytes(data))
+        return run_args(tmp, plugin=path)
+
+    return make
+
+
+def with_env(variable: str, value: str) -> Make:
+    def make(tmp: Path) -> list[str]:
+        make.env = {variable: value}  # type: ignore[attr-defined]
+        return run_args(tmp, "--provider", "external")
+
+    return make
+
+
+def policy(text: str) -> Make:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "policy.toml"
+        path.write_text(text)
+        return run_args(tmp, "--policy", str(path))
+
+    return make
+
+
+def matrix_file(edit: Callable[[str], str]) -> Make:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "targets.toml"
+        path.write_text(edit(MATRIX_FILE.read_text()))
+        return run_args(tmp, "--matrix", str(path))
+
+    return make
+
+
+def metadata(archive: zipfile.ZipFile) -> None:
+    archive.writestr("peek_plugin_x-1.0.dist-info/METADATA", "Name: peek-plugin-x\nVersion: 1.0\n")
+
+
+BAD_INPUTS: dict[str, tuple[Make, tuple[str, ...]]] = {
+    "matrix file missing": (
+        lambda tmp: run_args(tmp, "--matrix", str(tmp / "nope.toml")),
+        ("does not exist", "--matrix"),
+    ),
+    "matrix file not TOML": (
+        matrix_file(lambda text: text + "\n[[target]\n"),
+        ("is not valid TOML", "Fix the syntax"),
+    ),
+    "matrix schema_version": (
+        matrix_file(lambda text: text.replace("schema_version = 1", "schema_version = 7")),
+        ("schema_version 7", "schema_version = 1"),
+    ),
+    "targets syntax": (
+        lambda tmp: [*run_args(tmp), "--targets", "pg15-postgis33,,x y"],
+        ("is not a comma-separated list of target ids",),
+    ),
+    "unknown target": (
+        lambda tmp: [*run_args(tmp), "--targets", "pg99"],
+        ("Unknown target id 'pg99'", "python -m matrix list"),
+    ),
+    "URL with a bad port": (
+        with_env("MATRIX_POSTGRESQL_URL", "postgresql://u:p@127.0.0.1:notaport/db"),
+        ("MATRIX_POSTGRESQL_URL is not a database URL", "%-encoded"),
+    ),
+    "URL of another engine": (
+        with_env("MATRIX_POSTGRESQL_URL", "mssql://u:p@127.0.0.1:1433/master"),
+        ("MATRIX_POSTGRESQL_URL points at a SQL Server server", "Point MATRIX_POSTGRESQL_URL"),
+    ),
+    "URL of an unknown engine": (
+        with_env("MATRIX_POSTGRESQL_URL", "oracle://u:p@127.0.0.1/x"),
+        ("MATRIX_POSTGRESQL_URL names the engine 'oracle'",),
+    ),
+    "reports path is a file": (
+        lambda tmp: [*run_args(tmp), "--reports", str(_file(tmp))],
+        ("is a file, not a folder", "--reports"),
+    ),
+    "reports folder cannot be made": (
+        lambda tmp: [*run_args(tmp), "--reports", str(_file(tmp) / "reports")],
+        ("cannot be written", "--reports"),
+    ),
+    "plugin path missing": (
+        lambda tmp: run_args(tmp, plugin=tmp / "no" / "such.whl"),
+        ("does not exist",),
+    ),
+    "plugin is neither path nor requirement": (
+        lambda tmp: run_args(tmp, plugin="not a requirement!"),
+        ("neither an existing path nor a requirement", "peek-plugin-inbox==5.1.6"),
+    ),
+    "plugin is some other file": (
+        lambda tmp: run_args(tmp, plugin=_file(tmp)),
+        ("is a file, but not a wheel (.whl) or an sdist",),
+    ),
+    "plugin folder holds nothing": (
+        lambda tmp: run_args(tmp, plugin=tmp),
+        ("holds no plugin_package.json, pyproject.toml or setup.py",),
+    ),
+    "corrupt wheel": (
+        wheel(
+            lambda a: (metadata(a), a.writestr("peek_plugin_x/data.txt", "hello payload")),
+            corrupt=True,
+        ),
+        ("is corrupt", "fails its CRC check"),
+    ),
+    "wheel without plugin_package.json": (
+        wheel(lambda a: (metadata(a), a.writestr("peek_plugin_x/__init__.py", "hello payload"))),
+        ("holds 0 packages with a plugin_package.json", "packages: peek_plugin_x"),
+    ),
+    "wheel that is no zip": (
+        lambda tmp: run_args(tmp, plugin=_file(tmp, "x-1.0-py3-none-any.whl")),
+        ("is not a valid wheel",),
+    ),
+    "manifest not an object": (
+        manifest(lambda data: [data]),
+        ("holds a JSON list, not an object",),
+    ),
+    "alembicDir not a string": (
+        manifest(lambda data: {**data, "storage": {"alembicDir": 7}}),
+        ("storage.alembicDir = 7 is not a string",),
+    ),
+    "alembicDir outside the package": (
+        manifest(lambda data: {**data, "storage": {"alembicDir": "../elsewhere"}}),
+        ("is not a folder inside the package",),
+    ),
+    "alembicDir without env.py": (
+        manifest(lambda data: {**data, "storage": {"alembicDir": "_private"}}),
+        ("which has no env.py",),
+    ),
+    "requiresServices not a list": (
+        manifest(lambda data: {**data, "requiresServices": "storage"}),
+        ('requiresServices = "storage" is not a list',),
+    ),
+    "no storage service": (
+        manifest(lambda data: {**data, "requiresServices": ["logic"]}),
+        ("does not use Peek's storage service", "Add Storage Service"),
+    ),
+    "plugin.version not a string": (
+        manifest(lambda data: {**data, "plugin": {"version": 5}}),
+        ("plugin.version = 5 is not a string",),
+    ),
+    "--with not a requirement": (
+        lambda tmp: [*run_args(tmp), "--with", "Twisted<<26"],
+        ("--with 'Twisted<<26' is not a requirement",),
+    ),
+    "--constraints missing": (
+        lambda tmp: [*run_args(tmp), "--constraints", str(tmp / "nope.txt")],
+        ("The constraints file", "does not exist"),
+    ),
+    "policy missing": (
+        lambda tmp: [*run_args(tmp), "--policy", str(tmp / "nope.toml")],
+        ("The policy file", "does not exist"),
+    ),
+    "policy not TOML": (policy("[[waive]\n"), ("is not valid TOML",)),
+    "policy unknown check": (
+        policy('[[waive]]\ncheck = "nonsense"\nreason = "x"\n'),
+        ("check 'nonsense' is not a check of the harness",),
+    ),
+    "policy without a reason": (
+        policy('[[waive]]\ncheck = "data_survives"\n'),
+        ("lacks reason",),
+    ),
+    "policy empty revision": (
+        policy('[[waive]]\ncheck = "data_survives"\nreason = "x"\nrevision = ""\n'),
+        ("revision = '' is not a non-empty string",),
+    ),
+    "policy bad cost": (
+        policy('[cost]\nmax_revision_seconds = "fast"\n'),
+        ("max_revision_seconds = 'fast' is not a number of seconds",),
+    ),
+    "policy unknown cost": (
+        policy("[cost]\nmax_speed = 1\n"),
+        ("unknown limit 'max_speed'",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_is_one_paragraph_and_exit_2(case, tmp_path, monkeypatch, capsys):
+    make, phrases = BAD_INPUTS[case]
+    args = make(tmp_path)
+    for variable, value in (getattr(make, "env", None) or {}).items():
+        monkeypatch.setenv(variable, value)
+    assert_clear_error(in_process(args, capsys), *phrases)
+    assert not (tmp_path / "reports" / "compat.json").exists()  # nothing ran
+
+
+def in_process(args: list[str], capsys) -> subprocess.CompletedProcess:
+    """``main(args)`` in this process: the same code path as the command, without its start-up."""
+    code = main(args)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-j", "0"], ["--check-timeout", "-1"], ["--run-timeout", "soon"], ["--engine", "oracle"]],
+)
+def test_bad_numbers_and_choices_are_usage_errors(args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([*run_args(tmp_path), *args])
+    assert caught.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -73,130 +274,43 @@ def test_malformed_matrix_file_is_a_clear_error(tmp_path):
     [
         (
             lambda t: t.replace(
-                'engine = "mssql"\nversion = "2019"', 'engine = "oracle"\nversion = "2019"'
+                'engine = "postgresql"\nversion = "13"', 'engine = "db2"\nversion = "13"'
             ),
-            "unknown engine 'oracle'",
+            "unknown engine 'db2'",
         ),
-        (lambda t: t.replace("required = true\n", 'required = "yes"\n', 1), "not a bool"),
-        (lambda t: t.replace('id = "pg15-postgis33"', 'id = "pg13-postgis31"'), "twice"),
+        (
+            lambda t: t.replace("\nrequired = true", '\nrequired = "yes"', 1),
+            "required = 'yes', not a bool",
+        ),
         (
             lambda t: t.replace(
-                'providers = ["docker", "native", "external"]', 'providers = ["podman"]', 1
+                'providers = ["docker", "native", "external"]', 'providers = ["cloud"]', 1
             ),
-            "providers ['podman']",
+            "has providers ['cloud']",
         ),
-        (lambda t: t.replace("schema_version = 1", "schema_version = 7"), "schema_version 7"),
+        (
+            lambda t: t.replace('id = "pg15-postgis33"', 'id = "pg13-postgis31"'),
+            "defines target 'pg13-postgis31' twice",
+        ),
+        (lambda t: t.replace("ready_timeout = 90", "ready_timeout = -5"), "ready_timeout = -5"),
+        (lambda t: t.replace("port = 5432", "port = 70000"), "port = 70000"),
     ],
 )
 def test_invalid_matrix_fields_name_the_target_and_field(tmp_path, edit, phrase):
-    path = tmp_path / "matrix.toml"
+    path = tmp_path / "targets.toml"
     path.write_text(edit(MATRIX_FILE.read_text()))
     with pytest.raises(MatrixFileError) as caught:
         load_matrix(path)
     assert phrase in str(caught.value)
 
 
-def test_unknown_target_id_is_a_clear_error():
-    assert_clear_error(
-        cli("run", "--targets", "pg99-nope"),
-        "Unknown target id 'pg99-nope'",
-        "python -m matrix list",
-    )
-
-
-def test_plugin_without_storage_section_is_a_clear_error(tmp_path):
-    spec = PluginSpec("nostorage", healthy_revisions(), storage_section=False)
-    package = write_plugin(tmp_path, spec)
-    done = cli("run", "--plugin", str(package), "--targets", "pg15-postgis33")
-    assert_clear_error(done, "does not use Peek's storage service", '"alembicDir"')
-
-
-def test_plugin_path_that_is_nothing_is_a_clear_error(tmp_path):
-    assert_clear_error(cli("run", "--plugin", str(tmp_path)), "holds no plugin_package.json")
-
-
 def test_verbose_shows_the_traceback(tmp_path):
-    done = cli("run", "-v", "--plugin", str(tmp_path))
+    done = cli(*run_args(tmp_path, plugin=tmp_path), "-v", timeout=120)
     assert done.returncode == 2
     assert "Traceback" in done.stderr
 
 
-def test_unreachable_database_is_not_run_and_offline_checks_still_run(tmp_path):
-    done, reports = run_external(tmp_path, "unreached", "")
-    assert done.returncode == 1, done.stdout + done.stderr
-    target = json.loads((reports / "compat.json").read_text())["targets"][0]
-    assert target["status"] == "not_run"
-    assert "MATRIX_POSTGRESQL_URL" in target["reason"]
-    statuses = {c["name"]: c["status"] for c in target["checks"]}
-    assert statuses["offline_sql"] == "passed" and statuses["single_head"] == "passed"
-    assert statuses["upgrade_stepwise"] == "not_run"
-    assert (reports / "sql" / "pg15-postgis33" / "upgrade.sql").exists()
-    assert "not_run" in (reports / "compat.md").read_text()
-    assert "<skipped" in (reports / "junit.xml").read_text()
-
-
-def test_server_that_refuses_logins_is_an_error_with_the_cause(tmp_path):
-    secret = "Sup3r-Secret-Pw"
-    quick = tmp_path / "quick.toml"
-    quick.write_text(MATRIX_FILE.read_text().replace("ready_timeout = 90", "ready_timeout = 2"))
-    done, reports = run_external(
-        tmp_path, "refused", f"postgresql://peek:{secret}@127.0.0.1:1/peek", "--matrix", str(quick)
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1
-    report = (reports / "compat.json").read_text()
-    assert '"status": "error"' in report
-    assert "did not accept a login" in report
-    assert secret not in output and secret not in report  # masked everywhere
-
-
-def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server_url, tmp_path):
-    package = write_plugin(tmp_path / "src", PluginSpec("masked", healthy_revisions()))
-    run = run_matrix_cli(
-        "--plugin", str(package), "--targets", "pg15-postgis33", "--provider", "external"
-    )
-    assert run.exit_code == 0, run.output
-    password = pg_server_url.password
-    assert password and password not in run.output
-    for path in run.reports.rglob("*"):
-        if path.is_file():
-            assert password not in path.read_text(errors="replace"), path
-
-
-def test_runs_of_the_same_build_add_up_and_other_builds_are_dropped(run_matrix_cli, tmp_path):
-    package = write_plugin(tmp_path / "src", PluginSpec("addsup", healthy_revisions()))
-    reports = tmp_path / "shared-reports"
-    common = ("--plugin", str(package), "--reports", str(reports))
-    first = run_matrix_cli(*common, "--targets", "pg15-postgis33", "--provider", "external")
-    assert first.exit_code == 0, first.output
-    second = cli(
-        "run",
-        *common,
-        "--targets",
-        "mssql2022",
-        "--provider",
-        "external",
-        env={"MATRIX_MSSQL_URL": ""},
-    )
-    assert second.returncode == 1
-    statuses = {
-        t["id"]: t["status"] for t in json.loads((reports / "compat.json").read_text())["targets"]
-    }
-    assert statuses == {"pg15-postgis33": "passed", "mssql2022": "not_run"}
-
-    other = write_plugin(tmp_path / "other", PluginSpec("otherbuild", healthy_revisions()))
-    cli(
-        "run",
-        "--plugin",
-        str(other),
-        "--reports",
-        str(reports),
-        "--targets",
-        "mssql2019",
-        "--provider",
-        "external",
-        env={"MATRIX_MSSQL_URL": ""},
-    )
-    report = json.loads((reports / "compat.json").read_text())
-    assert [t["id"] for t in report["targets"]] == ["mssql2019"]
-    assert sorted(p.name for p in (reports / "targets").iterdir()) == ["mssql2019.json"]
+def _file(tmp: Path, name: str = "a-file.txt") -> Path:
+    path = tmp / name
+    path.write_bytes(io.BytesIO(b"not what was asked for").getvalue())
+    return path

@@ -91,7 +91,7 @@ def test_postgresql_spec_on_the_host_network() -> None:
     assert spec.user == "peek"
     assert spec.image == "some/image:1"
     assert (spec.server_url.host, spec.server_url.port) == ("127.0.0.1", 45678)
-    assert spec.server_url.drivername == "postgresql+psycopg2"
+    assert spec.server_url.drivername == "postgresql+psycopg"
     assert spec.server_url.password == "Pa55-word_x"
 
 

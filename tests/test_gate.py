@@ -1,10 +1,12 @@
 """The release gate refuses every report that does not prove this build.
 
 The decision is tested as the pure function it is, on reports for the real
-matrix file; the command is tested end to end on a real matrix run of the
-tutorial wheel against the live PostgreSQL + PostGIS server, where the SQL
-Server targets are ``not_run`` (no server here) and the other PostgreSQL
-versions are missing, exactly the situation a release engineer meets here.
+matrix file built from the typed results (``helpers``), including forged
+ones: a report whose pieces disagree proves nothing. The command is tested
+end to end on a real matrix run of the tutorial wheel against the live
+PostgreSQL + PostGIS server, where the SQL Server targets are ``not_run``
+(no server here) and the other PostgreSQL versions are missing, exactly the
+situation a release engineer meets here.
 """
 
 from __future__ import annotations
@@ -14,57 +16,70 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import (
+    BUILD,
+    COMMIT,
+    MATRIX,
+    SHA,
+    checks,
+    evidence,
+    judged,
+    report,
+    target,
+    unreached,
+)
 
+from matrix import reports
+from matrix.cli import ExitCode, main
 from matrix.definition import load_matrix
 from matrix.errors import HarnessError
-from matrix.gate import Build, Cause, evaluate, find_wheel
-from matrix.results import CheckResult, PluginInfo, RunReport, Status, TargetResult
+from matrix.gate import Build, Cause, Evidence, evaluate, find_wheel, load_evidence, render
+from matrix.results import CheckResult, Finding, Status
 
 ROOT = Path(__file__).resolve().parent.parent
-MATRIX = load_matrix()
-SHA = "a" * 64
-COMMIT = "c0ffee" * 6 + "c0ff"
-BUILD = Build(Path("dist/peek_plugin_tutorial-1.0.0-py3-none-any.whl"), SHA, COMMIT)
 MSSQL = ["mssql2019", "mssql2022", "mssql2025"]
 OTHER_PG = ["pg13-postgis31", "pg17-postgis35"]
-
-
-def report_with(statuses: dict[str, Status], sha: str | None = SHA, commit: str | None = COMMIT):
-    """A report of the real matrix: every target passed, except as ``statuses`` says.
-
-    A status of ``None`` leaves the target out of the report.
-    """
-    targets = []
-    for target in MATRIX.targets:
-        status = statuses.get(target.id, Status.PASSED)
-        if status is not None:
-            reason = "no server could serve it" if status == Status.NOT_RUN else ""
-            result = TargetResult(target.id, target.engine, target.label, True, status, reason)
-            targets.append(result)
-    plugin = PluginInfo("peek_plugin_tutorial", "1.0.0", "wheel" if sha else "in-place", None, sha)
-    return RunReport(plugin, commit, "run1", "2026-01-01T00:00:00+00:00", "targets.toml", targets)
+PG = "pg15-postgis33"
+DROPPED = Finding("table_dropped", "table cache dropped with its rows", "4795161756fc")
+ACKNOWLEDGED = replace(DROPPED, waived="the cache is rebuilt")
 
 
 def test_every_required_target_passed_for_this_build_passes():
-    verdict = evaluate(report_with({}), MATRIX, BUILD)
+    verdict = evaluate(evidence(report()), MATRIX, BUILD)
     assert verdict.passed
-    assert verdict.refusals == [] and verdict.waived == [] and verdict.notes == []
+    assert verdict.refusals == [] and verdict.allowed_missing == [] and verdict.notes == []
 
 
 @pytest.mark.parametrize(
-    ("status", "cause", "words"),
+    ("result", "cause", "words"),
     [
-        (Status.FAILED, Cause.FAILED, "is required and failed"),
-        (Status.ERROR, Cause.ERROR, "is required and error"),
-        (Status.NOT_RUN, Cause.NOT_RUN, "is required but was not run (no server could serve it)"),
+        (
+            target("pg17-postgis35", with_checks=checks(reupgrade=judged("reupgrade", DROPPED))),
+            Cause.FAILED,
+            "is required and failed (checks reupgrade; reupgrade: table cache dropped with",
+        ),
+        (
+            target(
+                "pg17-postgis35", with_checks=[], fatal={"status": "error", "reason": "server died"}
+            ),
+            Cause.ERROR,
+            "is required and error (server died)",
+        ),
+        (
+            unreached("pg17-postgis35"),
+            Cause.NOT_RUN,
+            "is required but was not run (no server could serve it)",
+        ),
         (None, Cause.MISSING, "is required but missing from compat.json"),
     ],
 )
-def test_each_required_target_that_did_not_pass_is_one_reason(status, cause, words):
-    verdict = evaluate(report_with({"pg17-postgis35": status}), MATRIX, BUILD)
+def test_each_required_target_that_did_not_pass_is_one_reason(result, cause, words):
+    run = report(result) if result else report(absent=("pg17-postgis35",))
+    verdict = evaluate(evidence(run), MATRIX, BUILD)
     assert not verdict.passed
     (refusal,) = verdict.refusals
     assert (refusal.cause, refusal.target) == (cause, "pg17-postgis35")
@@ -73,22 +88,23 @@ def test_each_required_target_that_did_not_pass_is_one_reason(status, cause, wor
     assert "python -m matrix run --targets pg17-postgis35" in refusal.message
 
 
-def test_a_failed_target_names_the_checks_that_failed():
-    report = report_with({"pg13-postgis31": Status.FAILED})
-    report.targets[0].checks = [
-        CheckResult("single_head", Status.PASSED),
-        CheckResult("reupgrade", Status.FAILED, detail="table left behind"),
-        CheckResult("data_survives", Status.ERROR, detail="connection lost"),
-    ]
-    (refusal,) = evaluate(report, MATRIX, BUILD).refusals
-    assert "is required and failed (checks reupgrade, data_survives); fix the plugin" in (
-        refusal.message
+def test_a_failed_target_names_every_check_that_failed():
+    broken = checks(
+        reupgrade=judged("reupgrade", DROPPED),
+        data_survives=CheckResult("data_survives", Status.ERROR, reason="connection lost"),
     )
+    result = target("pg13-postgis31", with_checks=broken)
+    (refusal,) = evaluate(evidence(report(result)), MATRIX, BUILD).refusals
+    assert (
+        "is required and error (checks reupgrade, data_survives; data_survives: connection lost)"
+        "; fix the plugin"
+    ) in refusal.message
 
 
 def test_a_report_for_another_wheel_and_commit_is_refused_with_every_reason():
-    report = report_with({"mssql2019": Status.FAILED}, sha="b" * 64, commit="d" * 40)
-    verdict = evaluate(report, MATRIX, BUILD)
+    failed = target("mssql2019", with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    run = report(failed, sha="b" * 64, commit="d" * 40)
+    verdict = evaluate(evidence(run), MATRIX, BUILD)
     causes = [r.cause for r in verdict.refusals]
     assert causes == [Cause.OTHER_WHEEL, Cause.OTHER_COMMIT, Cause.FAILED]
     wheel, commit, _ = (r.message for r in verdict.refusals)
@@ -98,41 +114,208 @@ def test_a_report_for_another_wheel_and_commit_is_refused_with_every_reason():
 
 
 def test_a_report_that_names_no_commit_proves_no_commit():
-    report = report_with({}, commit=None)
-    (refusal,) = evaluate(report, MATRIX, Build(BUILD.wheel, SHA, None)).refusals
+    run = report(commit=None)
+    (refusal,) = evaluate(evidence(run), MATRIX, Build(BUILD.wheel, SHA, None)).refusals
     assert refusal.cause == Cause.OTHER_COMMIT
     assert "compat.json is about commit unknown, but this is commit unknown" in refusal.message
 
 
 def test_a_report_of_the_plugin_used_in_place_proves_no_wheel():
-    verdict = evaluate(report_with({}, sha=None), MATRIX, BUILD)
-    (refusal,) = verdict.refusals
+    (refusal,) = evaluate(evidence(report(sha=None)), MATRIX, BUILD).refusals
     assert refusal.cause == Cause.OTHER_WHEEL
     assert "proves the in-place plugin" in refusal.message
 
 
-def test_allow_missing_waives_missing_and_not_run_but_never_a_failure():
-    statuses = {"mssql2019": Status.NOT_RUN, "mssql2022": None, "mssql2025": Status.FAILED}
-    verdict = evaluate(report_with(statuses), MATRIX, BUILD, frozenset(MSSQL + ["pg15-postgis33"]))
-    assert verdict.waived == ["mssql2019", "mssql2022"]
+# -- the report must agree with itself -------------------------------------------------
+
+
+def test_a_report_of_another_schema_version_is_bad_input_with_the_fix(tmp_path, capsys):
+    run = report().to_dict()
+    (tmp_path / "compat.json").write_text(json.dumps({**run, "schema_version": 1}, default=str))
+    code = main(["gate", "--reports", str(tmp_path), "--dist", str(tmp_path)])
+    assert code == ExitCode.USAGE
+    error = " ".join(capsys.readouterr().err.split())
+    assert "has report schema_version 1; this harness reads 2." in error
+    assert "Rerun the matrix with this harness to write a report it can verify." in error
+
+
+def test_a_target_stored_as_passed_with_a_failed_check_is_refused():
+    forged = target(PG, with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    forged.status = Status.PASSED
+    (refusal,) = evaluate(evidence(report(forged)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, PG)
+    assert refusal.message.startswith(
+        f"{PG} (PostgreSQL 15 + PostGIS 3.3) is stored as passed, but its checks make it "
+        "failed (failed or errored checks: reupgrade)"
+    )
+
+
+def test_a_target_stored_as_passed_with_4_of_the_required_checks_is_refused():
+    forged = target(PG, with_checks=checks()[:4])
+    forged.status = Status.PASSED
+    (refusal,) = evaluate(evidence(report(forged)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCOMPLETE, PG)
+    missing = ", ".join(c.name for c in checks()[4:])
+    assert f"is stored as passed but holds 4 of the 11 required checks (missing: {missing})" in (
+        refusal.message
+    )
+
+
+def test_a_stored_status_that_hides_a_waiver_is_refused():
+    forged = target(PG, with_checks=checks(data_survives=judged("data_survives", ACKNOWLEDGED)))
+    assert forged.status == Status.WAIVED
+    forged.status = Status.PASSED  # the release notes would not list the waiver
+    (refusal,) = evaluate(evidence(report(forged)), MATRIX, BUILD).refusals
+    assert refusal.cause == Cause.INCONSISTENT
+    assert "is stored as passed, but its checks make it waived (passed with acknowledged" in (
+        refusal.message
+    )
+
+
+def test_an_overall_status_that_disagrees_with_the_targets_is_refused():
+    forged = Evidence(report(unreached("mssql2019")), stated_status="passed")
+    verdict = evaluate(forged, MATRIX, BUILD, frozenset({"mssql2019"}))
     (refusal,) = verdict.refusals
-    assert refusal.target == "mssql2025"
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, None)
+    assert "compat.json states the overall status passed, but its targets make it not_run" in (
+        refusal.message
+    )
+
+
+def test_a_check_passed_with_an_unwaived_blocking_finding_is_refused():
+    forged = judged("data_survives", DROPPED)
+    forged.status = Status.PASSED
+    result = target(PG, with_checks=checks(data_survives=forged))
+    assert result.status == Status.PASSED  # the target follows its checks; the check lies
+    (refusal,) = evaluate(evidence(report(result)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, PG)
+    assert (
+        "holds checks whose status disagrees with their findings (data_survives is stored as "
+        "passed but holds the unwaived blocking finding table_dropped at revision 4795161756fc: "
+        "table cache dropped with its rows)"
+    ) in refusal.message
+
+
+def test_a_check_passed_with_only_waived_findings_is_refused():
+    forged = judged("data_survives", ACKNOWLEDGED)
+    forged.status = Status.PASSED  # the release notes would not list the waiver
+    result = target(PG, with_checks=checks(data_survives=forged))
+    (refusal,) = evaluate(evidence(report(result)), MATRIX, BUILD).refusals
+    assert refusal.cause == Cause.INCONSISTENT
+    assert "data_survives is stored as passed but its blocking findings are waived" in (
+        refusal.message
+    )
+
+
+def test_a_per_target_file_that_disagrees_with_compat_json_is_refused(tmp_path):
+    failed = target(PG, with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    writer = reports.ReportWriter(tmp_path)
+    job = report(failed)
+    for result in job.targets:
+        writer.write_target(job, result)
+    writer.write_summaries(job)
+    assert evaluate(load_evidence(tmp_path), MATRIX, BUILD).refusals[0].cause == Cause.FAILED
+
+    writer.write_summaries(report())  # compat.json now says pg15 passed; its job said failed
+    (refusal,) = evaluate(load_evidence(tmp_path), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, PG)
+    assert f"{tmp_path}/targets/{PG}.json about {PG} says failed where compat.json says " in (
+        refusal.message
+    )
+    assert "passed (they differ in status, reason, checks)" in refusal.message
+
+
+def test_a_per_target_file_of_a_target_compat_json_leaves_out_is_refused(tmp_path):
+    failed = target("mssql2019", with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    writer = reports.ReportWriter(tmp_path)
+    writer.write_target(report(failed), failed)
+    writer.write_summaries(report(absent=("mssql2019",)))
+    verdict = evaluate(load_evidence(tmp_path), MATRIX, BUILD, frozenset({"mssql2019"}))
+    assert verdict.allowed_missing == []
+    (refusal,) = verdict.refusals
+    assert "about mssql2019 says failed, but compat.json leaves the target out" in refusal.message
+
+
+def test_a_per_target_file_of_another_build_is_refused(tmp_path):
+    writer = reports.ReportWriter(tmp_path)
+    other = report(sha="b" * 64)
+    writer.write_target(other, other.targets[0])
+    writer.write_summaries(report())
+    (refusal,) = evaluate(load_evidence(tmp_path), MATRIX, BUILD).refusals
+    assert refusal.cause == Cause.INCONSISTENT
+    assert f"is about another build (wheel sha256 {'b' * 64}, commit {COMMIT})" in (refusal.message)
+
+
+# -- --allow-missing ------------------------------------------------------------------
+
+
+def test_allow_missing_waives_absent_and_unreached_targets():
+    run = report(unreached("mssql2019"), absent=("mssql2022",))
+    verdict = evaluate(evidence(run), MATRIX, BUILD, frozenset(MSSQL[:2] + [PG]))
+    assert verdict.passed
+    assert verdict.allowed_missing == ["mssql2019", "mssql2022"]
+    assert verdict.notes == [f"--allow-missing {PG}: nothing to waive."]
+
+
+def test_allow_missing_does_not_waive_a_failed_target():
+    failed = target("mssql2025", with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    verdict = evaluate(evidence(report(failed)), MATRIX, BUILD, frozenset({"mssql2025"}))
+    assert verdict.allowed_missing == []
+    (refusal,) = verdict.refusals
+    assert (refusal.cause, refusal.target) == (Cause.FAILED, "mssql2025")
     assert "--allow-missing does not waive a failed target" in refusal.message
-    assert verdict.notes == ["--allow-missing mssql2025, pg15-postgis33: nothing to waive."]
+    assert verdict.notes == ["--allow-missing mssql2025: nothing to waive."]
+
+
+def test_allow_missing_does_not_waive_a_target_a_check_could_not_judge():
+    unjudged = CheckResult("data_survives", Status.NOT_RUN, reason="no table takes rows")
+    result = target("mssql2025", with_checks=checks(data_survives=unjudged))
+    assert (result.status, result.reached) == (Status.NOT_RUN, True)
+    verdict = evaluate(evidence(report(result)), MATRIX, BUILD, frozenset({"mssql2025"}))
+    assert verdict.allowed_missing == []
+    (refusal,) = verdict.refusals
+    assert refusal.cause == Cause.NOT_RUN
+    assert "is required, and a server ran it, but a check could not judge (data_survives" in (
+        refusal.message
+    )
+    assert '(a [[waive]] with kind = "not_run")' in refusal.message
+    assert "--allow-missing does not waive a not_run target" in refusal.message
 
 
 def test_allow_missing_with_an_unknown_id_is_a_usage_error():
     with pytest.raises(HarnessError, match="mssql2030, not a target"):
-        evaluate(report_with({}), MATRIX, BUILD, frozenset({"mssql2030"}))
+        evaluate(evidence(report()), MATRIX, BUILD, frozenset({"mssql2030"}))
+
+
+# -- what passes --------------------------------------------------------------------
+
+
+def test_a_waived_target_passes_and_its_waivers_are_listed():
+    not_judged = CheckResult(
+        "offline_sql", Status.WAIVED, reason="env.py renders none (waived: ok)"
+    )
+    waivers = checks(data_survives=judged("data_survives", ACKNOWLEDGED), offline_sql=not_judged)
+    result = target(PG, with_checks=waivers)
+    assert result.status == Status.WAIVED
+    verdict = evaluate(evidence(report(result)), MATRIX, BUILD)
+    assert verdict.passed
+    assert [a.describe() for a in verdict.acknowledged] == [
+        f"{PG} data_survives at revision 4795161756fc, table_dropped: table cache dropped with "
+        "its rows (waived: the cache is rebuilt)",
+        f"{PG} offline_sql, not_run: env.py renders none (waived: ok)",
+    ]
+    printed = render(verdict)
+    assert "PASSED: every required target passed" in printed
+    assert "  waived by the plugin's policy:\n    - pg15-postgis33 data_survives" in printed
 
 
 def test_targets_the_matrix_does_not_require_are_noted_not_refused(tmp_path):
     lax = tmp_path / "lax.toml"
     text = (ROOT / "matrix" / "targets.toml").read_text()
     lax.write_text(text.replace("required = true", "required = false"))
-    verdict = evaluate(report_with({"mssql2019": Status.FAILED}), load_matrix(lax), BUILD)
+    verdict = evaluate(evidence(report(unreached("mssql2019"))), load_matrix(lax), BUILD)
     assert verdict.passed
-    assert verdict.notes == ["mssql2019 is failed; not required."]
+    assert verdict.notes == ["mssql2019 is not_run; not required."]
 
 
 def test_the_wheel_to_gate_must_be_the_only_one_in_dist(tmp_path):
@@ -163,7 +346,8 @@ def dist(tmp_path_factory) -> Path:
     """The tutorial plugin built as a release builds it."""
     dist = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
-        [sys.executable, "-m", "matrix", "build", "--dist", str(dist)],
+        [sys.executable, "-m", "matrix", "build", "--plugin", "plugin_under_test"]
+        + ["--dist", str(dist)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -180,7 +364,7 @@ def module_run(pg_server_url, dist, tmp_path_factory) -> Path:
     reports = tmp_path_factory.mktemp("reports")
     done = subprocess.run(
         [sys.executable, "-m", "matrix", "run", "--plugin", str(wheel), "--reports", str(reports)]
-        + ["--targets", ",".join(["pg15-postgis33", *MSSQL]), "--provider", "external"],
+        + ["--targets", ",".join([PG, *MSSQL]), "--provider", "external"],
         cwd=ROOT,
         env={
             **os.environ,
@@ -195,18 +379,19 @@ def module_run(pg_server_url, dist, tmp_path_factory) -> Path:
     statuses = {
         t["id"]: t["status"] for t in json.loads((reports / "compat.json").read_text())["targets"]
     }
-    assert statuses == {"pg15-postgis33": "passed", **dict.fromkeys(MSSQL, "not_run")}, done.stdout
+    assert statuses == {PG: "passed", **dict.fromkeys(MSSQL, "not_run")}, done.stdout
     return reports
 
 
 @pytest.fixture
-def reports(module_run, tmp_path) -> Path:
+def reports_dir(module_run, tmp_path) -> Path:
     """This test's own copy: a passing gate writes into the reports."""
     return Path(shutil.copytree(module_run, tmp_path / "reports"))
 
 
-def test_gate_refuses_sql_server_not_run_and_says_why(reports, dist):
-    done = gate_cli("--reports", str(reports), "--dist", str(dist))
+@pytest.mark.live
+def test_gate_refuses_sql_server_not_run_and_says_why(reports_dir, dist):
+    done = gate_cli("--reports", str(reports_dir), "--dist", str(dist))
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "REFUSED, 5 reasons:" in out
@@ -216,16 +401,17 @@ def test_gate_refuses_sql_server_not_run_and_says_why(reports, dist):
     assert "MATRIX_MSSQL_URL" in out
     for target_id in OTHER_PG:
         assert f"- {target_id} " in out and "missing from compat.json" in out
-    assert "pg15-postgis33 (" not in out
-    report = json.loads((reports / "compat.json").read_text())
-    assert report["allowed_missing"] == []
+    assert f"{PG} (" not in out
+    written = json.loads((reports_dir / "compat.json").read_text())
+    assert written["allowed_missing"] == []
 
 
-def test_allow_missing_passes_and_is_written_into_the_report(reports, dist):
+@pytest.mark.live
+def test_allow_missing_passes_and_is_written_into_the_report(reports_dir, dist):
     waived = [*OTHER_PG, *MSSQL]
     done = gate_cli(
         "--reports",
-        str(reports),
+        str(reports_dir),
         "--dist",
         str(dist),
         "--allow-missing",
@@ -235,17 +421,18 @@ def test_allow_missing_passes_and_is_written_into_the_report(reports, dist):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED: every required target passed" in done.stdout
     assert f"allowed missing (deliberate): {', '.join(waived)}" in done.stdout
-    report = json.loads((reports / "compat.json").read_text())
-    assert report["allowed_missing"] == sorted(waived)
-    markdown = (reports / "compat.md").read_text()
+    written = json.loads((reports_dir / "compat.json").read_text())
+    assert written["allowed_missing"] == sorted(waived)
+    markdown = (reports_dir / "compat.md").read_text()
     assert "## Release gate" in markdown
     assert "Allowed missing (deliberate exception, `--allow-missing`): `pg13-postgis31`" in markdown
 
 
-def test_gate_refuses_a_report_for_another_commit(reports, dist):
+@pytest.mark.live
+def test_gate_refuses_a_report_for_another_commit(reports_dir, dist):
     done = gate_cli(
         "--reports",
-        str(reports),
+        str(reports_dir),
         "--dist",
         str(dist),
         *[arg for i in [*OTHER_PG, *MSSQL] for arg in ("--allow-missing", i)],
@@ -256,6 +443,25 @@ def test_gate_refuses_a_report_for_another_commit(reports, dist):
     assert f"compat.json is about commit {COMMIT}, but this is commit {'f' * 40}" in done.stdout
 
 
+@pytest.mark.live
+def test_gate_refuses_a_per_target_file_edited_after_the_merge(reports_dir, dist):
+    path = reports_dir / "targets" / f"{PG}.json"
+    data = json.loads(path.read_text())
+    data["target"]["status"] = data["target"]["checks"][-1]["status"] = "failed"
+    path.write_text(json.dumps(data))
+    done = gate_cli(
+        "--reports",
+        str(reports_dir),
+        "--dist",
+        str(dist),
+        *[arg for i in [*OTHER_PG, *MSSQL] for arg in ("--allow-missing", i)],
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{path} about {PG} says failed where compat.json says passed (they differ in " in (
+        " ".join(done.stdout.split())
+    )
+
+
 def test_missing_inputs_are_one_paragraph_and_exit_2(tmp_path, dist):
     def error(*args: str) -> str:
         done = gate_cli(*args)
@@ -263,12 +469,12 @@ def test_missing_inputs_are_one_paragraph_and_exit_2(tmp_path, dist):
         assert "Traceback" not in done.stderr
         return " ".join(done.stderr.split())  # one paragraph, however the terminal wraps
 
-    assert f"There is no report at {tmp_path}/compat.json. Run the matrix first" in error(
+    assert f"There is no matrix report at {tmp_path}/compat.json. Run the matrix first" in error(
         "--reports", str(tmp_path), "--dist", str(dist)
     )
-    (tmp_path / "compat.json").write_text("{}")
+    (tmp_path / "compat.json").write_text(json.dumps({"schema_version": 2}))
     assert "is not a matrix report" in error("--reports", str(tmp_path), "--dist", str(dist))
-    (tmp_path / "compat.json").write_text(json.dumps(report_with({}).to_dict(), default=str))
+    (tmp_path / "compat.json").write_text(json.dumps(report().to_dict(), default=str))
     assert f"There is no wheel in {tmp_path}, so there is nothing to gate. Build it first" in error(
         "--reports", str(tmp_path), "--dist", str(tmp_path)
     )

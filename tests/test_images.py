@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from docker.models.containers import Container
 from sqlalchemy.engine import URL
 
-from matrix import databases, images
+from matrix import databases, images, settings
 from matrix.definition import Target, load_matrix
+from matrix.engines import engine_named
 from matrix.providers.base import free_port
 
 RECIPE_TARGETS = images.recipe_targets(load_matrix().targets)
@@ -58,10 +59,10 @@ def test_build_skips_present_images(client) -> None:
 
 def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path) -> None:
     target = RECIPE_TARGETS[0]
-    monkeypatch.delenv(images.MIRROR_ENV, raising=False)
-    default = images.debootstrap_command(target, tmp_path)
-    monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.invalid/debian")
-    mirrored = images.debootstrap_command(target, tmp_path)
+    monkeypatch.delenv("MATRIX_DEBIAN_MIRROR", raising=False)
+    default = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
+    monkeypatch.setenv("MATRIX_DEBIAN_MIRROR", "http://mirror.invalid/debian")
+    mirrored = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
 
     assert default[:2] == ["debootstrap", "--variant=minbase"]
     assert default[-2:] == [target.recipe.suite, str(tmp_path)]
@@ -91,7 +92,7 @@ def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
         labels={"peek-matrix.project": "peek-matrix-tests"},
         detach=True,
     )
-    url = databases.with_driver(
+    url = engine_named("postgresql").url(
         URL.create("postgresql", "alice", password, "127.0.0.1", port, "shop")
     )
     try:

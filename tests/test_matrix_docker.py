@@ -20,6 +20,7 @@ import pytest
 
 from matrix.providers.docker import LABEL_PROJECT, PROJECT
 
+pytestmark = pytest.mark.live  # a Docker engine and the offline images
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGETS = {"pg13-postgis31", "pg15-postgis33", "pg17-postgis35"}
 
@@ -78,7 +79,7 @@ def test_every_check_passes_on_postgresql_13_15_and_17(matrix_run):
         assert target["status"] == "passed"
         assert {c["status"] for c in target["checks"]} == {"passed"}
         assert 0 < target["ready_seconds"] < 90  # container create -> ready, recorded
-    assert report["plugin"]["source"] == "wheel" and report["plugin"]["wheel_sha256"]
+    assert report["plugin"]["source"] == "project" and report["plugin"]["wheel_sha256"]
 
 
 def test_no_container_is_left_after_a_run(matrix_run):

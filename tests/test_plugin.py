@@ -42,7 +42,7 @@ TABLES_BY_STEP = [
 ]
 ALL_TABLES = set().union(*(tables for _, tables in TABLES_BY_STEP))
 MSSQL_URL = "mssql+pymssql://u:p@127.0.0.1/db"
-POSTGRES_URL = "postgresql+psycopg2://u:p@127.0.0.1/db"
+POSTGRES_URL = "postgresql+psycopg://u:p@127.0.0.1/db"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info")
 
 
@@ -105,6 +105,7 @@ def build_wheel(project: Path, outdir: Path) -> Path:
     return wheel
 
 
+@pytest.mark.live  # builds the wheel twice
 def test_wheel_holds_runtime_files_and_builds_reproducibly(tmp_path):
     """Two builds from two clean copies give byte-identical wheels with every
     file the migrations need at run time."""

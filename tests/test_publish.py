@@ -1,6 +1,9 @@
 """Build and publish, against a real pypiserver with authentication.
 
-The tutorial plugin is built as a release builds it, proven on the live
+The release API is first tested without servers: the release notes of a
+passing verdict (waivers and allowed-missing targets listed), the repository
+read from twine's variables, a dry run, and the refusal of a refused verdict.
+Then, end to end (``live``): the tutorial plugin is built as a release builds it, proven on the live
 PostgreSQL 15 + PostGIS server, and published with real twine to a real
 pypiserver on 127.0.0.1 that asks for a password; then real pip installs it
 from there and the harness runs its migrations from that install.
@@ -29,10 +32,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import BUILD, MATRIX, checks, evidence, judged, report, target, unreached
 from passlib.apache import HtpasswdFile
 
-from matrix.plugin import source_date_epoch
+from matrix import masking
+from matrix.errors import HarnessError
+from matrix.gate import Build, evaluate
+from matrix.plugin.sources import source_date_epoch
 from matrix.providers.base import free_port
+from matrix.release import publish as publish_verdict
+from matrix.release import release_notes, repository_from_env
+from matrix.results import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "plugin_under_test"
@@ -190,9 +200,66 @@ def publish(pypi: PyPI, reports: Path, dist: Path, matrix: Path, *args: str, env
     )
 
 
+# -- the release API, without servers ----------------------------------------------------
+
+ACKNOWLEDGED = Finding("table_dropped", "table cache dropped", "4795161756fc", waived="rebuilt")
+
+
+def test_release_notes_list_waived_targets_their_waivers_and_allowed_missing_ones():
+    waived = target(PG, with_checks=checks(data_survives=judged("data_survives", ACKNOWLEDGED)))
+    run = report(waived, unreached(SQL), absent=("mssql2022",))
+    verdict = evaluate(evidence(run), MATRIX, BUILD, frozenset({SQL, "mssql2022"}))
+    assert verdict.passed
+    notes = release_notes(verdict)
+    assert f"| {PG} | PostgreSQL 15 + PostGIS 3.3 | yes | waived |" in notes
+    assert f"| {SQL} | SQL Server 2019 | yes | not_run (allowed missing) |" in notes
+    assert "| mssql2022 | - | yes | missing (allowed missing) |" in notes
+    assert "on this wheel, except those allowed missing (matrix run" in notes
+    assert (
+        f"- {PG} data_survives at revision 4795161756fc, table_dropped: table cache dropped "
+        "(waived: rebuilt)"
+    ) in notes
+
+
+def test_release_notes_of_a_clean_pass_list_no_waivers():
+    notes = release_notes(evaluate(evidence(report()), MATRIX, BUILD))
+    assert "acknowledges" not in notes and "allowed missing" not in notes
+
+
+def test_the_repository_comes_from_twines_variables_and_its_password_is_masked():
+    assert repository_from_env({}, None) is None
+    env = {"TWINE_REPOSITORY_URL": "https://repo.example/pypi", "TWINE_PASSWORD": "s3cret-pw"}
+    repository = repository_from_env(env, None)
+    assert repository.index_url == "https://repo.example/pypi/simple/"
+    assert repository.auth is None  # no user: the index is asked anonymously
+    assert masking.mask("pw s3cret-pw") == f"pw {masking.MASK}"
+    assert repository_from_env(env, "https://mirror.example/simple/").index_url == (
+        "https://mirror.example/simple/"
+    )
+
+
+def test_a_dry_run_writes_the_notes_and_uploads_nothing(tmp_path):
+    wheel = tmp_path / BUILD.wheel.name
+    wheel.write_bytes(b"wheel")
+    verdict = evaluate(evidence(report()), MATRIX, Build(wheel, BUILD.sha256, BUILD.commit))
+    said = publish_verdict(verdict, None, tmp_path, dry_run=True)
+    assert f"Dry run: would upload {wheel} (5 bytes, sha256 {BUILD.sha256})" in said
+    assert "to (TWINE_REPOSITORY_URL is not set) as -; nothing was uploaded." in said
+    assert f"Evidence for the release: {tmp_path}/compat.json" in said
+    assert (tmp_path / "release-notes.md").read_text() == release_notes(verdict)
+
+
+def test_a_refused_verdict_is_never_published(tmp_path):
+    verdict = evaluate(evidence(report(absent=(PG,))), MATRIX, BUILD)
+    with pytest.raises(HarnessError, match="The gate refused"):
+        publish_verdict(verdict, None, tmp_path, dry_run=True)
+    assert not (tmp_path / "release-notes.md").exists()
+
+
 # -- build ----------------------------------------------------------------------
 
 
+@pytest.mark.live
 def test_build_gives_checked_reproducible_dists(proven, tmp_path):
     names = sorted(p.name for p in proven.dist.iterdir())
     assert names == ["SHA256SUMS", WHEEL, "peek_plugin_tutorial-1.0.0.tar.gz"]
@@ -214,6 +281,7 @@ def test_build_gives_checked_reproducible_dists(proven, tmp_path):
     assert any(n.startswith(f"{alembic}/versions/57f8be797dd0") for n in names)
 
 
+@pytest.mark.live  # builds a wheel
 def test_build_fails_naming_what_the_wheel_lacks(tmp_path):
     copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
     pyproject = copy / "pyproject.toml"
@@ -235,6 +303,7 @@ def test_build_fails_naming_what_the_wheel_lacks(tmp_path):
 # -- publish ----------------------------------------------------------------------
 
 
+@pytest.mark.live
 def test_publish_uploads_the_proven_wheel_once_and_pip_installs_it(
     proven, reports, pypi, tmp_path, run_matrix_cli
 ):
@@ -272,12 +341,17 @@ def test_publish_uploads_the_proven_wheel_once_and_pip_installs_it(
     got = (tmp_path / "got" / WHEEL).read_bytes()
     assert hashlib.sha256(got).hexdigest() == proven.sha256
     (package,) = venv.glob("lib/python*/site-packages/peek_plugin_tutorial")
-    run = run_matrix_cli("--plugin", str(package), "--targets", PG, "--provider", "external")
+    # A package used in place declares nothing, so its dependency is named, as the harness asks.
+    run = run_matrix_cli(
+        *("--plugin", str(package), "--with", "GeoAlchemy2"),
+        *("--targets", PG, "--provider", "external"),
+    )
     assert run.exit_code == 0, run.output
     assert run.target(PG)["status"] == "passed"
     assert {c["status"] for c in run.target(PG)["checks"]} == {"passed"}
 
 
+@pytest.mark.live
 def test_publish_refuses_a_required_target_not_run_and_uploads_nothing(proven, reports, pypi):
     done = publish(pypi, reports, proven.dist, proven.strict)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -286,6 +360,7 @@ def test_publish_refuses_a_required_target_not_run_and_uploads_nothing(proven, r
     assert pypi.files() == []
 
 
+@pytest.mark.live
 def test_publish_with_allow_missing_records_the_exception(proven, reports, pypi):
     done = publish(pypi, reports, proven.dist, proven.strict, "--allow-missing", SQL)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -296,6 +371,7 @@ def test_publish_with_allow_missing_records_the_exception(proven, reports, pypi)
     )
 
 
+@pytest.mark.live
 def test_publish_refuses_a_required_target_that_failed(proven, pypi, tmp_path):
     copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
     (revision,) = copy.glob("peek_plugin_tutorial/_private/alembic/versions/57f8be797dd0_*.py")
@@ -313,6 +389,7 @@ def test_publish_refuses_a_required_target_that_failed(proven, pypi, tmp_path):
     assert pypi.files() == []
 
 
+@pytest.mark.live
 def test_publish_refuses_a_wheel_changed_after_the_report(proven, reports, pypi, tmp_path):
     copy = Path(shutil.copytree(PROJECT, tmp_path / "project", ignore=COPY_IGNORE))
     readme = copy / "README.md"
@@ -329,6 +406,7 @@ def test_publish_refuses_a_wheel_changed_after_the_report(proven, reports, pypi,
     assert pypi.files() == []
 
 
+@pytest.mark.live
 def test_publish_dry_run_shows_what_would_be_uploaded(proven, reports, pypi):
     done = publish(pypi, reports, proven.dist, proven.lax, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -341,6 +419,7 @@ def test_publish_dry_run_shows_what_would_be_uploaded(proven, reports, pypi):
     assert pypi.files() == []
 
 
+@pytest.mark.live
 def test_publish_refuses_other_bytes_under_a_published_name(proven, reports, pypi):
     (pypi.packages / WHEEL).write_bytes((proven.dist / WHEEL).read_bytes() + b"\0")
     done = publish(pypi, reports, proven.dist, proven.lax)
@@ -351,6 +430,7 @@ def test_publish_refuses_other_bytes_under_a_published_name(proven, reports, pyp
     assert "Bump the plugin's version" in error
 
 
+@pytest.mark.live
 def test_publish_needs_a_repository_and_never_prints_the_password(proven, reports, pypi):
     done = publish(pypi, reports, proven.dist, proven.lax, env={"TWINE_REPOSITORY_URL": ""})
     assert done.returncode == 2

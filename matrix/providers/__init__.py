@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import URL
 
 from matrix.definition import Target
 from matrix.providers.base import Database, Provider
+
+if TYPE_CHECKING:  # images imports the Docker SDK; only the docker provider needs it
+    from matrix.images import BuildPlace
 
 __all__ = ["Database", "Provider", "ProviderSet"]
 
@@ -19,6 +26,10 @@ class ProviderSet:
     keep: bool = False
     docker_network: str | None = None
     allow_build: bool = True
+    external_urls: dict[str, URL] = field(default_factory=dict)
+    pg_root: Path = Path("/usr/lib/postgresql")
+    state_dir: Path | None = None
+    image_place: BuildPlace | None = None
 
     def __post_init__(self) -> None:
         self._made: dict[str, Provider] = {}
@@ -65,11 +76,12 @@ class ProviderSet:
                 network=self.docker_network,
                 keep=self.keep,
                 allow_build=self.allow_build,
+                **({"image_place": self.image_place} if self.image_place else {}),
             )
         if name == "native":
             from matrix.providers.native import NativeProvider
 
-            return NativeProvider()
+            return NativeProvider(self.run_id, self.pg_root, self.state_dir)
         from matrix.providers.external import ExternalProvider
 
-        return ExternalProvider()
+        return ExternalProvider(self.external_urls)

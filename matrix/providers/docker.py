@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import URL
 
-from matrix import databases, images, masking
+from matrix import databases, images, leftovers, masking
 from matrix.databases import NotReady
 from matrix.definition import Target
+from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
 from matrix.providers.base import (
     Database,
@@ -53,48 +54,6 @@ PROJECT = "peek-matrix"
 LOCALHOST = "127.0.0.1"
 PING_TIMEOUT = 5
 LOG_TAIL_LINES = 40
-
-
-@dataclass(frozen=True)
-class _EngineContainer:
-    """What differs between the engines' official images."""
-
-    user: str
-    database: str
-    environment: dict[str, str]
-    password_env: str
-    port_env: str
-    host_command: tuple[str, ...] | None
-    client_hint: str
-    # Bounds a login to something that accepts TCP but never answers (a
-    # port taken by another program): readiness would hang otherwise.
-
-
-_ENGINES = {
-    "postgresql": _EngineContainer(
-        user="peek",
-        database="peek",
-        environment={"POSTGRES_USER": "peek", "POSTGRES_DB": "peek"},
-        password_env="POSTGRES_PASSWORD",
-        port_env="PGPORT",
-        # The server would listen on every interface of the host otherwise.
-        host_command=("postgres", "-c", f"listen_addresses={LOCALHOST}"),
-        client_hint="docker exec -it {name} psql -U peek -d {database}",
-    ),
-    "mssql": _EngineContainer(
-        user="sa",
-        database="master",
-        environment={"ACCEPT_EULA": "Y", "MSSQL_PID": "Developer"},
-        password_env="MSSQL_SA_PASSWORD",
-        port_env="MSSQL_TCP_PORT",
-        host_command=None,
-        # The password is expanded inside the container, never shown.
-        client_hint=(
-            "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
-            '-S {host},{port} -U sa -d {database} -P "$MSSQL_SA_PASSWORD"\''
-        ),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -132,25 +91,26 @@ def container_spec(
     interface of the host, reachable from the host's networks for as long as
     the run lasts (its ``sa`` password is random per container).
     """
-    engine = _ENGINES[target.engine]
-    environment = {**engine.environment, engine.password_env: password}
+    engine = engine_named(target.engine)
+    recipe = engine.container
+    environment = {**recipe.environment, recipe.password_env: password}
     ports: dict[str, tuple[str, int]] = {}
     command = None
     if network == "host":
-        environment[engine.port_env] = str(host_port)
-        command = list(engine.host_command) if engine.host_command else None
+        environment[recipe.port_env] = str(host_port)
+        command = list(recipe.host_command) if recipe.host_command else None
         container_port = host_port
     else:
         container_port = target.settings.port
         ports[f"{container_port}/tcp"] = (LOCALHOST, host_port)
-    server_url = databases.with_driver(
+    server_url = engine.url(
         URL.create(
             target.engine,
-            username=engine.user,
+            username=recipe.user,
             password=password,
             host=LOCALHOST,
             port=host_port,
-            database=engine.database,
+            database=recipe.database,
         )
     )
     return ContainerSpec(
@@ -161,7 +121,7 @@ def container_spec(
         labels=owner_labels(run_id, target, keep),
         command=command,
         network_mode=network,
-        user=engine.user,
+        user=recipe.user,
         server_url=server_url,
         host_port=host_port,
         container_port=container_port,
@@ -206,19 +166,6 @@ def check_memory(client: docker.DockerClient, target: Target) -> None:
         )
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host."""
-    if pid <= 0:  # 0 and negative ids name process groups, not a process
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphans(client: docker.DockerClient) -> list[str]:
     """Remove containers whose owning process on this host is gone.
 
@@ -232,7 +179,7 @@ def reap_orphans(client: docker.DockerClient) -> list[str]:
     for container in _labelled(client, wanted):
         labels = container.labels
         pid = labels.get(LABEL_OWNER_PID, "")
-        if labels.get(LABEL_KEEP) or not pid.isdigit() or pid_alive(int(pid)):
+        if labels.get(LABEL_KEEP) or not pid.isdigit() or leftovers.pid_alive(int(pid)):
             continue
         _remove(container)
         removed.append(container.name)
@@ -255,7 +202,9 @@ class DockerProvider(Provider):
         network: str | None = None,
         keep: bool = False,
         allow_build: bool = True,
+        image_place: images.BuildPlace | None = None,
     ) -> None:
+        self.image_place = image_place or images.BuildPlace()
         self.run_id = run_id
         self.network = network
         self.keep = keep
@@ -354,7 +303,7 @@ class DockerProvider(Provider):
         if recipe and self.allow_build:
             log(f"{problem}; building the offline image {recipe.tag}")
             try:
-                images.build_image(target, log)
+                images.build_image(target, log, place=self.image_place)
             except HarnessError as error:
                 problem += f"; building {recipe.tag} failed: {error.cause}"
             else:
@@ -436,16 +385,16 @@ class DockerProvider(Provider):
         if not self.keep:
             _remove(container)
             return
-        engine = _ENGINES[spec.server_url.get_backend_name()]
-        database = url.database if url else engine.database
-        hint = engine.client_hint.format(
+        recipe = engine_named(spec.server_url.get_backend_name()).container
+        database = url.database if url else recipe.database
+        hint = recipe.client_hint.format(
             name=spec.name, host=LOCALHOST, port=spec.container_port, database=database
         )
         shown = (url or spec.server_url).render_as_string(hide_password=True)
         log(
             f"kept container {spec.name} running: `{hint}`, "
             f"or connect to {shown} (password: `docker exec {spec.name} printenv "
-            f"{engine.password_env}`); remove it with `docker rm -f -v {spec.name}`"
+            f"{recipe.password_env}`); remove it with `docker rm -f -v {spec.name}`"
         )
 
 
@@ -526,5 +475,4 @@ def _image_fix(target: Target) -> str:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(getattr(error, "explanation", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return databases.first_line(getattr(error, "explanation", None) or error)

@@ -4,6 +4,12 @@ For machines without a Docker engine: ``initdb`` into a temporary folder,
 ``pg_ctl start`` on a free port bound to 127.0.0.1 only, and everything
 removed afterwards. PostgreSQL refuses to run as root, so as root the server
 runs as the ``postgres`` account the Debian packages create.
+
+Cleanup is as thorough as the docker provider's: every server is recorded
+(:mod:`matrix.leftovers`) before its data folder exists, so a run killed with
+SIGKILL leaves a record the next run reaps; ``close()`` (the runner's
+``finally`` and SIGTERM) kills an ``initdb`` or ``pg_ctl`` still running,
+stops the servers and removes every folder, the ones still being made too.
 """
 
 from __future__ import annotations
@@ -11,31 +17,43 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from matrix import databases, masking
+from matrix import databases, leftovers, masking
 from matrix.definition import Target
+from matrix.engines import engine_named
 from matrix.errors import HarnessError
 from matrix.providers.base import Database, Log, Provider, free_port, retry_once
 
-PG_ROOT = Path(os.environ.get("MATRIX_PG_ROOT", "/usr/lib/postgresql"))
 SUPERUSER = "peek"
+COMMAND_TIMEOUT_S = 120
+RECORD_KIND = "native"
 
 
 class NativeProvider(Provider):
     name = "native"
 
-    def __init__(self) -> None:
-        self._running: dict[Path, Path] = {}  # data folder -> its pg_ctl
+    def __init__(
+        self, run_id: str = "", pg_root: Path = Path("/usr/lib/postgresql"), state_dir=None
+    ) -> None:
+        self.run_id = run_id
+        self.pg_root = pg_root
+        self.state_dir = state_dir
+        self._running: dict[Path, Path | None] = {}  # data folder -> its record
+        self._commands: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+        self._closed = False
+        self._reaped = False
 
     def bindir(self, target: Target) -> Path:
-        return PG_ROOT / target.version / "bin"
+        return self.pg_root / target.version / "bin"
 
     def unavailable_reason(self, target: Target) -> str | None:
         if target.engine != "postgresql":
@@ -57,15 +75,18 @@ class NativeProvider(Provider):
 
     @contextmanager
     def database(self, target: Target, log: Log) -> Iterator[Database]:
+        self._reap_once(log)
         password = masking.generate_password()
         datadir, port, ready = retry_once(
-            lambda attempt: self._start(target, password, log, attempt),
+            lambda attempt: self._start(target, password, log),
             log,
             f"PostgreSQL {target.version}",
         )
-        server_url = databases.with_driver(
-            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-        ).set(password=password)
+        server_url = (
+            engine_named("postgresql")
+            .url(f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")
+            .set(password=password)
+        )
         try:
             url = databases.create_database(server_url, databases.throwaway_name())
             yield Database(target, url, self.name, ready)
@@ -74,44 +95,62 @@ class NativeProvider(Provider):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            commands = list(self._commands)
             running = list(self._running)
+        for command in commands:
+            _kill(command)
         for datadir in running:
             self._stop(datadir)
 
-    def _start(
-        self, target: Target, password: str, log: Log, attempt: int
-    ) -> tuple[Path, int, float]:
-        bindir = self.bindir(target)
-        datadir = Path(tempfile.mkdtemp(prefix=f"matrix-{target.id}-"))
+    def _reap_once(self, log: Log) -> None:
         with self._lock:
-            self._running[datadir] = bindir / "pg_ctl"
-        pwfile = datadir / "pwfile"
-        pwfile.write_text(password)
-        _give_to_server_account(datadir)
-        pgdata = datadir / "data"
-        self._run(
-            [
-                bindir / "initdb",
-                "-D",
-                pgdata,
-                "-U",
-                SUPERUSER,
-                "--auth=scram-sha-256",
-                f"--pwfile={pwfile}",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-            ],
-            "initdb",
-        )
-        pwfile.unlink()
-        port = free_port()
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
-        log(f"native PostgreSQL {target.version} starting on 127.0.0.1:{port}")
+            if self._reaped:
+                return
+            self._reaped = True
+        reaped = leftovers.reap(self.state_dir, RECORD_KIND, _clean_leftover)
+        if reaped:
+            log(f"stopped native servers left by dead runs: {', '.join(reaped)}")
+
+    def _start(self, target: Target, password: str, log: Log) -> tuple[Path, int, float]:
+        bindir = self.bindir(target)
+        with self._lock:
+            if self._closed:
+                raise HarnessError(f"The run is stopping; {target.id} was not started.")
+            datadir = Path(tempfile.mkdtemp(prefix=f"matrix-{target.id}-"))
+            self._running[datadir] = leftovers.record(
+                self.state_dir,
+                RECORD_KIND,
+                datadir.name,
+                {"datadir": str(datadir), "pg_ctl": str(bindir / "pg_ctl"), "run": self.run_id},
+            )
         try:
+            pwfile = datadir / "pwfile"
+            pwfile.write_text(password)
+            _give_to_server_account(datadir)
+            pgdata = datadir / "data"
+            self._run(
+                [
+                    bindir / "initdb",
+                    "-D",
+                    pgdata,
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ],
+                "initdb",
+            )
+            pwfile.unlink()
+            port = free_port()
+            options = (
+                f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+            )
+            log(f"native PostgreSQL {target.version} starting on 127.0.0.1:{port}")
             self._run(
                 [
                     bindir / "pg_ctl",
@@ -128,45 +167,97 @@ class NativeProvider(Provider):
                 ],
                 "pg_ctl start",
             )
-            server_url = databases.with_driver(
-                f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-            ).set(password=password)
+            server_url = (
+                engine_named("postgresql")
+                .url(f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")
+                .set(password=password)
+            )
             ready = databases.wait_until_ready(
                 server_url,
                 target.settings.ready_timeout,
                 postgis=bool(target.postgis),
                 log_tail=lambda: _tail(datadir / "server.log"),
             )
-        except HarnessError:
+        except BaseException:
             self._stop(datadir)
             raise
         return datadir, port, ready
 
     def _stop(self, datadir: Path) -> None:
         with self._lock:
-            pg_ctl = self._running.pop(datadir, None)
-        if pg_ctl is None:
-            return
-        pgdata = datadir / "data"
-        if (pgdata / "postmaster.pid").exists():
-            subprocess.run(
-                _as_server_account([pg_ctl, "-D", pgdata, "-m", "immediate", "-w", "stop"]),
-                capture_output=True,
-                check=False,
-            )
-        shutil.rmtree(datadir, ignore_errors=True)
+            if datadir not in self._running:
+                return
+            record = self._running.pop(datadir)
+        _clean_leftover({"datadir": str(datadir), "pg_ctl": None})
+        leftovers.forget(record)
 
     def _run(self, command: list, what: str) -> None:
-        done = subprocess.run(
-            _as_server_account(command), capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            output = masking.mask((done.stdout + done.stderr).strip())
+        with self._lock:
+            if self._closed:
+                raise HarnessError("The run is stopping.")
+            process = subprocess.Popen(
+                _as_server_account(command),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            self._commands.add(process)
+        try:
+            output, _ = process.communicate(timeout=COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _kill(process)
             raise HarnessError(
-                f"{what} failed with exit code {done.returncode}: {output}",
+                f"{what} did not finish within {COMMAND_TIMEOUT_S} s.",
+                "Check the local PostgreSQL installation and the disk.",
+            ) from None
+        finally:
+            with self._lock:
+                self._commands.discard(process)
+        if process.returncode != 0:
+            raise HarnessError(
+                f"{what} failed with exit code {process.returncode}: "
+                f"{masking.mask(output.strip())}",
                 "Check the local PostgreSQL installation, or use another provider "
                 "(--provider docker or external).",
             )
+
+
+def _clean_leftover(facts: dict[str, Any]) -> None:
+    """Stop the server of a data folder (whoever started it) and remove the folder."""
+    datadir = Path(facts["datadir"])
+    pid_file = datadir / "data" / "postmaster.pid"
+    try:
+        pid = abs(int(pid_file.read_text().splitlines()[0]))  # negative: single-user mode
+    except (OSError, ValueError, IndexError):
+        pid = 0
+    if pid and leftovers.pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGQUIT)  # immediate shutdown, children included
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            if not leftovers.pid_alive(pid):
+                break
+            threading.Event().wait(0.05)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def _account_exists(name: str) -> bool:

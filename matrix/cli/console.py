@@ -1,4 +1,4 @@
-"""What the user sees while the matrix runs.
+"""What the user sees while the matrix runs, and the summary after it.
 
 On a terminal, a live table with one row per cell (target, provider, state,
 the check running, how many passed); elsewhere (CI logs), one plain line per
@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Self
 
 from rich.console import Console
@@ -19,8 +20,15 @@ from rich.table import Table
 from rich.text import Text
 
 from matrix import masking
+from matrix.results import RunReport, Status
 
-STYLE = {"passed": "green", "failed": "red", "error": "red", "not_run": "yellow"}
+STYLE = {
+    "passed": "green",
+    "waived": "green",
+    "failed": "red",
+    "error": "red",
+    "not_run": "yellow",
+}
 
 
 @dataclass
@@ -41,7 +49,7 @@ class Progress:
     announce_checks = True
 
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.verbose = verbose
         self.cells: dict[str, CellState] = {}
         self._lock = threading.Lock()
@@ -121,7 +129,32 @@ class LiveProgress(Progress):
 
 
 def make_progress(verbose: bool = False) -> Progress:
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     if console.is_terminal and sys.stderr.isatty():
         return LiveProgress(console, verbose)
     return Progress(console, verbose)
+
+
+def print_summary(report: RunReport, reports_dir: Path) -> None:
+    """The run's table: one row per target, with the first reason it did not pass."""
+    table = Table(title=f"{report.plugin.name} {report.plugin.version}: {report.status}")
+    for column in ("target", "provider", "server", "PostGIS", "status", "checks", "seconds", "why"):
+        table.add_column(column, overflow="fold")
+    for target in report.targets:
+        passed = sum(c.status in (Status.PASSED, Status.WAIVED) for c in target.checks)
+        why = target.reason or ""
+        table.add_row(
+            target.id,
+            target.provider or "-",
+            target.server_version or "-",
+            target.postgis_version or "-",
+            Text(str(target.status), style=STYLE.get(str(target.status), "")),
+            f"{passed}/{len(target.checks)}",
+            f"{target.duration_s:.1f}",
+            masking.mask(" ".join(why.split())[:200]),
+        )
+    console = Console(highlight=False, width=max(Console().width, 120))
+    console.print(table)
+    for entry in report.policy.get("stale") or []:
+        console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
+    console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")

@@ -1,0 +1,10 @@
+"""The checks: one small function each, registered under its catalogue name.
+
+:mod:`matrix.catalogue` names them, states each theory in a line and fixes
+their order; the modules here implement them, grouped by what they walk.
+"""
+
+from matrix.checks import data, downgrade, history, models, offline, upgrade  # noqa: F401
+from matrix.checks.base import IMPLEMENTATIONS, CannotJudge, CheckOutput, run_checks
+
+__all__ = ["IMPLEMENTATIONS", "CannotJudge", "CheckOutput", "run_checks"]

@@ -1,0 +1,60 @@
+"""``python -m matrix``: the command line, the one place argparse lives.
+
+Each command module registers its subcommands and turns parsed options into
+typed arguments for the domain functions (``run_matrix(RunOptions)``,
+``gate.decide(...)``, ``bench.run(...)``); nothing below this package knows
+about argparse or the environment variables (:mod:`matrix.settings`).
+
+Exit status (:class:`ExitCode`): 0 when everything asked for passed, 1 when
+any target failed, errored or did not run (an incomplete matrix is not a
+green one), 2 for bad input or environment, reported as one paragraph naming
+the cause and the fix (``-v`` adds the traceback), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+from enum import IntEnum
+
+from rich.console import Console
+from rich.markup import escape
+
+from matrix import masking
+from matrix.errors import HarnessError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INCOMPLETE = 1  # a target failed, errored or was not run; the gate refused
+    USAGE = 2  # bad input or environment: one paragraph with the cause and the fix
+    INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return int(args.handler(args))
+    except HarnessError as error:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(masking.mask(str(error)))}", highlight=False
+        )
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from matrix.cli import bench, html, images, release, run
+
+    parser = argparse.ArgumentParser(prog="python -m matrix", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    for module in (run, bench, html, images, release):
+        module.register(sub)
+    return parser

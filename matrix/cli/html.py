@@ -1,0 +1,25 @@
+"""``html``: write reports/index.html again from a report folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from matrix.cli import ExitCode
+from matrix.cli.options import add_reports, add_verbose
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("html", help="write reports/index.html from compat.json")
+    add_reports(parser)
+    parser.add_argument(
+        "--screenshot", action="store_true", help="also render index.png in headless Chromium"
+    )
+    add_verbose(parser)
+    parser.set_defaults(handler=html_command)
+
+
+def html_command(args: argparse.Namespace) -> int:
+    from matrix.reports.html import write_html
+
+    print(write_html(args.reports, screenshot=args.screenshot))
+    return ExitCode.OK

@@ -1,0 +1,313 @@
+"""``run``, ``list`` and ``report``: the matrix itself.
+
+Every input is validated here, before any server starts: the matrix file,
+the ``--targets`` list, each ``MATRIX_*`` URL (naming the variable), the
+policy file, the constraints file, the reports folder, the numbers. Bad
+input is one paragraph and exit 2; a run then never fails halfway for a
+reason it could have known at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import URL
+
+from matrix import catalogue, masking, reports, settings
+from matrix.cli import ExitCode
+from matrix.cli.console import make_progress, print_summary
+from matrix.cli.options import add_dist, add_plugin, add_reports, add_verbose, common
+from matrix.definition import Matrix, Target, load_matrix
+from matrix.engines import engine_names, engine_of
+from matrix.errors import HarnessError
+from matrix.plugin import sources
+from matrix.policy import find_policy, load_policy
+from matrix.results import Status
+
+_TARGET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run the plugin's migrations on the matrix and check them")
+    common(run)
+    add_run_options(run)
+    run.set_defaults(handler=run_command)
+
+    listing = sub.add_parser("list", help="list the matrix targets and the checks")
+    common(listing)
+    listing.set_defaults(handler=list_command)
+
+    merge = sub.add_parser("report", help="merge per-target reports into compat.*")
+    merge.add_argument("files", nargs="+", type=Path, help="targets/*.json files")
+    add_reports(merge)
+    add_verbose(merge)
+    merge.set_defaults(handler=report_command)
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    add_plugin(run)
+    run.add_argument("--targets", help="comma-separated target ids (default: all)")
+    run.add_argument("--engine", choices=engine_names(), help="only targets of this engine")
+    run.add_argument(
+        "--provider",
+        default=settings.value("MATRIX_PROVIDER"),
+        choices=("auto", "docker", "native", "external"),
+        help="what serves the databases (default: %(default)s: docker when an engine "
+        "answers, else native)",
+    )
+    run.add_argument(
+        "-j", "--jobs", type=_positive_int, default=os.cpu_count() or 2, help="targets at once"
+    )
+    run.add_argument("--keep", action="store_true", help="leave containers running afterwards")
+    run.add_argument(
+        "--docker-network",
+        choices=("host", "bridge"),
+        help="override the matrix file's network for containers",
+    )
+    run.add_argument(
+        "--no-build-images",
+        dest="allow_build",
+        action="store_false",
+        help="never build an offline image when one is missing",
+    )
+    add_dist(run, default=None)
+    run.add_argument(
+        "--with",
+        dest="with_requirements",
+        action="append",
+        default=list(settings.words("MATRIX_PLUGIN_WITH")),
+        metavar="REQ",
+        help="a requirement the plugin needs but does not declare (repeatable; "
+        "MATRIX_PLUGIN_WITH adds more)",
+    )
+    run.add_argument(
+        "--with-no-deps",
+        dest="without_dependencies",
+        action="append",
+        default=list(settings.words("MATRIX_PLUGIN_WITH_NO_DEPS")),
+        metavar="REQ",
+        help="like --with, installed without its dependencies (a platform package the "
+        "migrations import one module of, such as peek-platform)",
+    )
+    run.add_argument(
+        "--constraints",
+        type=Path,
+        default=Path(settings.value("MATRIX_CONSTRAINTS"))
+        if settings.value("MATRIX_CONSTRAINTS")
+        else None,
+        help="a pip constraints file for the plugin's environment",
+    )
+    run.add_argument(
+        "--policy",
+        type=Path,
+        help="the plugin's policy file (default: peek-matrix-policy.toml beside the plugin)",
+    )
+    run.add_argument(
+        "--check-timeout",
+        type=_positive_float,
+        default=900.0,
+        help="seconds one check may take (default: %(default)s)",
+    )
+    run.add_argument(
+        "--run-timeout",
+        type=_positive_float,
+        default=3600.0,
+        help="seconds the whole run may take (default: %(default)s)",
+    )
+    run.add_argument(
+        "--lock-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds a migration may wait for a lock (default: %(default)s)",
+    )
+
+
+def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
+    from matrix.reports.html import write_html
+    from matrix.runner import Interrupted, run_matrix
+
+    options = run_options(args, benchmark)
+    try:
+        with make_progress(args.verbose) as progress:
+            report = run_matrix(options, progress)
+    except Interrupted:
+        Console(stderr=True).print(
+            f"interrupted; partial results are in {args.reports}", highlight=False
+        )
+        return ExitCode.INTERRUPTED
+    write_html(args.reports, screenshot=getattr(args, "screenshot", False))
+    print_summary(report, args.reports)
+    return ExitCode.OK if report.status in (Status.PASSED, Status.WAIVED) else ExitCode.INCOMPLETE
+
+
+def run_options(args: argparse.Namespace, benchmark: dict | None = None):
+    """Validate every input of ``run`` and turn it into :class:`RunOptions`."""
+    from matrix.runner import RunOptions
+
+    matrix = load_matrix(args.matrix)
+    targets = select_targets(matrix, args.targets, args.engine)
+    reports.check_folder(args.reports)
+    with_requirements = tuple(_requirement(r, "--with") for r in args.with_requirements)
+    without_dependencies = tuple(
+        _requirement(r, "--with-no-deps") for r in args.without_dependencies
+    )
+    if args.constraints is not None and not args.constraints.is_file():
+        raise HarnessError(
+            f"The constraints file {args.constraints} does not exist.",
+            "Pass --constraints the path of a pip constraints file.",
+        )
+    sources.validate(sources.classify(args.plugin))
+    beside = Path(args.plugin) if Path(args.plugin).exists() else None
+    policy = load_policy(find_policy(args.policy, beside))
+    return RunOptions(
+        plugin=args.plugin,
+        targets=targets,
+        matrix_file=matrix.path,
+        reports_dir=args.reports,
+        provider=args.provider,
+        jobs=args.jobs,
+        keep=args.keep,
+        docker_network=args.docker_network,
+        allow_build=args.allow_build,
+        dist_dir=args.dist,
+        cache_dir=settings.cache_dir(),
+        image_place=settings.image_place(),
+        with_requirements=with_requirements,
+        without_dependencies=without_dependencies,
+        constraints=args.constraints.resolve() if args.constraints else None,
+        policy=policy,
+        external_urls=external_urls(targets),
+        pg_root=Path(settings.value("MATRIX_PG_ROOT")),
+        check_timeout_s=args.check_timeout,
+        run_timeout_s=args.run_timeout,
+        lock_timeout_s=args.lock_timeout,
+        checks=catalogue.REQUIRED,
+        benchmark=benchmark,
+    )
+
+
+def select_targets(matrix: Matrix, raw: str | None, engine: str | None) -> list[Target]:
+    ids = None
+    if raw is not None:
+        ids = [item.strip() for item in raw.split(",")]
+        bad = [item for item in ids if not _TARGET_ID.fullmatch(item)]
+        if bad or not ids:
+            raise HarnessError(
+                f"--targets {raw!r} is not a comma-separated list of target ids.",
+                "Write ids separated by commas, e.g. --targets pg13-postgis31,pg15-postgis33.",
+            )
+    targets = matrix.select(ids, engine)
+    if not targets:
+        raise HarnessError(
+            "No target of the matrix matches the selection.",
+            "Check --targets and --engine against `python -m matrix list`.",
+        )
+    return targets
+
+
+def external_urls(targets: list[Target]) -> dict[str, URL]:
+    """The server URL of each engine whose variable is set, validated and masked."""
+    urls: dict[str, URL] = {}
+    for target in targets:
+        variable = target.settings.url_env
+        raw = os.environ.get(variable)
+        if not raw or target.engine in urls:
+            continue
+        engine = engine_of(raw, source=f"{variable}")
+        if engine.name != target.engine:
+            raise HarnessError(
+                f"{variable} points at a {engine.label} server, but target {target.id} is "
+                f"{target.engine}.",
+                f"Point {variable} at a {target.engine} server.",
+            )
+        try:
+            url = engine.url(raw)
+            url.port  # noqa: B018 - parsing the port is the check
+        except ValueError as error:
+            raise HarnessError(
+                f"{variable} is not a valid database URL ({error}).",
+                f"Write it as {target.engine}://USER:PASSWORD@HOST:PORT/DATABASE, with special "
+                "characters in the password %-encoded.",
+            ) from None
+        if not url.host:
+            raise HarnessError(
+                f"{variable} names no host.",
+                f"Write it as {target.engine}://USER:PASSWORD@HOST:PORT/DATABASE.",
+            )
+        masking.register_url(url)
+        urls[target.engine] = url
+    return urls
+
+
+def _requirement(text: str, option: str) -> str:
+    try:
+        return str(Requirement(text))
+    except InvalidRequirement as error:
+        raise HarnessError(
+            f"{option} {text!r} is not a requirement ({error}).",
+            "Write it as pip does, e.g. --with 'Twisted<26' or --with peek-platform==5.1.6.",
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not more than 0")
+    return value
+
+
+def list_command(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    table = Table(title=str(matrix.path))
+    for column in ("id", "engine", "version", "PostGIS", "image", "providers", "required"):
+        table.add_column(column)
+    for t in matrix.targets:
+        table.add_row(
+            t.id,
+            t.engine,
+            t.version,
+            t.postgis or "-",
+            t.image,
+            ",".join(t.providers),
+            "yes" if t.required else "no",
+        )
+    console = Console(highlight=False, width=160)
+    console.print(table)
+    checks = Table(title="checks")
+    for column in ("check", "theory", "needs", "required"):
+        checks.add_column(column)
+    for info in catalogue.CHECKS:
+        checks.add_row(
+            info.name, info.theory, ", ".join(info.needs), "yes" if info.required else "no"
+        )
+    console.print(checks)
+    return ExitCode.OK
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from matrix.reports.html import write_html
+
+    report = reports.merge_target_files(args.files)
+    reports.ReportWriter(args.reports).write_summaries(report)
+    write_html(args.reports)
+    print_summary(report, args.reports)
+    return ExitCode.OK if report.status in (Status.PASSED, Status.WAIVED) else ExitCode.INCOMPLETE

@@ -1,0 +1,243 @@
+"""Database engines: everything that differs between PostgreSQL and SQL Server.
+
+"How does SQL Server differ?" has one answer: :mod:`matrix.engines.mssql`.
+Each engine is one class holding its driver and connect arguments, its
+maintenance database, the SQL that creates, drops and describes databases,
+the query for objects outside the plugin schema, how a script splits into
+statements, how geometry reads back as text, what a stalled session was
+running, its container recipe and the benchmark's raw driver. The rest of the
+harness asks the engine and never branches on its name; a third engine is one
+module here plus its targets in the matrix file.
+
+Only SQLAlchemy is imported here: the check process, which runs in the
+plugin's own environment, uses the engines too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from matrix.engines.sqlscript import Statement
+from matrix.errors import HarnessError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class ContainerRecipe:
+    """How the engine's official image is configured and reached."""
+
+    user: str
+    database: str
+    environment: dict[str, str]
+    password_env: str
+    port_env: str
+    # The command that keeps the server on 127.0.0.1 on the host network;
+    # None when the server has no such setting (SQL Server).
+    host_command: tuple[str, ...] | None
+    client_hint: str
+
+
+class ConnectFailure(StrEnum):
+    """Why a login failed, which decides whether waiting can help."""
+
+    REFUSED = "refused"  # nothing listens: the server is not there (yet)
+    AUTHENTICATION = "authentication"  # wrong user or password: permanent
+    NO_DATABASE = "no_database"  # the server answers, the database does not exist
+    TIMEOUT = "timeout"  # something accepts TCP but does not answer in time
+    STARTING = "starting"  # the server is up but not accepting logins yet
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server says about itself, not what the matrix claims."""
+
+    server_version: str
+    postgis_version: str | None = None
+
+
+class Engine(ABC):
+    """One database engine the matrix can target."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    driver: ClassVar[str]  # SQLAlchemy drivername, never the dialect's default
+    driver_requirement: ClassVar[str]  # installed into the plugin's environment
+    maintenance_database: ClassVar[str]
+    sqlglot_dialect: ClassVar[str]
+    container: ClassVar[ContainerRecipe]
+    default_port: ClassVar[int]
+    # Names the dialect for offline rendering and cannot reach any server.
+    offline_url: ClassVar[str]
+    # Session settings a script client uses before applying a script.
+    script_session_sql: ClassVar[tuple[str, ...]] = ()
+
+    # -- connecting -----------------------------------------------------------
+
+    def url(self, url: URL | str) -> URL:
+        """The URL with this engine's driver named explicitly.
+
+        A bare ``postgresql://`` means psycopg2 to SQLAlchemy 2.0 and psycopg 3
+        to 2.1; Peek uses psycopg 3 and pymssql, so a URL never relies on the
+        default.
+        """
+        return make_url(url).set(drivername=self.driver)
+
+    @abstractmethod
+    def connect_args(self, login_timeout: float) -> dict[str, Any]:
+        """Driver arguments that bound a login, so nothing can hang on it."""
+
+    @abstractmethod
+    def classify(self, error: BaseException) -> ConnectFailure:
+        """Why a connection attempt failed, from the driver's error."""
+
+    # -- databases --------------------------------------------------------------
+
+    @abstractmethod
+    def quote(self, name: str) -> str:
+        """An identifier quoted for this engine."""
+
+    @abstractmethod
+    def create_database_sql(self, name: str, template: str | None = None) -> list[str]:
+        """Statements creating an empty database (from ``template`` where supported)."""
+
+    @abstractmethod
+    def drop_database_sql(self, name: str) -> list[str]:
+        """Statements closing other sessions and dropping the database."""
+
+    @abstractmethod
+    def create_schema_sql(self, schema: str) -> str:
+        """Create the schema if it is missing, as Peek's ``ensureSchemaExists`` does."""
+
+    def prepare_database_sql(self, postgis: bool) -> list[str]:
+        """What an administrator runs in a new database before Peek migrates it."""
+        return []
+
+    def database_settings_sql(
+        self, name: str, statement_timeout_s: float, lock_timeout_s: float
+    ) -> list[str]:
+        """Defaults for every later session of the database (the plugin's too)."""
+        return []
+
+    @abstractmethod
+    def server_info(self, conn: sa.Connection) -> ServerInfo:
+        """The server's version (and PostGIS's), as it reports them."""
+
+    @property
+    def clones_databases(self) -> bool:
+        """Whether a database can be copied from a prepared template."""
+        return False
+
+    # -- what the checks ask ------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def outside_schema_sql(self) -> str:
+        """Rows (schema, kind, name) of every object outside ``:schema``.
+
+        Objects that extensions or the server itself own are left out: only
+        the plugin's migrations are on trial.
+        """
+
+    @property
+    @abstractmethod
+    def table_identity_sql(self) -> str:
+        """Rows (name, identity) of the tables of ``:schema``.
+
+        The identity changes when a table is dropped and created again under
+        the same name, which loses its rows even though the name survives.
+        """
+
+    @abstractmethod
+    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+        """Rows (n, c, h): the n-th table's row count and a hash of all its rows, in one query.
+
+        A revision that deletes, adds or rewrites rows changes the table's
+        fingerprint; the data walk blames lost or changed rows on it.
+        """
+
+    @property
+    @abstractmethod
+    def list_databases_sql(self) -> str:
+        """Rows (name) of every database on the server."""
+
+    @property
+    @abstractmethod
+    def active_statements_sql(self) -> str:
+        """Rows (session, state, seconds, statement) of the sessions on ``:database``."""
+
+    @abstractmethod
+    def geometry_as_text(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """An expression reading a geometry column back as WKT."""
+
+    @abstractmethod
+    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
+        """An expression building a geometry value from WKT and an SRID (0: none)."""
+
+    @abstractmethod
+    def split_script(self, sql: str) -> list[Statement]:
+        """The statements (or batches) a client would send, in order."""
+
+    def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
+        """Timeouts for one of the harness's own sessions."""
+        return []
+
+    # -- benchmark -----------------------------------------------------------------
+
+    @abstractmethod
+    def bench_driver(self, engine: sa.Engine) -> Any:
+        """The raw driver the benchmark compares the ORM with."""
+
+
+def _registry() -> dict[str, Engine]:
+    from matrix.engines.mssql import MssqlEngine
+    from matrix.engines.postgresql import PostgresqlEngine
+
+    return {engine.name: engine for engine in (PostgresqlEngine(), MssqlEngine())}
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def engine_named(name: str) -> Engine:
+    """The engine called ``name`` (``postgresql``, ``mssql``)."""
+    if not ENGINES:
+        ENGINES.update(_registry())
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise HarnessError(
+            f"There is no engine {name!r}.", f"Use one of {', '.join(engine_names())}."
+        ) from None
+
+
+def engine_names() -> tuple[str, ...]:
+    if not ENGINES:
+        ENGINES.update(_registry())
+    return tuple(ENGINES)
+
+
+def engine_of(url: URL | str, source: str = "The database URL") -> Engine:
+    """The engine a URL names, whatever its driver; ``source`` names where it came from."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError) as error:
+        raise HarnessError(
+            f"{source} is not a database URL ({error}).",
+            "Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(or mssql://...), with special characters in the password %-encoded.",
+        ) from None
+    if backend not in engine_names():
+        raise HarnessError(
+            f"{source} names the engine {backend!r}.",
+            f"Use a URL for one of {', '.join(engine_names())}.",
+        )
+    return engine_named(backend)

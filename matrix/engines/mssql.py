@@ -1,0 +1,190 @@
+"""SQL Server: pymssql, ``sys.*`` catalogs, ``GO`` batches and method-call geometry.
+
+No SQL Server can run where this harness is built, so every statement here
+is compiled in the unit tests and read as a SQL Server DBA would; what only
+a live server can prove runs in the GitLab pipeline (see the README).
+
+What differs from PostgreSQL, in one place:
+
+- databases are created empty (no templates) and dropped after
+  ``SET SINGLE_USER WITH ROLLBACK IMMEDIATE``, which ends other sessions;
+- there is no database-wide statement or lock timeout: the harness bounds
+  its own sessions with ``SET LOCK_TIMEOUT`` and the check process as a whole
+  with the per-check timeout;
+- a spatial index and Query Store create *internal tables* (type ``IT``);
+  they are the server's, never the plugin's, and are left out of the
+  objects outside the schema;
+- geometry is read with the ``STAsText()`` method, which SQL Server accepts
+  only on a column of an aliased table (``t.[geom].STAsText()``), never on a
+  schema-qualified one (``pl_x.[T].geom.STAsText()`` is a four-part name).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.sqlscript import Statement, split_tsql
+
+# sys.objects types that belong to the server, not to any plugin: internal
+# tables (spatial indexes, Query Store, change tracking) and system tables.
+INTERNAL_TYPES = ("IT", "S")
+
+
+class MssqlEngine(Engine):
+    name = "mssql"
+    label = "SQL Server"
+    driver = "mssql+pymssql"
+    driver_requirement = "pymssql>=2.2"
+    maintenance_database = "master"
+    sqlglot_dialect = "tsql"
+    default_port = 1433
+    # Port 1 of the loopback: refused at once, never another host.
+    offline_url = "mssql+pymssql://offline@127.0.0.1:1/offline"
+    # What `sqlcmd -I` sets: spatial and filtered indexes need QUOTED_IDENTIFIER.
+    script_session_sql = ("SET QUOTED_IDENTIFIER ON", "SET ANSI_NULLS ON")
+    container = ContainerRecipe(
+        user="sa",
+        database="master",
+        environment={"ACCEPT_EULA": "Y", "MSSQL_PID": "Developer"},
+        password_env="MSSQL_SA_PASSWORD",
+        port_env="MSSQL_TCP_PORT",
+        host_command=None,
+        # The password is expanded inside the container, never shown.
+        client_hint=(
+            "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
+            '-S {host},{port} -U sa -d {database} -P "$MSSQL_SA_PASSWORD"\''
+        ),
+    )
+
+    def connect_args(self, login_timeout: float) -> dict[str, Any]:
+        return {"login_timeout": max(1, round(login_timeout))}
+
+    def classify(self, error: BaseException) -> ConnectFailure:
+        text = str(getattr(error, "orig", error)).lower()
+        if "login failed" in text or "18456" in text:
+            return ConnectFailure.AUTHENTICATION
+        if "cannot open database" in text or "4060" in text:
+            return ConnectFailure.NO_DATABASE
+        if "connection refused" in text:
+            return ConnectFailure.REFUSED
+        if "timed out" in text or "timeout" in text:
+            return ConnectFailure.TIMEOUT
+        if "20009" in text:  # DB-Lib: "Unable to connect: server unavailable"
+            return ConnectFailure.REFUSED
+        if "in the process of" in text or "recovery" in text:
+            return ConnectFailure.STARTING
+        return ConnectFailure.OTHER
+
+    def quote(self, name: str) -> str:
+        return "[" + name.replace("]", "]]") + "]"
+
+    def _literal(self, name: str) -> str:
+        return "N'" + name.replace("'", "''") + "'"
+
+    def create_database_sql(self, name: str, template: str | None = None) -> list[str]:
+        return [f"CREATE DATABASE {self.quote(name)}"]
+
+    def drop_database_sql(self, name: str) -> list[str]:
+        quoted = self.quote(name)
+        return [
+            f"IF DB_ID({self._literal(name)}) IS NOT NULL BEGIN "
+            f"ALTER DATABASE {quoted} SET SINGLE_USER WITH ROLLBACK IMMEDIATE; "
+            f"DROP DATABASE {quoted}; END"
+        ]
+
+    def create_schema_sql(self, schema: str) -> str:
+        # CREATE SCHEMA must be alone in its batch; EXEC gives it one.
+        create = f"CREATE SCHEMA {self.quote(schema)}"
+        return f"IF SCHEMA_ID({self._literal(schema)}) IS NULL EXEC({self._literal(create)})"
+
+    def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
+        return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000)}"]
+
+    def server_info(self, conn: sa.Connection) -> ServerInfo:
+        version = conn.execute(
+            sa.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64))")
+        ).scalar_one()
+        return ServerInfo(str(version))
+
+    @property
+    def outside_schema_sql(self) -> str:
+        internal = ", ".join(f"'{t}'" for t in INTERNAL_TYPES)
+        return f"""
+            SELECT s.name AS [schema], o.type_desc AS kind, o.name AS name
+            FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id
+            WHERE o.is_ms_shipped = 0 AND o.type NOT IN ({internal})
+              AND s.name NOT IN ('sys', 'INFORMATION_SCHEMA') AND s.name <> :schema
+            UNION ALL
+            SELECT s.name, 'SCHEMA', s.name FROM sys.schemas s
+            WHERE s.principal_id = 1 AND s.name <> :schema
+        """
+
+    @property
+    def table_identity_sql(self) -> str:
+        return """
+            SELECT t.name AS name, CAST(t.object_id AS BIGINT) AS [identity]
+            FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id
+            WHERE s.name = :schema
+        """
+
+    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+        parts = [
+            f"SELECT {i} AS n, COUNT_BIG(*) AS c, "
+            f"CAST(CHECKSUM_AGG(BINARY_CHECKSUM(*)) AS VARCHAR(20)) AS h "
+            f"FROM {self.quote(schema)}.{self.quote(table)}"
+            for i, table in enumerate(tables)
+        ]
+        return " UNION ALL ".join(parts)
+
+    @property
+    def list_databases_sql(self) -> str:
+        return "SELECT name FROM sys.databases"
+
+    @property
+    def active_statements_sql(self) -> str:
+        return """
+            SELECT r.session_id AS session, r.status AS state,
+                   r.total_elapsed_time / 1000.0 AS seconds, r.wait_type AS waiting,
+                   t.text AS statement
+            FROM sys.dm_exec_requests r CROSS APPLY sys.dm_exec_sql_text(r.sql_handle) t
+            WHERE r.database_id = DB_ID(:database) AND r.session_id <> @@SPID
+            ORDER BY r.start_time
+        """
+
+    def geometry_as_text(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """``alias.[column].STAsText()``: the method call on an aliased table's column.
+
+        The column must come from an alias (``table.alias("t")``): SQL Server
+        rejects a method call on a schema-qualified column.
+        """
+        table = getattr(column, "table", None)
+        if not isinstance(table, sa.sql.Alias):
+            raise ValueError(
+                "SQL Server reads geometry with a method call, which needs the "
+                "column of an aliased table"
+            )
+        return sa.literal_column(
+            f"{self.quote(table.name)}.{self.quote(column.name)}.STAsText()", sa.UnicodeText
+        )
+
+    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
+        """``geometry::STGeomFromText(N'...', srid)``, the static method, inlined.
+
+        The WKT is the harness's own (numbers and keywords only), so inlining
+        it is safe; a bound parameter cannot sit in a static method call.
+        """
+        if not re.fullmatch(r"[A-Z() ,.0-9-]+", wkt):
+            raise ValueError(f"not a generated WKT: {wkt!r}")
+        return sa.literal_column(f"geometry::STGeomFromText(N'{wkt}', {int(srid)})")
+
+    def split_script(self, sql: str) -> list[Statement]:
+        return split_tsql(sql)
+
+    def bench_driver(self, engine: sa.Engine) -> Any:
+        from matrix.bench.drivers import MssqlDriver
+
+        return MssqlDriver(engine)

@@ -1,0 +1,189 @@
+"""PostgreSQL (with PostGIS): psycopg 3, ``pg_catalog`` and dollar quoting.
+
+Peek 5 connects with psycopg 3 (``postgresql+psycopg://`` in peek-platform's
+configuration), so the plugin's migrations run on that driver here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.sqlscript import Statement, split_postgresql
+
+_SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
+
+
+class PostgresqlEngine(Engine):
+    name = "postgresql"
+    label = "PostgreSQL"
+    driver = "postgresql+psycopg"
+    # The binary wheel needs no compiler or libpq headers on a CI runner.
+    driver_requirement = "psycopg[binary]>=3.1"
+    maintenance_database = "postgres"
+    sqlglot_dialect = "postgres"
+    default_port = 5432
+    # A Unix socket that does not exist: the connection fails before any packet.
+    offline_url = "postgresql+psycopg://offline@/offline?host=/nonexistent-peek-matrix-offline"
+    container = ContainerRecipe(
+        user="peek",
+        database="peek",
+        environment={"POSTGRES_USER": "peek", "POSTGRES_DB": "peek"},
+        password_env="POSTGRES_PASSWORD",
+        port_env="PGPORT",
+        # The server would listen on every interface of the host otherwise.
+        host_command=("postgres", "-c", "listen_addresses=127.0.0.1"),
+        client_hint="docker exec -it {name} psql -U peek -d {database}",
+    )
+
+    def connect_args(self, login_timeout: float) -> dict[str, Any]:
+        return {"connect_timeout": max(1, round(login_timeout))}
+
+    def classify(self, error: BaseException) -> ConnectFailure:
+        text = str(getattr(error, "orig", error)).lower()
+        if "password authentication failed" in text or "no pg_hba.conf entry" in text:
+            return ConnectFailure.AUTHENTICATION
+        if "role" in text and "does not exist" in text:
+            return ConnectFailure.AUTHENTICATION
+        if "database" in text and "does not exist" in text:
+            return ConnectFailure.NO_DATABASE
+        if "connection refused" in text or "no such file or directory" in text:
+            return ConnectFailure.REFUSED
+        if "could not translate host name" in text or "network is unreachable" in text:
+            return ConnectFailure.REFUSED
+        if "timeout expired" in text or "timed out" in text:
+            return ConnectFailure.TIMEOUT
+        if "starting up" in text or "shutting down" in text or "recovery" in text:
+            return ConnectFailure.STARTING
+        return ConnectFailure.OTHER
+
+    def quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def create_database_sql(self, name: str, template: str | None = None) -> list[str]:
+        suffix = f" TEMPLATE {self.quote(template)}" if template else ""
+        return [f"CREATE DATABASE {self.quote(name)}{suffix}"]
+
+    def drop_database_sql(self, name: str) -> list[str]:
+        literal = name.replace("'", "''")
+        return [
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{literal}' AND pid <> pg_backend_pid()",
+            f"DROP DATABASE IF EXISTS {self.quote(name)}",
+        ]
+
+    def create_schema_sql(self, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
+
+    def prepare_database_sql(self, postgis: bool) -> list[str]:
+        # Peek expects its administrator to install PostGIS; plugins only use it.
+        return ["CREATE EXTENSION IF NOT EXISTS postgis"] if postgis else []
+
+    def database_settings_sql(
+        self, name: str, statement_timeout_s: float, lock_timeout_s: float
+    ) -> list[str]:
+        """Set on the database, so the plugin's own env.py connections get them too."""
+        return [
+            f"ALTER DATABASE {self.quote(name)} SET statement_timeout = "
+            f"{int(statement_timeout_s * 1000)}",
+            f"ALTER DATABASE {self.quote(name)} SET lock_timeout = {int(lock_timeout_s * 1000)}",
+        ]
+
+    def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
+        return [
+            f"SET statement_timeout = {int(statement_timeout_s * 1000)}",
+            f"SET lock_timeout = {int(lock_timeout_s * 1000)}",
+        ]
+
+    def server_info(self, conn: sa.Connection) -> ServerInfo:
+        version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+        postgis = conn.execute(
+            sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+        ).scalar_one_or_none()
+        return ServerInfo(str(version).split()[0], postgis)
+
+    @property
+    def clones_databases(self) -> bool:
+        return True
+
+    @property
+    def outside_schema_sql(self) -> str:
+        return f"""
+            SELECT n.nspname AS schema, c.relkind::text AS kind, c.relname AS name
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname NOT IN {_SYSTEM_SCHEMAS}
+              AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+              AND n.nspname <> :schema
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                AND d.deptype = 'e')
+            UNION ALL
+            SELECT n.nspname, 'type', t.typname
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE n.nspname NOT IN {_SYSTEM_SCHEMAS}
+              AND n.nspname <> :schema AND t.typtype IN ('e', 'd')
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                                AND d.deptype = 'e')
+            UNION ALL
+            SELECT n.nspname, 'function', p.proname
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname <> :schema
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                AND d.deptype = 'e')
+            UNION ALL
+            SELECT nspname, 'schema', nspname FROM pg_namespace
+            WHERE nspname NOT IN {_SYSTEM_SCHEMAS}
+              AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast_temp%'
+              AND nspname <> :schema
+        """
+
+    @property
+    def table_identity_sql(self) -> str:
+        return """
+            SELECT c.relname AS name, c.oid::bigint AS identity
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
+        """
+
+    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+        parts = [
+            f"SELECT {i} AS n, COUNT(*) AS c, "
+            f"md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS h "
+            f"FROM {self.quote(schema)}.{self.quote(table)} AS t"
+            for i, table in enumerate(tables)
+        ]
+        return " UNION ALL ".join(parts)
+
+    @property
+    def list_databases_sql(self) -> str:
+        return "SELECT datname AS name FROM pg_database"
+
+    @property
+    def active_statements_sql(self) -> str:
+        return """
+            SELECT pid AS session, state,
+                   EXTRACT(EPOCH FROM clock_timestamp() - query_start)::float AS seconds,
+                   wait_event_type || ':' || wait_event AS waiting, query AS statement
+            FROM pg_stat_activity
+            WHERE datname = :database AND pid <> pg_backend_pid() AND state <> 'idle'
+            ORDER BY query_start
+        """
+
+    def geometry_as_text(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.func.ST_AsText(column)
+
+    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
+        return sa.func.ST_GeomFromText(wkt, srid)
+
+    def split_script(self, sql: str) -> list[Statement]:
+        return split_postgresql(sql)
+
+    def bench_driver(self, engine: sa.Engine) -> Any:
+        from matrix.bench.drivers import PostgresDriver
+
+        return PostgresDriver(engine)

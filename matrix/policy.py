@@ -1,0 +1,217 @@
+"""A plugin's policy: findings its maintainers acknowledge, and cost limits.
+
+Some findings are deliberate: a revision that drops a table whose data is
+obsolete, a downgrade declared impossible, an env.py that by design renders
+no offline SQL. The maintainers say so in ``peek-matrix-policy.toml`` beside
+the plugin (or ``--policy FILE``)::
+
+    [[waive]]
+    check = "data_survives"          # required
+    revision = "4795161756fc"        # optional: only findings blamed on it
+    kind = "table_dropped"           # optional: only findings of this kind
+    target = "pg13-postgis31"        # optional: only on this target
+    reason = "The import cache is rebuilt from the source system."   # required
+
+    [cost]                           # limits at --scale N (migration_cost)
+    max_revision_seconds = 30
+    max_access_exclusive_seconds = 2.0
+
+A matched finding is ``waived`` in every report (never ``passed``), with the
+reason; ``kind = "not_run"`` acknowledges a check that cannot judge. An entry
+that matches nothing in a run is reported as stale, so waivers do not outlive
+the findings they were written for. Stdlib only: the check process applies
+the waivers as it settles each check, so that a waived prerequisite lets the
+checks after it run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matrix.catalogue import BY_NAME
+from matrix.errors import HarnessError
+
+FILE_NAME = "peek-matrix-policy.toml"
+COST_LIMITS = ("max_revision_seconds", "max_access_exclusive_seconds", "max_lock_seconds")
+
+
+class PolicyError(HarnessError):
+    """The policy file cannot be used."""
+
+
+@dataclass(frozen=True)
+class Waiver:
+    check: str
+    reason: str
+    revision: str | None = None
+    kind: str | None = None
+    target: str | None = None
+
+    def describe(self) -> str:
+        scope = [f"check {self.check}"]
+        scope += [f"{k} {v}" for k, v in (("revision", self.revision), ("kind", self.kind)) if v]
+        scope += [f"target {self.target}"] if self.target else []
+        return ", ".join(scope)
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str | None = None
+    waivers: tuple[Waiver, ...] = ()
+    cost: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "waivers": [asdict(w) for w in self.waivers],
+            "cost": dict(self.cost),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Policy:
+        return cls(
+            data.get("path"),
+            tuple(Waiver(**w) for w in data.get("waivers", [])),
+            dict(data.get("cost", {})),
+        )
+
+
+class Waivers:
+    """The policy's waivers as one target's checks settle, remembering which were used."""
+
+    def __init__(self, policy: Policy, target: str) -> None:
+        self.policy = policy
+        self.target = target
+        self.used: set[int] = set()
+
+    def apply(self, check: str, findings: list) -> None:
+        """Mark each open blocking finding that an entry matches as waived."""
+        for finding in findings:
+            if not finding.blocking or finding.waived:
+                continue
+            index = self._match(check, finding.revision, finding.kind)
+            if index is not None:
+                finding.waived = self.policy.waivers[index].reason
+
+    def waive_not_run(self, check: str, reason: str) -> str | None:
+        """The reason of an entry acknowledging that ``check`` cannot judge, if any."""
+        index = self._match(check, None, "not_run")
+        return None if index is None else self.policy.waivers[index].reason
+
+    def _match(self, check: str, revision: str | None, kind: str | None) -> int | None:
+        for index, waiver in enumerate(self.policy.waivers):
+            if waiver.check != check:
+                continue
+            if waiver.target and waiver.target != self.target:
+                continue
+            if waiver.revision and waiver.revision != revision:
+                continue
+            if kind == "not_run" and waiver.kind != "not_run":
+                continue
+            if waiver.kind and waiver.kind != kind:
+                continue
+            self.used.add(index)
+            return index
+        return None
+
+
+def stale(policy: Policy, used: set[int]) -> list[str]:
+    """Entries that matched nothing in the run, described."""
+    return [w.describe() for i, w in enumerate(policy.waivers) if i not in used]
+
+
+def find_policy(explicit: Path | None, beside: Path | None) -> Path | None:
+    """``--policy FILE``, else ``peek-matrix-policy.toml`` beside the plugin, else none."""
+    if explicit is not None:
+        return explicit
+    if beside is None:
+        return None
+    folder = beside if beside.is_dir() else beside.parent
+    for candidate in (folder / FILE_NAME, folder.parent / FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read and validate a policy file; no file is an empty policy."""
+    if path is None:
+        return Policy()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(
+            f"The policy file {path} does not exist.", "Check the path given to --policy."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyError(f"The policy file {path} cannot be read ({error}).") from None
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(
+            f"The policy file {path} is not valid TOML: {error}.",
+            "Fix the syntax at the line and column given.",
+        ) from None
+    return parse_policy(path, data)
+
+
+def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
+    unknown = sorted(set(data) - {"waive", "cost"})
+    if unknown:
+        raise PolicyError(
+            f"The policy file {path} has unknown sections {', '.join(unknown)}.",
+            "Use [[waive]] entries and a [cost] table only.",
+        )
+    entries = data.get("waive", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise PolicyError(
+            f"The policy file {path}: waive must be a list of [[waive]] tables.",
+            "Write each waiver as a [[waive]] table.",
+        )
+    waivers = tuple(_waiver(path, i, entry) for i, entry in enumerate(entries, 1))
+    cost = data.get("cost", {})
+    if not isinstance(cost, dict):
+        raise PolicyError(f"The policy file {path}: cost must be a table.", "Write it as [cost].")
+    limits = {}
+    for key, value in cost.items():
+        if key not in COST_LIMITS:
+            raise PolicyError(
+                f"The policy file {path}: [cost] has an unknown limit {key!r}.",
+                f"Use {', '.join(COST_LIMITS)}.",
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise PolicyError(
+                f"The policy file {path}: [cost] {key} = {value!r} is not a number of seconds.",
+                "Give a number of seconds, 0 or more.",
+            )
+        limits[key] = float(value)
+    return Policy(str(path), waivers, limits)
+
+
+def _waiver(path: Path, index: int, entry: dict[str, Any]) -> Waiver:
+    where = f"The policy file {path}, [[waive]] #{index}"
+    unknown = sorted(set(entry) - {"check", "reason", "revision", "kind", "target"})
+    if unknown:
+        raise PolicyError(
+            f"{where} has unknown fields {', '.join(unknown)}.",
+            "Use check, reason, and optionally revision, kind, target.",
+        )
+    for key in ("check", "reason", "revision", "kind", "target"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+            raise PolicyError(
+                f"{where}: {key} = {entry[key]!r} is not a non-empty string.",
+                f"Make {key} a string.",
+            )
+    for key in ("check", "reason"):
+        if key not in entry:
+            raise PolicyError(
+                f"{where} lacks {key}.",
+                "Every waiver names the check and says why the finding is acceptable.",
+            )
+    if entry["check"] not in BY_NAME:
+        raise PolicyError(
+            f"{where}: check {entry['check']!r} is not a check of the harness.",
+            f"Use one of {', '.join(BY_NAME)}.",
+        )
+    return Waiver(**entry)

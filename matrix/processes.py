@@ -1,0 +1,57 @@
+"""Running a tool as a subprocess: bounded in time, its output masked, its failure explained."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from matrix import masking
+from matrix.errors import HarnessError
+
+
+def run(
+    command: list[str | Path],
+    what: str,
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    fix: str = "",
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run ``command``; with ``check``, a non-zero exit is a HarnessError with its output's tail.
+
+    ``stdout`` and ``stderr`` of the result are masked. A command that outlives
+    ``timeout`` is killed and reported; nothing waits forever.
+    """
+    try:
+        done = subprocess.run(
+            [str(part) for part in command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise HarnessError(
+            f"{what} did not finish within {timeout:g} s.", fix or f"Check what {what} waits for."
+        ) from None
+    except OSError as error:
+        raise HarnessError(
+            f"{what} could not be started: {error.strerror} ({command[0]}).",
+            fix or "Install it, or check the PATH.",
+        ) from None
+    done.stdout, done.stderr = masking.mask(done.stdout or ""), masking.mask(done.stderr or "")
+    if check and done.returncode != 0:
+        raise HarnessError(
+            f"{what} failed (exit code {done.returncode}):\n{tail(done.stdout + done.stderr)}",
+            fix or f"Fix the problem above and rerun {what}.",
+        )
+    return done
+
+
+def tail(output: str, lines: int = 20) -> str:
+    """The last ``lines`` lines of a tool's output."""
+    return "\n".join(output.strip().splitlines()[-lines:])

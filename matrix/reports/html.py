@@ -1,0 +1,246 @@
+"""``reports/index.html``: the compatibility matrix and the benchmark, on one page.
+
+The page is what a reviewer opens from a CI artifact, often offline, so it is
+self-contained: styles inline, charts inline SVG drawn by matplotlib (Agg,
+no network, no CDN, no script), rendered SQL linked relatively. It is
+written from ``compat.json`` alone, plus ``benchmark.json`` for the baseline
+comparison when that file belongs to the same run, so ``python -m matrix
+html`` can regenerate it from any report folder, including a merged one.
+
+The page is a Mako template that escapes every value by default: check
+reasons, findings and tracebacks come from plugins and databases, and must
+show as text. Only the SVG drawn here is inserted as markup. matplotlib is
+optional; without it the page says how to get the charts.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mako.template import Template
+
+from matrix import processes, reports
+from matrix.bench.model import (
+    BENCHMARK_FILE,
+    ORM,
+    BenchmarkResult,
+    Comparison,
+    OperationResult,
+    load_document,
+)
+from matrix.catalogue import CHECKS
+from matrix.errors import HarnessError
+from matrix.results import CheckResult, RunReport, Status, TargetResult
+
+if TYPE_CHECKING:
+    import subprocess
+
+INDEX = "index.html"
+SCREENSHOT = "index.png"
+TEMPLATE = Path(__file__).parent / "templates" / "index.html.mako"
+CHARTS_EXTRA = "peek-plugin-matrix[html]"
+WINDOW = (1400, 1800)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+ORM_COLOUR = "#1f5fa8"
+DRIVER_COLOURS = ("#e08a1e", "#3a9e4f", "#8c8c8c")
+
+
+def write_html(reports_dir: Path, screenshot: bool = False) -> Path:
+    """Write ``index.html`` from the folder's reports (and ``index.png`` if asked)."""
+    report = reports.load_report(reports_dir / "compat.json")
+    page = reports_dir / INDEX
+    reports.write_atomic(page, render(report, reports_dir, _comparison(reports_dir, report)))
+    if screenshot:
+        take_screenshot(page, reports_dir / SCREENSHOT)
+    return page
+
+
+def _comparison(reports_dir: Path, report: RunReport) -> Comparison | None:
+    """The baseline comparison of ``benchmark.json``, if it is about this very run."""
+    path = reports_dir / BENCHMARK_FILE
+    if not path.is_file():
+        return None
+    document = load_document(path)
+    return document.comparison if document.run_id == report.run_id else None
+
+
+def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) -> str:
+    """The page; every value is escaped by the template unless marked ``| n``."""
+    present = {c.name for t in report.targets for c in t.checks}
+    measured = {t.id: t.benchmark for t in report.targets if t.benchmark}
+    template = Template(filename=str(TEMPLATE), default_filters=["h"], strict_undefined=True)
+    return template.render(
+        report=report,
+        plugin_file=_plugin_file(report),
+        Status=Status,
+        ORM=ORM,
+        columns=[c.name for c in CHECKS if c.required or c.name in present],
+        discloses=discloses,
+        own_detail=own_detail,
+        sql={t.id: _sql_scripts(t, reports_dir) for t in report.targets},
+        measured=measured,
+        charts=_charts(measured),
+        charts_extra=CHARTS_EXTRA,
+        comparison=comparison,
+    )
+
+
+def _plugin_file(report: RunReport) -> str:
+    plugin = report.plugin
+    return Path(plugin.wheel).name if plugin.wheel else plugin.source
+
+
+def discloses(check: CheckResult) -> bool:
+    """Whether a check has more to show than its mark: why it did not pass, or notes."""
+    unpassed = check.status != Status.PASSED and bool(check.reason or own_detail(check))
+    return unpassed or bool(check.findings or check.warnings)
+
+
+def own_detail(check: CheckResult) -> str:
+    """The check's detail where it adds to its findings: a traceback, or a check without any.
+
+    A failed check's detail is otherwise its findings again, which the page
+    shows as a table.
+    """
+    if check.status == Status.PASSED or (check.findings and check.status != Status.ERROR):
+        return ""
+    return check.detail.strip()
+
+
+def _sql_scripts(target: TargetResult, reports_dir: Path) -> list[str]:
+    """Which of the target's rendered scripts exist, linked from the page as sql/<target>/."""
+    return [
+        name
+        for name in ("upgrade", "downgrade")
+        if (reports_dir / "sql" / target.id / f"{name}.sql").is_file()
+    ]
+
+
+# -- the charts -----------------------------------------------------------------------
+
+
+def _charts(measured: dict[str, BenchmarkResult]) -> list[str] | None:
+    """One SVG chart per operation with every target in it; None without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    by_operation: dict[str, list[tuple[str, OperationResult]]] = {}
+    for target_id, result in measured.items():
+        for operation in result.operations:
+            if operation.figures:
+                by_operation.setdefault(operation.operation, []).append((target_id, operation))
+    return [_chart(pairs) for pairs in by_operation.values()]
+
+
+def _chart(measured: list[tuple[str, OperationResult]]) -> str:
+    """One operation on every target: a group of bars per target, ORM first."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
+
+    layers = {f.method: f.layer for _, o in measured for f in o.figures}
+    colours = iter(DRIVER_COLOURS * len(layers))
+    width = 0.8 / len(layers)
+    figure = Figure(figsize=(6.6, 3.5), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    for index, (method, layer) in enumerate(layers.items()):
+        offset = (index - (len(layers) - 1) / 2) * width
+        xs, medians, errors = _series(measured, method, offset)
+        bars = axes.bar(
+            xs,
+            medians,
+            width * 0.92,
+            yerr=errors,
+            capsize=3,
+            color=ORM_COLOUR if layer == ORM else next(colours),
+            label=f"{'ORM' if layer == ORM else 'driver'}: {method}",
+        )
+        if layer == ORM:
+            ratios = [f"{o.orm_to_driver:.0%}" for _, o in measured]
+            axes.bar_label(bars, ratios, padding=2, fontsize=9, fontweight="bold")
+    first = measured[0][1]
+    axes.set_xticks(range(len(measured)), [t for t, _ in measured])
+    axes.set_title(f"{first.title} ({first.unit})", fontsize=12, loc="left")
+    axes.yaxis.set_major_formatter(EngFormatter(sep=""))
+    axes.margins(y=0.18)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _inline_svg(figure, first.operation)
+
+
+def _series(
+    measured: list[tuple[str, OperationResult]], method: str, offset: float
+) -> tuple[list[float], list[float], list[list[float]]]:
+    """Bar positions, medians and (below, above) whiskers of one method on every target."""
+    xs, medians, below, above = [], [], [], []
+    for position, (_, operation) in enumerate(measured):
+        for figure in operation.figures:
+            if figure.method == method:
+                xs.append(position + offset)
+                medians.append(figure.median)
+                below.append(figure.median - figure.min)
+                above.append(figure.max - figure.median)
+    return xs, medians, [below, above]
+
+
+def _inline_svg(figure, name: str) -> str:
+    """The figure as inline SVG: no XML prolog, no namespace URLs, ids unique to it.
+
+    matplotlib escapes the text it draws; ``name`` goes into ids and the label
+    reduced to characters that need no escaping.
+    """
+    import matplotlib
+
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": prefix}):
+        figure.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    root, body = svg[svg.index("<svg") :].split(">", 1)
+    root = re.sub(r'\s(?:xmlns(?::\w+)?|width|height)="[^"]*"', "", root)
+    body = re.sub(r"<metadata>.*?</metadata>", "", body, flags=re.DOTALL)
+    body = re.sub(r'(id="|url\(#|href="#)', rf"\g<1>{prefix}-", body)
+    return f'{root} role="img" aria-label="{prefix}">{body}'
+
+
+# -- the browser ----------------------------------------------------------------------
+
+
+def chromium(page: Path, *action: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Open a local page in headless Chromium, offline, with a throwaway profile."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        raise HarnessError(
+            "No Chromium to render the report with.",
+            "Install it (apt-get install chromium) or leave out --screenshot.",
+        )
+    with tempfile.TemporaryDirectory(prefix="matrix-chromium-") as profile:
+        command = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action]
+        return processes.run([*command, page.resolve().as_uri()], "Chromium", timeout=timeout)
+
+
+def take_screenshot(page: Path, png: Path) -> Path:
+    """What a reviewer sees on a laptop screen, as a PNG beside the page."""
+    png.unlink(missing_ok=True)
+    done = chromium(page, f"--screenshot={png.resolve()}", "--window-size={},{}".format(*WINDOW))
+    if not png.is_file():
+        raise HarnessError(
+            f"Chromium wrote no screenshot of {page}:\n{processes.tail(done.stderr)}",
+            "Open the page in a browser to see what is wrong with it.",
+        )
+    return png

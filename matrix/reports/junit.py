@@ -1,0 +1,49 @@
+"""``junit.xml``: one testcase per target and check, as GitLab's test report reads it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from matrix.results import RunReport, Status
+
+
+def junit(report: RunReport) -> str:
+    suites = ET.Element("testsuites", name=f"matrix {report.plugin.name}")
+    for target in report.targets:
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=target.id,
+            tests=str(len(target.checks) + 1),
+            failures=str(sum(c.status == Status.FAILED for c in target.checks)),
+            errors=str(sum(c.status == Status.ERROR for c in target.checks)),
+            skipped=str(sum(c.status == Status.NOT_RUN for c in target.checks)),
+            time=f"{target.duration_s:.3f}",
+        )
+        whole = ET.SubElement(
+            suite, "testcase", classname=target.id, name="target", time=f"{target.duration_s:.3f}"
+        )
+        _outcome(whole, target.status, target.reason, "")
+        for check in target.checks:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=target.id,
+                name=check.name,
+                time=f"{check.duration_s:.3f}",
+            )
+            _outcome(case, check.status, check.reason, check.detail)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _outcome(case: ET.Element, status: Status, reason: str, detail: str) -> None:
+    message = " ".join((reason or str(status)).split())[:200]
+    if status == Status.FAILED:
+        ET.SubElement(case, "failure", message=message).text = detail or reason
+    elif status == Status.ERROR:
+        ET.SubElement(case, "error", message=message).text = detail or reason
+    elif status == Status.NOT_RUN:
+        ET.SubElement(case, "skipped", message=message)
+    elif status == Status.WAIVED:
+        ET.SubElement(case, "system-out").text = f"waived: {reason}"

@@ -1,0 +1,107 @@
+"""Helpers shared by the tests: the CLI as a user runs it, and reports built from typed results.
+
+Targets are settled by the runner's own rule (:meth:`TargetResult.settle`),
+so a report built here is one the matrix could have written; a test that
+wants a forged one edits it afterwards, as a hand would edit compat.json.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from matrix import catalogue
+from matrix.definition import load_matrix
+from matrix.gate import Build, Evidence
+from matrix.results import CheckResult, Finding, PluginInfo, RunReport, Status, TargetResult
+
+ROOT = Path(__file__).resolve().parent.parent
+MATRIX = load_matrix()
+SHA = "a" * 64
+COMMIT = "c0ffee" * 6 + "c0ff"
+BUILD = Build(Path("dist/peek_plugin_tutorial-1.0.0-py3-none-any.whl"), SHA, COMMIT)
+
+
+def judged(name: str, *findings: Finding) -> CheckResult:
+    """A check that ran, its status settled from its findings (passed when it has none)."""
+    check = CheckResult(name, Status.PASSED, findings=list(findings))
+    check.settle_from_findings()
+    return check
+
+
+def checks(**replaced: CheckResult | None) -> list[CheckResult]:
+    """Every required check, passed, except those ``replaced`` (None leaves one out)."""
+    found = [replaced.get(name, judged(name)) for name in catalogue.REQUIRED]
+    return [check for check in found if check is not None]
+
+
+def target(
+    target_id: str,
+    *,
+    reached: bool = True,
+    with_checks: list[CheckResult] | None = None,
+    fatal: dict[str, str] | None = None,
+    reason: str = "",
+) -> TargetResult:
+    """A target of the real matrix with these checks (all passed by default), settled."""
+    spec = next(t for t in MATRIX.targets if t.id == target_id)
+    result = TargetResult(
+        spec.id,
+        spec.engine,
+        spec.label,
+        spec.required,
+        reason=reason,
+        reached=reached,
+        fatal=fatal,
+        checks=checks() if with_checks is None else with_checks,
+    )
+    result.settle()
+    return result
+
+
+def unreached(target_id: str, reason: str = "no server could serve it") -> TargetResult:
+    """A target no server answered: ``not_run``, as the runner leaves it."""
+    return target(target_id, reached=False, with_checks=[], reason=reason)
+
+
+def report(
+    *replaced: TargetResult,
+    absent: tuple[str, ...] = (),
+    sha: str | None = SHA,
+    commit: str | None = COMMIT,
+) -> RunReport:
+    """A run of the real matrix: every target passed, except those replaced or absent."""
+    given = {t.id: t for t in replaced}
+    targets = [given.get(t.id) or target(t.id) for t in MATRIX.targets if t.id not in absent]
+    plugin = PluginInfo("peek_plugin_tutorial", "1.0.0", "wheel" if sha else "in-place", None, sha)
+    return RunReport(plugin, commit, "run1", "2026-01-01T00:00:00+00:00", "targets.toml", targets)
+
+
+def evidence(run: RunReport, files: dict[Path, RunReport] | None = None) -> Evidence:
+    """The report as compat.json holds it: with the overall status it states."""
+    return Evidence(run, str(run.status), files or {})
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900):
+    """``python -m matrix ARGS`` from the repository, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "matrix", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def assert_clear_error(done: subprocess.CompletedProcess, *phrases: str) -> None:
+    """Exit 2, one paragraph with every phrase, no traceback."""
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    assert "error:" in output
+    flat = " ".join(output.split())
+    for phrase in phrases:
+        assert phrase in flat, output

@@ -1,0 +1,219 @@
+"""Each engine's SQL, compiled and read without a server, as its DBA would read it.
+
+No SQL Server can run where this harness is built, so every statement the
+harness itself sends to SQL Server (databases, schema, catalogue queries,
+synthetic rows, their read-back, the benchmark's raw driver) is compiled here
+for the ``mssql`` dialect and checked for the forms SQL Server accepts:
+nothing calls a method on a schema-qualified column, internal tables are left
+out of "objects outside the schema", batches split on ``GO`` only where
+``sqlcmd`` would. The same statements for PostgreSQL run live elsewhere; what
+only a live SQL Server can prove is listed in the README.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+import sqlglot
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects import mssql, postgresql
+
+from matrix import synthetic
+from matrix.engines import ConnectFailure, engine_named, engine_of
+from matrix.engines.sqlscript import ScriptSyntaxError, split_postgresql, split_tsql
+from matrix.errors import HarnessError
+
+MSSQL = engine_named("mssql")
+POSTGRESQL = engine_named("postgresql")
+FOUR_PART_METHOD = re.compile(r"\w+\.\[?\w+\]?\.\[?\w+\]?\.ST\w+\(", re.IGNORECASE)
+
+
+def plugin_table() -> sa.Table:
+    metadata = sa.MetaData(schema="pl_tutorial")
+    return sa.Table(
+        "SpatialFeature",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(50)),
+        sa.Column("geom", Geometry("POINT", srid=4326)),
+    )
+
+
+def tsql(statement: sa.ClauseElement) -> str:
+    return str(statement.compile(dialect=mssql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def parses_as_tsql(sql: str) -> None:
+    sqlglot.parse(sql, read=MSSQL.sqlglot_dialect)
+
+
+# -- what SQL Server accepts ----------------------------------------------------------------
+
+
+def test_geometry_is_read_back_through_an_alias_never_a_four_part_name():
+    sql = tsql(synthetic.read_statement(MSSQL, plugin_table()))
+    assert "[t].[geom].STAsText() AS geom" in sql
+    assert "FROM pl_tutorial.[SpatialFeature] AS t" in sql
+    assert not FOUR_PART_METHOD.search(sql), sql
+    assert "AsBinary" not in sql  # GeoAlchemy2's own read form, which SQL Server rejects
+
+
+def test_reading_geometry_from_a_schema_qualified_column_is_refused():
+    with pytest.raises(ValueError, match="aliased table"):
+        MSSQL.geometry_as_text(plugin_table().c.geom)
+
+
+def test_geometry_is_written_with_the_static_constructor():
+    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1.25 2.25)", 4326)}
+    sql = tsql(synthetic.insert_statement(MSSQL, plugin_table(), values))
+    assert "geometry::STGeomFromText(N'POINT(1.25 2.25)', 4326)" in sql
+    with pytest.raises(ValueError):
+        MSSQL.geometry_from_text("POINT(1 1)'); DROP TABLE x; --", 4326)
+
+
+def test_objects_outside_the_schema_leave_internal_tables_out():
+    sql = MSSQL.outside_schema_sql
+    assert "o.type NOT IN ('IT', 'S')" in sql  # spatial index and Query Store tables
+    assert "is_ms_shipped = 0" in sql
+    assert "'sys', 'INFORMATION_SCHEMA'" in sql
+    parses_as_tsql(sql.replace(":schema", "N'pl_tutorial'"))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        *MSSQL.create_database_sql("matrix_1"),
+        *MSSQL.drop_database_sql("matrix_1"),
+        MSSQL.create_schema_sql("pl_tutorial"),
+        MSSQL.table_identity_sql.replace(":schema", "N'pl_tutorial'"),
+        MSSQL.active_statements_sql.replace(":database", "N'matrix_1'"),
+        MSSQL.list_databases_sql,
+        *MSSQL.session_settings_sql(60, 30),
+        *MSSQL.script_session_sql,
+        MSSQL.fingerprint_sql("pl_tutorial", ["Item", "SpatialFeature"]),
+    ],
+)
+def test_every_server_statement_parses_as_tsql(sql):
+    parses_as_tsql(sql)
+
+
+def test_database_and_schema_statements_read_as_a_dba_expects():
+    assert MSSQL.create_database_sql("matrix_1") == ["CREATE DATABASE [matrix_1]"]
+    (drop,) = MSSQL.drop_database_sql("matrix_1")
+    assert "SET SINGLE_USER WITH ROLLBACK IMMEDIATE" in drop and "DROP DATABASE [matrix_1]" in drop
+    assert MSSQL.create_schema_sql("pl_x") == (
+        "IF SCHEMA_ID(N'pl_x') IS NULL EXEC(N'CREATE SCHEMA [pl_x]')"
+    )
+    assert MSSQL.quote("we]ird") == "[we]]ird]"
+    assert MSSQL.session_settings_sql(60, 30) == ["SET LOCK_TIMEOUT 30000"]
+    assert MSSQL.database_settings_sql("x", 60, 30) == []  # SQL Server has no such defaults
+
+
+def test_benchmark_driver_statements_are_tsql():
+    from matrix.bench.drivers import MssqlDriver
+
+    table = plugin_table()
+    insert, analyze = MssqlDriver.statements(mssql.dialect(), table, ["id", "name"])
+    assert insert == "INSERT INTO pl_tutorial.[SpatialFeature] (id, name) VALUES (%s, %s)"
+    assert analyze == "UPDATE STATISTICS pl_tutorial.[SpatialFeature]"
+    parses_as_tsql(insert.replace("%s", "1"))
+    parses_as_tsql(analyze)
+
+
+# -- connection failures, classified ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "message", "failure"),
+    [
+        (POSTGRESQL, 'password authentication failed for user "peek"', "authentication"),
+        (POSTGRESQL, "connection to server at 127.0.0.1 failed: Connection refused", "refused"),
+        (POSTGRESQL, 'database "x" does not exist', "no_database"),
+        (POSTGRESQL, "timeout expired", "timeout"),
+        (POSTGRESQL, "the database system is starting up", "starting"),
+        (MSSQL, "Login failed for user 'sa'. (18456)", "authentication"),
+        (
+            MSSQL,
+            "DB-Lib error message 20009 ... Net-Lib error during Connection refused",
+            "refused",
+        ),
+        (MSSQL, 'Cannot open database "x" requested by the login. (4060)', "no_database"),
+    ],
+)
+def test_connection_failures_are_classified(engine, message, failure):
+    assert engine.classify(Exception(message)) == ConnectFailure(failure)
+
+
+@pytest.mark.parametrize(
+    ("raw", "phrase"),
+    [
+        ("postgresql://u:p@127.0.0.1:notaport/db", "is not a database URL"),
+        ("oracle://u:p@127.0.0.1/db", "names the engine 'oracle'"),
+        ("not a url", "is not a database URL"),
+    ],
+)
+def test_a_bad_url_names_its_source(raw, phrase):
+    with pytest.raises(HarnessError, match=phrase) as caught:
+        engine_of(raw, source="MATRIX_POSTGRESQL_URL")
+    assert "MATRIX_POSTGRESQL_URL" in str(caught.value)
+
+
+def test_offline_urls_cannot_reach_another_host():
+    assert "host=/nonexistent" in POSTGRESQL.offline_url
+    assert "@127.0.0.1:1/" in MSSQL.offline_url
+
+
+# -- scripts, split as psql and sqlcmd send them ------------------------------------------------
+
+
+def test_postgresql_splitter_keeps_dollar_quoted_bodies_whole():
+    sql = (
+        "-- Running upgrade  -> a1\n\nCREATE TABLE t (x int);\n\n"
+        "-- Running upgrade a1 -> b2\n\n"
+        "DO $$ BEGIN PERFORM 1; IF true THEN PERFORM 2; END IF; END $$;\n"
+        "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n"
+        "INSERT INTO t VALUES (';'), (E'it\\'s; fine'), ($1);\n"
+        "/* a ; comment /* nested ; */ */ SELECT 'a '' ; b';\n"
+    )
+    statements = split_postgresql(sql)
+    assert [s.revision for s in statements] == ["a1", "b2", "b2", "b2", "b2"]
+    assert statements[1].text.startswith("DO $$") and statements[1].text.endswith("END $$")
+    assert statements[2].text.endswith("LANGUAGE sql")
+    assert statements[3].line == 9
+    assert statements[4].text.endswith("SELECT 'a '' ; b'")
+
+
+def test_tsql_splitter_splits_on_go_lines_only():
+    sql = (
+        "CREATE SCHEMA [pl_x];\n\nGO\n\n-- Running upgrade  -> a1\n\n"
+        "CREATE TABLE [pl_x].[Item] (id INTEGER NOT NULL);\nSELECT 'GO';\n/*\nGO\n*/\n\nGO\n"
+        "INSERT INTO [pl_x].[GO] VALUES (1)\ngo 2\n"
+    )
+    batches = split_tsql(sql)
+    assert [(b.revision, b.text.splitlines()[0]) for b in batches] == [
+        (None, "CREATE SCHEMA [pl_x];"),
+        ("a1", "CREATE TABLE [pl_x].[Item] (id INTEGER NOT NULL);"),
+        ("a1", "INSERT INTO [pl_x].[GO] VALUES (1)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 'unterminated;", "DO $$ BEGIN PERFORM 1;", "/* open comment; SELECT 1;"],
+)
+def test_postgresql_splitter_refuses_an_unterminated_token(sql):
+    with pytest.raises(ScriptSyntaxError):
+        split_postgresql(sql)
+
+
+def test_both_dialects_compile_the_harness_row_statements():
+    table = plugin_table()
+    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1 1)", 4326)}
+    pg = str(
+        synthetic.insert_statement(POSTGRESQL, table, values).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
+    assert "ST_GeomFromText('POINT(1 1)', 4326)" in pg

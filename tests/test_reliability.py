@@ -1,0 +1,356 @@
+"""The run never hangs, never passes what is unproven, never loses a result, never leaks.
+
+Each test feeds one fault for real (a server that is not there, a wrong
+password, a migration that blocks, a history Alembic cannot read, a second
+run on the same reports, a SIGKILL) and asserts the exit, the message, the
+report and that nothing was left behind, within a bounded time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, assert_clear_error, cli
+from plugin_factory import (
+    ADD_COUNT,
+    CREATE_INDEX,
+    PluginSpec,
+    Revision,
+    healthy_revisions,
+    write_plugin,
+)
+
+from matrix import leftovers
+
+pytestmark = pytest.mark.live
+PG = ("--targets", "pg15-postgis33")
+
+
+def external(tmp: Path, plugin: Path, url: str, *extra: str, reports: Path | None = None):
+    reports = reports or tmp / "reports"
+    done = cli(
+        "run",
+        "--plugin",
+        str(plugin),
+        *PG,
+        "--provider",
+        "external",
+        "--reports",
+        str(reports),
+        *extra,
+        env={"MATRIX_POSTGRESQL_URL": url},
+        timeout=300,
+    )
+    return done, reports
+
+
+def compat(reports: Path) -> dict:
+    return json.loads((reports / "compat.json").read_text())
+
+
+def test_a_server_that_is_not_there_is_not_run_at_once(tmp_path):
+    plugin = write_plugin(tmp_path / "src", PluginSpec("absent", healthy_revisions()))
+    started = time.monotonic()
+    done, reports = external(tmp_path, plugin, "postgresql://peek:pw@127.0.0.1:1/peek")
+    assert time.monotonic() - started < 60  # not the 90 s ready_timeout
+    assert done.returncode == 1
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "not_run"
+    assert "Nothing accepts connections" in target["reason"]
+    assert "ready_timeout" not in target["reason"] and "below" not in target["reason"]
+    statuses = {c["name"]: c["status"] for c in target["checks"]}
+    assert statuses["single_head"] == "passed"
+    assert statuses["offline_sql"] == "not_run"  # rendered and parsed; not applied
+    assert (reports / "sql" / "pg15-postgis33" / "upgrade.sql").exists()
+
+
+def test_a_wrong_password_is_said_at_once(tmp_path, pg_server_url):
+    plugin = write_plugin(tmp_path / "src", PluginSpec("wrongpw", healthy_revisions()))
+    secret = "Wr0ng-Secret-Pw"
+    url = pg_server_url.set(password=secret).render_as_string(hide_password=False)
+    started = time.monotonic()
+    done, reports = external(tmp_path, plugin, url)
+    assert time.monotonic() - started < 60
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "error"
+    assert "refused the login" in target["reason"]
+    assert "does not get better by waiting" in target["reason"]
+    output = done.stdout + done.stderr
+    for text in [
+        output,
+        *(p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file()),
+    ]:
+        assert secret not in text
+
+
+def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server_url, tmp_path):
+    package = write_plugin(tmp_path / "src", PluginSpec("masked", healthy_revisions()))
+    run = run_matrix_cli("--plugin", str(package), *PG, "--provider", "external")
+    assert run.exit_code == 0, run.output
+    password = pg_server_url.password
+    assert password and password not in run.output
+    for path in run.reports.rglob("*"):
+        if path.is_file():
+            assert password not in path.read_text(errors="replace"), path
+
+
+def test_runs_of_the_same_build_add_up_and_other_builds_are_dropped(run_matrix_cli, tmp_path):
+    package = write_plugin(tmp_path / "src", PluginSpec("addsup", healthy_revisions()))
+    reports = tmp_path / "shared-reports"
+    common = ("--plugin", str(package), "--reports", str(reports))
+    first = run_matrix_cli(*common, *PG, "--provider", "external")
+    assert first.exit_code == 0, first.output
+    second = cli("run", *common, "--targets", "mssql2022", "--provider", "external")
+    assert second.returncode == 1
+    statuses = {t["id"]: t["status"] for t in compat(reports)["targets"]}
+    assert statuses == {"pg15-postgis33": "passed", "mssql2022": "not_run"}
+
+    other = write_plugin(tmp_path / "other", PluginSpec("otherbuild", healthy_revisions()))
+    cli("run", "--plugin", str(other), "--reports", str(reports), "--targets", "mssql2019")
+    assert [t["id"] for t in compat(reports)["targets"]] == ["mssql2019"]
+    assert sorted(p.name for p in (reports / "targets").iterdir()) == ["mssql2019.json"]
+
+
+def test_a_second_run_on_the_same_reports_is_refused_with_the_first_ones_pid(
+    tmp_path, pg_server_url
+):
+    slow = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(8)')"
+    revisions = healthy_revisions()
+    revisions[1] = Revision("b2", "a1", slow, revisions[1].downgrade)
+    first_plugin = write_plugin(tmp_path / "one", PluginSpec("slowone", revisions))
+    second_plugin = write_plugin(tmp_path / "two", PluginSpec("second", healthy_revisions()))
+    reports = tmp_path / "reports"
+    url = pg_server_url.render_as_string(hide_password=False)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matrix",
+            "run",
+            "--plugin",
+            str(first_plugin),
+            *PG,
+            "--provider",
+            "external",
+            "--reports",
+            str(reports),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MATRIX_POSTGRESQL_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            if (reports / ".lock").exists() and (reports / ".lock").read_text().strip():
+                break
+            time.sleep(0.05)
+        done, _ = external(tmp_path, second_plugin, url, reports=reports)
+        assert_clear_error(done, f"Another run (pid {first.pid}) is writing", "--reports")
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0
+    assert [t["id"] for t in compat(reports)["targets"]] == ["pg15-postgis33"]
+    assert compat(reports)["plugin"]["name"] == "peek_plugin_slowone"
+
+
+def test_a_migration_that_blocks_times_out_with_the_statement_and_the_run_ends(
+    tmp_path, pg_server_url
+):
+    revisions = healthy_revisions()
+    block = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(600)')"
+    revisions[1] = Revision("b2", "a1", block, revisions[1].downgrade)
+    plugin = write_plugin(tmp_path / "src", PluginSpec("blocks", revisions))
+    url = pg_server_url.render_as_string(hide_password=False)
+    started = time.monotonic()
+    done, reports = external(tmp_path, plugin, url, "--check-timeout", "4")
+    assert time.monotonic() - started < 90
+    assert done.returncode == 1
+    target = compat(reports)["targets"][0]
+    upgrade = next(c for c in target["checks"] if c["name"] == "upgrade_stepwise")
+    assert upgrade["status"] == "error"
+    assert "timed out after 4 s" in upgrade["reason"]
+    assert "pg_sleep(600)" in upgrade["reason"]
+    later = next(c for c in target["checks"] if c["name"] == "reupgrade")
+    assert later["status"] == "not_run"
+    assert "stopped when upgrade_stepwise timed out" in later["reason"]
+    assert target["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("name", "phrase"), [("cycle", "cannot be read"), ("twice", "present more than once")]
+)
+def test_an_unreadable_history_ends_the_run_in_seconds(tmp_path, name, phrase):
+    revisions = healthy_revisions()
+    if name == "cycle":
+        revisions[0] = Revision("a1", "b2", revisions[0].upgrade, revisions[0].downgrade)
+    package = write_plugin(tmp_path / "src", PluginSpec(name, revisions))
+    versions = package / "_private" / "alembic" / "versions"
+    if name == "twice":  # a second file declaring revision a1
+        (versions / "a1_again.py").write_text((versions / "a1.py").read_text())
+    started = time.monotonic()
+    done, reports = external(tmp_path, package, "postgresql://peek:pw@127.0.0.1:1/peek")
+    assert time.monotonic() - started < 60
+    assert done.returncode == 1, done.stdout + done.stderr
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "failed"
+    assert phrase in target["reason"]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_revision_that_does_not_compile_is_one_cause_with_its_file_and_line(tmp_path):
+    revisions = healthy_revisions()
+    revisions[1] = Revision("b2", "a1", "op.add_column(  # unclosed", "pass")
+    plugin = write_plugin(tmp_path / "src", PluginSpec("syntax", revisions))
+    done, reports = external(tmp_path, plugin, "postgresql://peek:pw@127.0.0.1:1/peek")
+    assert done.returncode == 1
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "failed"
+    assert "the plugin cannot be loaded at" in target["reason"]
+    assert "versions/b2.py:" in target["reason"] and "SyntaxError" in target["reason"]
+    assert {c["reason"] for c in target["checks"]} == {"the plugin cannot be loaded"}
+    output = " ".join((done.stdout + done.stderr).split())
+    assert output.count("SyntaxError") <= 2  # once in the log, once in the summary
+
+
+def test_a_missing_module_is_one_paragraph_with_the_plugin_line_and_the_fix(tmp_path):
+    spec = PluginSpec("missing", healthy_revisions())
+    spec.models["Extra"] = "import peek_missing_dependency  # noqa\n"
+    plugin = write_plugin(tmp_path / "src", spec)
+    done, _ = external(tmp_path, plugin, "postgresql://peek:pw@127.0.0.1:1/peek")
+    assert_clear_error(
+        done,
+        "has no module 'peek_missing_dependency'",
+        "peek_plugin_missing/_private/storage/Extra.py:1",
+        "--with peek-missing-dependency",
+        "MATRIX_PLUGIN_WITH",
+    )
+
+
+def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
+    revisions = healthy_revisions()
+    block = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(600)')"
+    revisions[1] = Revision("b2", "a1", block, revisions[1].downgrade)
+    plugin = write_plugin(tmp_path / "src", PluginSpec("killed", revisions))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "MATRIX_CACHE_DIR": str(cache)}
+    runs = cache / "runs"
+    victim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matrix",
+            "run",
+            "--plugin",
+            str(plugin),
+            *PG,
+            "--provider",
+            "native",
+            "--reports",
+            str(tmp_path / "r1"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    record = _wait_for(lambda: next(iter(runs.glob("native-*.json")), None), 120)
+    facts = json.loads(record.read_text())
+    datadir = Path(facts["datadir"])
+    postmaster = _wait_for(lambda: _postmaster_pid(datadir), 60)
+    _wait_for(lambda: _check_process_running(victim.pid), 120)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert leftovers.pid_alive(postmaster)  # left behind, as a SIGKILL leaves it
+
+    done = cli(
+        "run",
+        "--plugin",
+        str(plugin),
+        "--targets",
+        "pg15-postgis33",
+        "--provider",
+        "native",
+        "--reports",
+        str(tmp_path / "r2"),
+        "--check-timeout",
+        "3",
+        env=env,
+    )
+    assert "stopped native servers left by dead runs" in done.stdout + done.stderr
+    assert not leftovers.pid_alive(postmaster)
+    assert not datadir.exists()
+    assert not list(runs.glob("native-*.json"))
+    _wait_for(lambda: not _check_process_running(victim.pid) or None, 30)
+
+
+def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
+    plugin = write_plugin(tmp_path / "src", PluginSpec("termed", healthy_revisions()))
+    cache = tmp_path / "cache"
+    before = set(Path(tempfile.gettempdir()).glob("matrix-*"))
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matrix",
+            "run",
+            "--plugin",
+            str(plugin),
+            *PG,
+            "--provider",
+            "native",
+            "--reports",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MATRIX_CACHE_DIR": str(cache)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: next(iter((cache / "runs").glob("native-*.json")), None), 120)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    after = set(Path(tempfile.gettempdir()).glob("matrix-*"))
+    assert after - before == set()
+    assert not list((cache / "runs").glob("native-*.json"))
+
+
+def test_a_finished_run_leaves_no_temporary_folder(run_matrix_cli, tmp_path):
+    before = set(Path(tempfile.gettempdir()).glob("matrix-run-*"))
+    plugin = write_plugin(tmp_path / "src", PluginSpec("tidy", healthy_revisions()))
+    run = run_matrix_cli("--plugin", str(plugin), *PG, "--provider", "external")
+    assert run.exit_code == 0, run.output
+    assert set(Path(tempfile.gettempdir()).glob("matrix-run-*")) == before
+
+
+def _wait_for(probe, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"gave up after {seconds} s")
+
+
+def _postmaster_pid(datadir: Path) -> int | None:
+    """The running server's pid (initdb's single-user backend writes a negative one)."""
+    try:
+        pid = int((datadir / "data" / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 else None
+
+
+def _check_process_running(parent: int) -> bool:
+    done = subprocess.run(["pgrep", "-f", "matrix.cell"], capture_output=True, text=True)
+    return bool(done.stdout.strip())
