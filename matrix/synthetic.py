@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from matrix.databases import first_line
 from matrix.engines import Engine
 from matrix.snapshot import VERSION_TABLE
 
@@ -198,7 +199,7 @@ def fill(
                 _insert(conn, engine, table, revision, ledger)
             ledger.uncovered.pop(table.name, None)
         except (Unfillable, sa.exc.DBAPIError, sa.exc.StatementError) as error:
-            ledger.uncovered[table.name] = f"at {revision}: {_first_line(error)}"
+            ledger.uncovered[table.name] = f"at {revision}: {first_line(error)}"
 
 
 def _insert(
@@ -468,6 +469,47 @@ def verify(
     return losses
 
 
+def lagging_sequences(
+    conn: sa.Connection, engine: Engine, schema: str, ledger: Ledger
+) -> dict[str, tuple[str | None, str]]:
+    """Tables whose key sequence would hand out a key their rows already hold.
+
+    A revision that copies rows back into a re-created table, or inserts rows
+    with explicit keys, must move the key's sequence past them; otherwise the
+    first row a site writes after the upgrade fails with a duplicate key. For
+    every table of the schema, the sequence behind its generated key is
+    compared with the highest key present. Returns table -> (revision to
+    blame, what was found).
+    """
+    lagging: dict[str, tuple[str | None, str]] = {}
+    metadata = reflect(conn, schema)
+    for table in metadata.tables.values():
+        for column in table.primary_key:
+            if not _generated_key(table, column) and column.identity is None:
+                continue
+            statement, params = engine.key_sequence_sql(schema, table.name, column.name)
+            row = conn.execute(sa.text(statement), params).first()
+            if row is None or row.next_value is None or row.highest is None:
+                continue
+            if int(row.next_value) <= int(row.highest):
+                lagging[table.name] = (
+                    _last_rebuild(ledger, table.name),
+                    f"its sequence gives {column.name} = {int(row.next_value)} next, at or below "
+                    f"the highest key the rows hold ({int(row.highest)})",
+                )
+    return lagging
+
+
+def _last_rebuild(ledger: Ledger, table: str) -> str | None:
+    """The last revision that created ``table`` again, else the last that touched its rows."""
+    rebuilt = [rev for (name, _), rev in ledger.recreated.items() if name == table]
+    if rebuilt:
+        return max(rebuilt, key=ledger.revisions.index)
+    identity = ledger.identities.get(table)
+    touched = ledger.touched.get(identity, []) if identity is not None else []
+    return touched[-1] if touched else None
+
+
 @dataclass
 class Loss:
     """Rows of one table that did not survive, and why."""
@@ -630,8 +672,3 @@ def _type_text(type_: sa.types.TypeEngine) -> str:
         return str(type_)
     except Exception:  # noqa: BLE001 - only for a message
         return type(type_).__name__
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

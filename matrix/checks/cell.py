@@ -69,6 +69,7 @@ class Cell:
         self.outside_before: frozenset[str] = frozenset()
         self.residues: list[Residue] = []
         self.irreversible_at: str | None = None
+        self.up_failed_at: str | None = None  # the revision upgrade_stepwise stopped at
         # Where the walk down left the database (base, or the revision whose
         # downgrade raised), and how many steps it took; None: it never ran.
         self.down_reached: str | None = None
@@ -88,6 +89,10 @@ class Cell:
     @property
     def head(self) -> str | None:
         return self.migrator.head
+
+    @property
+    def engine_dialect(self) -> sa.Dialect:
+        return self.connection().dialect
 
     # -- databases -----------------------------------------------------------------
 

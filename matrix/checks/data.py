@@ -62,7 +62,9 @@ def data_survives(cell, out: CheckOutput) -> None:
     Rows lost because their table was dropped at R are reported as such (the
     table, R, and how many rows written at which revisions): that is data
     loss on upgrade, a failure unless the plugin's policy acknowledges it. A
-    revision that cannot run once its tables hold rows fails here too.
+    revision that cannot run once its tables hold rows fails here too, and so
+    does one that leaves a key sequence behind the keys its table holds (rows
+    copied back into a re-created table): the next row a site writes fails.
     """
     url = cell.siblings["data"]
     conn = cell.open(url)
@@ -73,6 +75,11 @@ def data_survives(cell, out: CheckOutput) -> None:
             cell.migrator.upgrade(url, "heads", observer)
         except StepFailed as failure:
             out.evidence = observer.evidence
+            if failure.revision == cell.up_failed_at:
+                raise CannotJudge(
+                    f"the upgrade stops at {failure.revision} with or without data "
+                    "(see upgrade_stepwise)"
+                ) from None
             out.find(
                 "fails_with_data",
                 f"upgrade of {failure.revision} fails once the tables hold rows: "
@@ -83,6 +90,7 @@ def data_survives(cell, out: CheckOutput) -> None:
         out.evidence = observer.evidence
         timezone = _server_timezone(conn, cell.engine.name)
         losses = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
+        lagging = synthetic.lagging_sequences(conn, cell.engine, cell.schema, ledger)
     finally:
         engine = conn.engine
         conn.close()
@@ -90,11 +98,18 @@ def data_survives(cell, out: CheckOutput) -> None:
     for loss in losses:
         kind = {"table": "table_dropped", "rows": "rows_lost", "values": "values_changed"}
         out.find(kind[loss.kind], loss.describe(), revision=loss.revision)
+    for table, (revision, what) in sorted(lagging.items()):
+        out.find(
+            "sequence_behind",
+            f"{table}: new rows written after the upgrade will collide with the rows it kept: "
+            f"{what}",
+            revision=revision,
+        )
     lost_tables = {loss.table for loss in losses}
     uncovered = {t: why for t, why in ledger.uncovered.items() if t not in lost_tables}
     for table, why in sorted(uncovered.items()):
         out.warn(f"no rows could be written into {table} ({why})")
-    if losses:
+    if losses or lagging:
         return
     if uncovered:
         raise CannotJudge(

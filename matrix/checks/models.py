@@ -35,9 +35,10 @@ def model_matches_ddl(cell, out: CheckOutput) -> None:
     metadata = cell.migrator.env.metadata
     if metadata is None:
         raise CannotJudge("env.py passes no target_metadata to Alembic, so there is no model")
-    differences = scoped_differences(cell.connection(), metadata, cell.schema)
+    conn = cell.connection()
+    differences = scoped_differences(conn, metadata, cell.schema)
     for difference in differences:
-        text, table, kind, name = render_difference(difference)
+        text, table, kind, name = render_difference(difference, conn.dialect)
         out.find(
             "drift",
             text,
@@ -81,8 +82,14 @@ def _flatten(differences: list[Any]) -> list[Any]:
     return flat
 
 
-def render_difference(difference: Any) -> tuple[str, str | None, str | None, str | None]:
-    """One sentence, and the (table, kind, name) of the object, for blame."""
+def render_difference(
+    difference: Any, dialect: sa.Dialect | None = None
+) -> tuple[str, str | None, str | None, str | None]:
+    """One sentence, and the (table, kind, name) of the object, for blame.
+
+    Types are shown as the database's dialect spells them (``TIMESTAMP WITH
+    TIME ZONE``, not the generic ``DATETIME``).
+    """
     action = difference[0]
     if action in ("add_table", "remove_table"):
         table = difference[1]
@@ -127,8 +134,8 @@ def render_difference(difference: Any) -> tuple[str, str | None, str | None, str
         _, _, table, column, _existing, database, model = difference
         what = action.removeprefix("modify_")
         return (
-            f"column {table}.{column}: {what} is {_show(database)} in the database, "
-            f"{_show(model)} in the model",
+            f"column {table}.{column}: {what} is {_show(database, dialect)} in the database, "
+            f"{_show(model, dialect)} in the model",
             table,
             "columns",
             column,
@@ -136,10 +143,10 @@ def render_difference(difference: Any) -> tuple[str, str | None, str | None, str
     return (f"{action}: {difference[1:]}", None, None, None)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, dialect: sa.Dialect | None = None) -> str:
     if isinstance(value, sa.types.TypeEngine):
         try:
-            return value.compile()
+            return value.compile(dialect=dialect)
         except Exception:  # noqa: BLE001 - only for a message
             return repr(value)
     return repr(value)
@@ -168,7 +175,7 @@ def _warn_about_env_autogenerate(cell, out: CheckOutput, found: int) -> None:
         )
         return
     if len(proposed) != found:
-        first = render_difference(proposed[0])[0] if proposed else "nothing"
+        first = render_difference(proposed[0], cell.engine_dialect)[0] if proposed else "nothing"
         out.warn(
             f"`alembic revision --autogenerate` with the plugin's own env.py proposes "
             f"{len(proposed)} changes where the schema-scoped comparison finds {found} "

@@ -48,6 +48,7 @@ def upgrade_stepwise(cell, out: CheckOutput) -> None:
     try:
         cell.migrator.upgrade(cell.url, "heads", observer)
     except StepFailed as failure:
+        cell.up_failed_at = failure.revision
         out.find(
             "upgrade_failed",
             f"upgrade {cell.migrator.down_revision(failure.revision)} -> {failure.revision} "

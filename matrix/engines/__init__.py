@@ -157,6 +157,10 @@ class Engine(ABC):
         """
 
     @abstractmethod
+    def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
+        """A row (next_value, highest): what the key's sequence gives next, the highest key."""
+
+    @abstractmethod
     def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
         """Rows (n, c, h): the n-th table's row count and a hash of all its rows, in one query.
 

@@ -131,6 +131,14 @@ class MssqlEngine(Engine):
             WHERE s.name = :schema
         """
 
+    def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        return (
+            "SELECT CAST(IDENT_CURRENT(:table) + IDENT_INCR(:table) AS BIGINT) AS next_value, "
+            f"(SELECT MAX({self.quote(column)}) FROM {qualified}) AS highest",
+            {"table": qualified},
+        )
+
     def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
         parts = [
             f"SELECT {i} AS n, COUNT_BIG(*) AS c, "

@@ -150,6 +150,16 @@ class PostgresqlEngine(Engine):
             WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
         """
 
+    def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        return (
+            "SELECT coalesce(s.last_value + s.increment_by, s.start_value) AS next_value, "
+            f"(SELECT max({self.quote(column)}) FROM {qualified}) AS highest "
+            "FROM pg_sequences s WHERE quote_ident(s.schemaname) || '.' || "
+            "quote_ident(s.sequencename) = pg_get_serial_sequence(:table, :column)",
+            {"table": qualified, "column": column},
+        )
+
     def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
         parts = [
             f"SELECT {i} AS n, COUNT(*) AS c, "
