@@ -232,6 +232,61 @@ def run(spec: dict[str, Any], url: str | None) -> int:
     return 0
 
 
+def seed(spec: dict[str, Any], url: str) -> int:
+    """Bring a database to the plugin's head with rows written at every revision.
+
+    Run with the *previous* release's plugin in its own environment; the
+    ledger of the rows written goes to ``spec["ledger"]`` for the check
+    process of this release (``upgrade_from_release``).
+    """
+    from sqlalchemy.engine import make_url
+
+    from matrix import masking, synthetic
+    from matrix.checks.cell import Cell
+    from matrix.checks.data import DataObserver, server_timezone
+    from matrix.engines import engine_named
+    from matrix.migrator import StepFailed
+    from matrix.plugin.model import Plugin
+
+    plugin = Plugin.from_dict(spec["plugin"])
+    db_url = make_url(url)
+    masking.register_url(db_url)
+    try:
+        cell = Cell(
+            plugin=plugin,
+            engine=engine_named(spec["engine"]),
+            target=spec["target"],
+            url=db_url,
+            sql_dir=Path(spec["sql_dir"]),
+            statement_timeout_s=spec.get("statement_timeout_s", 0),
+            lock_timeout_s=spec.get("lock_timeout_s", 0),
+        )
+        cell.discover()
+    except Exception as error:  # noqa: BLE001 - reported as the seed's failure
+        emit({"seeded": {"error": masking.mask(f"{type(error).__name__}: {error}")}})
+        return 0
+    conn = cell.open(db_url)
+    ledger = synthetic.Ledger()
+    try:
+        cell.migrator.upgrade(db_url, "heads", DataObserver(cell, conn, ledger))
+        # Only what a site at this release holds is on trial for the upgrade: rows
+        # the release's own history lost or rewrote are that release's findings.
+        timezone = server_timezone(conn, cell.engine.name)
+        gone = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
+        ledger.forget({id(row) for loss in gone for row in loss.rows})
+    except StepFailed as failure:
+        emit({"seeded": {"error": masking.mask(str(failure))}})
+        return 0
+    finally:
+        engine = conn.engine
+        conn.close()
+        engine.dispose()
+        cell.close()
+    Path(spec["ledger"]).write_text(json.dumps(ledger.to_dict()), encoding="utf-8")
+    emit({"seeded": {"head": cell.head, "rows": len(ledger.rows)}})
+    return 0
+
+
 def _benchmark(cell, settings: dict[str, Any]) -> None:
     """Measure session throughput on the database the checks left at head."""
     from matrix.bench.measure import run_benchmark
@@ -268,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(os.environ[SPEC_ENV])
     if "--probe" in argv:
         return probe(spec)
+    if "--seed" in argv:
+        return seed(spec, os.environ[URL_ENV])
     return run(spec, os.environ.get(URL_ENV) or None)
 
 

@@ -75,6 +75,7 @@ class LockHeld:
     mode: str
     seconds: float
     rows: int | None = None
+    exclusive: bool = False  # the mode blocks reads and writes alike (ACCESS EXCLUSIVE, Sch-M)
 
 
 @dataclass

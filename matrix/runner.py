@@ -33,11 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import matrix
-from matrix import catalogue, databases, masking, reports
+from matrix import catalogue, databases, lint, masking, reports
 from matrix.child import Child
 from matrix.definition import Target
 from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
+from matrix.plugin import sources
 from matrix.plugin.prepare import PreparedPlugin, prepare_plugin
 from matrix.policy import Policy, stale
 from matrix.providers import ProviderSet
@@ -77,6 +78,8 @@ class RunOptions:
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     checks: tuple[str, ...] = catalogue.REQUIRED
+    # "auto" (the highest earlier release on pip's index), a --plugin form, or None
+    previous: str | None = None
     check_options: dict[str, Any] = field(default_factory=dict)
     benchmark: dict[str, Any] | None = None
 
@@ -116,7 +119,7 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
         results: dict[str, TargetResult] = {t.id: _pending(t) for t in options.targets}
         report: RunReport | None = None
         try:
-            cells = _run_cells(options, plugin, providers, progress, deadline)
+            cells = _run_cells(options, plugin, providers, progress, deadline, work)
             _prepare(options, plugin, work, progress)
             prepared = plugin.result()
             report = _report(options, prepared, run_id, started)
@@ -163,6 +166,7 @@ def _prepare(
     except BaseException as error:
         plugin.set_exception(error)
         raise
+    prepared.previous, prepared.previous_reason = _previous(options, prepared, work, progress)
     plugin.set_result(prepared)
     env = "reused" if prepared.environment.reused else "created"
     progress.log(
@@ -171,6 +175,48 @@ def _prepare(
         f"revisions, schema {prepared.schema}; environment {env} in "
         f"{prepared.environment.seconds:.1f} s",
     )
+
+
+def _previous(
+    options: RunOptions, prepared: PreparedPlugin, work: Path, progress: Progress
+) -> tuple[PreparedPlugin | None, str]:
+    """The previous release, prepared in an environment of its own; or None and why.
+
+    An explicit ``--previous`` that cannot be prepared is bad input (raised);
+    one looked up on the index that cannot be installed is reported on the
+    release checks instead, so the rest of the run still proves this build.
+    """
+    if options.previous is None:
+        return None, "no previous release was given (--previous auto, or REQ or PATH)"
+    spec = options.previous
+    if spec == "auto":
+        plugin = prepared.plugin
+        if not plugin.distribution:
+            return None, "a package used in place has no releases; pass --previous REQ|PATH"
+        spec, why = sources.previous_release(plugin.distribution, plugin.version)
+        if spec is None:
+            return None, why
+    progress.log("plugin", f"previous release: {spec}")
+    engines = sorted({t.engine for t in options.targets})
+    try:
+        previous = prepare_plugin(
+            spec,
+            cache=options.cache_dir,
+            work=work / "previous",
+            with_requirements=options.with_requirements,
+            without_dependencies=options.without_dependencies,
+            constraints=options.constraints,
+            drivers=tuple(engine_named(e).driver_requirement for e in engines),
+            engine=engines[0],
+            log=lambda message: progress.log("plugin", message),
+        )
+    except HarnessError as error:
+        if options.previous != "auto":
+            raise
+        return None, f"the previous release {spec} cannot be prepared: {error.cause}"
+    if previous.load_failure:
+        return None, f"the previous release {spec}: {previous.load_failure}"
+    return previous, ""
 
 
 def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started: float):
@@ -213,6 +259,7 @@ def _run_cells(
     providers: ProviderSet,
     progress: Progress,
     deadline: float,
+    work: Path,
 ) -> Iterator[tuple[TargetResult, set[int]]]:
     """Start the cells on ``jobs`` daemon threads at once; yield results as they finish.
 
@@ -233,7 +280,7 @@ def _run_cells(
                 target = todo.get_nowait()
             except queue.Empty:
                 return
-            cell = _Cell(target, options, plugin, providers, progress, deadline)
+            cell = _Cell(target, options, plugin, providers, progress, deadline, work)
             done.put(cell.run())
 
     for _ in range(max(1, min(options.jobs, len(options.targets)))):
@@ -262,7 +309,9 @@ class _Cell:
         providers: ProviderSet,
         progress: Progress,
         deadline: float,
+        work: Path,
     ) -> None:
+        self.work = work
         self.target = target
         self.options = options
         self.plugin = plugin
@@ -315,7 +364,9 @@ class _Cell:
             self.progress.target(target.id, "running", provider=provider.name)
             checks_started = time.perf_counter()
             try:
-                self._checks(prepared, db.url)
+                release = self._seed(prepared, db.url)
+                self._checks(prepared, db.url, release)
+                lint.attach(self.result, self.options.reports_dir / "sql" / target.id, target)
             finally:
                 _drop_siblings(db.url)
             result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
@@ -354,9 +405,70 @@ class _Cell:
         if not self.result.checks:
             self.result.checks = _not_run(self.options.checks, "the target errored before")
 
-    def _checks(self, prepared: PreparedPlugin, url: URL | None) -> None:
+    def _seed(self, prepared: PreparedPlugin, url: URL) -> dict[str, Any]:
+        """The previous release at its head, with rows, in ``<database>_release``.
+
+        Its own check process (its plugin, its environment) runs its
+        migrations and writes the rows; what it wrote comes back as a ledger
+        file for ``upgrade_from_release``.
+        """
+        previous = prepared.previous
+        if previous is None:
+            return {"reason": prepared.previous_reason}
+        facts = {
+            "alembic_dir": str(previous.plugin.alembic_dir),
+            "version": previous.plugin.version,
+            "head": ",".join(previous.heads),
+        }
+        if url is None:
+            return facts
+        engine = engine_named(url.get_backend_name())
+        name = f"{url.database}_release"
+        template = url.database if engine.clones_databases else None
+        release = databases.create_database(url, name, template=template)
+        databases.prepare_database(
+            release,
+            postgis=False,
+            statement_timeout_s=self.options.check_timeout_s,
+            lock_timeout_s=self.options.lock_timeout_s,
+        )
+        ledger = self.work / f"{self.target.id}-release-ledger.json"
+        spec = {
+            "plugin": previous.plugin.to_dict(),
+            "engine": self.target.engine,
+            "target": self.target.id,
+            "sql_dir": str(ledger.parent),
+            "ledger": str(ledger),
+            "statement_timeout_s": self.options.check_timeout_s,
+            "lock_timeout_s": self.options.lock_timeout_s,
+        }
+        self.progress.log(self.target.id, f"bringing {name} to release {previous.plugin.version}")
+        rendered = release.render_as_string(hide_password=False)
+        child = Child(previous.environment.python, ["--seed"], spec, rendered, previous.child_path)
+        seeded: dict[str, Any] = {}
+        started = time.monotonic()
+        try:
+            for event in child.events(timeout=0.5):
+                if time.monotonic() - started > self.options.check_timeout_s:
+                    seeded = {"error": f"timed out after {self.options.check_timeout_s:g} s"}
+                    break
+                if event is not None and "seeded" in event:
+                    seeded = event["seeded"]
+        finally:
+            child.kill()
+        if not seeded:
+            seeded = {"error": f"its check process ended: {child.tail()[-300:]}"}
+        facts.update(siblings={"release": name}, ledger=str(ledger))
+        if "error" in seeded:
+            facts["seed_error"] = seeded["error"]
+        return facts
+
+    def _checks(
+        self, prepared: PreparedPlugin, url: URL | None, previous: dict[str, Any] | None = None
+    ) -> None:
         """Run the check process, watching every check's time and the run's."""
         target, options = self.target, self.options
+        previous = previous if previous is not None else self._seed(prepared, None)
         spec = {
             "plugin": prepared.plugin.to_dict(),
             "engine": target.engine,
@@ -366,7 +478,11 @@ class _Cell:
             "policy": options.policy.to_dict(),
             "statement_timeout_s": options.check_timeout_s,
             "lock_timeout_s": options.lock_timeout_s,
-            "options": options.check_options,
+            "options": {
+                **options.check_options,
+                "previous": previous,
+                "siblings": previous.get("siblings", {}),
+            },
             "benchmark": options.benchmark,
         }
         rendered = url.render_as_string(hide_password=False) if url is not None else None

@@ -42,6 +42,12 @@ SETTINGS: tuple[Setting, ...] = (
         "nox, CLI",
     ),
     Setting(
+        "MATRIX_PREVIOUS",
+        "",
+        "the previous release for the upgrade checks: auto, a requirement or a path (--previous)",
+        "nox, CLI",
+    ),
+    Setting(
         "MATRIX_POSTGRESQL_URL",
         "",
         "URL of a PostgreSQL server for the external provider (named by the matrix file)",

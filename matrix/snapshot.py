@@ -69,20 +69,20 @@ class Change:
 
     def summary(self) -> list[str]:
         """One short line per object created (+), dropped (-) or altered (~)."""
-        signs: dict[tuple[str, ...], set[str]] = {}
+        signs: dict[tuple[str, str], set[str]] = {}
         for sign, facts in (("+", self.added), ("-", self.removed)):
             for fact in facts:
-                path = tuple(fact.split(" = ", 1)[0].split("."))
+                path = fact.split(" = ", 1)[0].split(".")
                 if path[0] == "tables" and len(path) > 2:
                     whole = signs.setdefault(("table", path[1]), set())
                     if path[2] == "kind":
                         whole.add(sign)
                     elif len(path) > 3:
-                        signs.setdefault((path[2].rstrip("s"), f"{path[1]}.{path[3]}"), set()).add(
-                            sign
-                        )
-                else:
-                    signs.setdefault((path[0].rstrip("s"), ".".join(path[1:])), set()).add(sign)
+                        kind = _SINGULAR.get(path[2], path[2])
+                        signs.setdefault((kind, f"{path[1]}.{path[3]}"), set()).add(sign)
+                elif len(path) > 1:
+                    kind = _SINGULAR.get(path[0], path[0])
+                    signs.setdefault((kind, path[1]), set()).add(sign)
         created_or_dropped = {
             name for (kind, name), marks in signs.items() if kind == "table" and len(marks) == 1
         }
@@ -94,6 +94,19 @@ class Change:
                 continue  # only its parts changed; they have lines of their own
             lines.append(f"{'~' if len(marks) > 1 else next(iter(marks))} {kind} {name}")
         return lines
+
+
+_SINGULAR = {
+    "tables": "table",
+    "columns": "column",
+    "constraints": "constraint",
+    "indexes": "index",
+    "triggers": "trigger",
+    "views": "view",
+    "sequences": "sequence",
+    "types": "type",
+    "functions": "function",
+}
 
 
 def describe(expected: Iterable[str], actual: Iterable[str]) -> str:

@@ -20,6 +20,7 @@ honest:
 
 from __future__ import annotations
 
+import base64
 import datetime
 import decimal
 import itertools
@@ -147,6 +148,62 @@ class Ledger:
     def wrote(self, row: WrittenRow) -> None:
         self.rows.append(row)
 
+    def forget(self, rows: set[int]) -> None:
+        """Stop following the rows whose ``id()`` is in ``rows``."""
+        self.rows = [row for row in self.rows if id(row) not in rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to go on with this walk in another process (another release)."""
+        return {
+            "next": max((r.serial for r in self.rows), default=0) + 1,
+            "rows": [
+                {
+                    "table": r.table,
+                    "identity": r.identity,
+                    "revision": r.revision,
+                    "serial": r.serial,
+                    "key": [[k, encode(v)] for k, v in r.key],
+                    "values": [[k, encode(v)] for k, v in r.values],
+                }
+                for r in self.rows
+            ],
+            "revisions": self.revisions,
+            "identities": self.identities,
+            "drops": {str(k): v for k, v in self.drops.items()},
+            "recreated": [
+                [name, identity, rev] for (name, identity), rev in self.recreated.items()
+            ],
+            "fingerprints": {str(k): list(v) for k, v in self.fingerprints.items()},
+            "touched": {str(k): v for k, v in self.touched.items()},
+            "shrunk": {str(k): v for k, v in self.shrunk.items()},
+            "uncovered": self.uncovered,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        return cls(
+            counter=itertools.count(int(data["next"])),
+            rows=[
+                WrittenRow(
+                    table=r["table"],
+                    identity=r["identity"],
+                    revision=r["revision"],
+                    serial=r["serial"],
+                    key=tuple((k, decode(v)) for k, v in r["key"]),
+                    values=tuple((k, decode(v)) for k, v in r["values"]),
+                )
+                for r in data["rows"]
+            ],
+            revisions=list(data["revisions"]),
+            identities={k: int(v) for k, v in data["identities"].items()},
+            drops={int(k): v for k, v in data["drops"].items()},
+            recreated={(n, int(i)): rev for n, i, rev in data["recreated"]},
+            fingerprints={int(k): (int(v[0]), str(v[1])) for k, v in data["fingerprints"].items()},
+            touched={int(k): v for k, v in data["touched"].items()},
+            shrunk={int(k): v for k, v in data["shrunk"].items()},
+            uncovered=dict(data["uncovered"]),
+        )
+
     def touched_after(self, row: WrittenRow) -> str | None:
         """The first revision after ``row`` was written that touched its table's rows."""
         return self._first_after(row, self.touched)
@@ -162,6 +219,18 @@ class Ledger:
             if self.revisions.index(revision) > written:
                 return revision
         return None
+
+
+def row_counts(
+    conn: sa.Connection, engine: Engine, schema: str, tables: list[str]
+) -> dict[str, int]:
+    """Row counts of several tables in one round trip."""
+    parts = [
+        f"SELECT {i} AS n, COUNT(*) AS c FROM {engine.quote(schema)}.{engine.quote(t)}"
+        for i, t in enumerate(tables)
+    ]
+    rows = conn.execute(sa.text(" UNION ALL ".join(parts))).all()
+    return {tables[row.n]: int(row.c) for row in rows}
 
 
 def reflect(conn: sa.Connection, schema: str, only: Iterable[str] | None = None) -> sa.MetaData:
@@ -415,6 +484,97 @@ def _geometry(type_: sa.types.TypeEngine, n: int) -> Geometry | None:
     if isinstance(type_, geoalchemy2.Geography) and not srid:
         srid = 4326
     return Geometry(wkt, srid)
+
+
+def bulk_rows(
+    conn: sa.Connection, table: sa.Table, count: int, ledger: Ledger
+) -> tuple[list[str], list[tuple]]:
+    """``count`` rows for a bulk load: the columns and their values, keys left to the database.
+
+    Foreign keys take the parent's existing keys in turn; every other value
+    comes from :func:`value_for`, numbered by the ledger so rows stay distinct.
+    Geometry is EWKT text, which COPY takes.
+    """
+    generated = {c.name for c in table.columns if _generated_key(table, c)}
+    parents: dict[str, tuple[int, list]] = {}
+    for constraint in table.foreign_key_constraints:
+        pairs = [(e.parent.name, e.column.name) for e in constraint.elements]
+        keys = conn.execute(
+            sa.select(*[constraint.referred_table.c[p] for _, p in pairs]).limit(100_000)
+        ).all()
+        if not keys and not all(table.c[child].nullable for child, _ in pairs):
+            raise Unfillable(f"{constraint.referred_table.name} has no row to refer to")
+        for index, (child, _) in enumerate(pairs):
+            parents[child] = (index, keys)
+    columns = [
+        c
+        for c in table.columns
+        if c.name not in generated and c.computed is None and c.identity is None
+    ]
+    rows = []
+    for i in range(count):
+        n = ledger.next()
+        row = []
+        for column in columns:
+            if column.name in parents:
+                index, keys = parents[column.name]
+                row.append(keys[i % len(keys)][index] if keys else None)
+                continue
+            value = value_for(column.type, n, column)
+            if value is None and not column.nullable and column.server_default is None:
+                raise Unfillable(f"no value for the NOT NULL column {column.name}")
+            if isinstance(value, Geometry):
+                value = f"SRID={value.srid};{value.wkt}" if value.srid else value.wkt
+            elif isinstance(value, dict | list):
+                value = json.dumps(value)
+            row.append(value)
+        rows.append(tuple(row))
+    return [c.name for c in columns], rows
+
+
+# -- values across processes ---------------------------------------------------------
+
+
+def encode(value: Any) -> Any:
+    """A generated value as JSON, its Python type kept (a tag for those JSON lacks)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Geometry):
+        return {"$": "geometry", "wkt": value.wkt, "srid": value.srid}
+    if isinstance(value, decimal.Decimal):
+        return {"$": "decimal", "v": str(value)}
+    if isinstance(value, datetime.datetime):
+        return {"$": "datetime", "v": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$": "date", "v": value.isoformat()}
+    if isinstance(value, datetime.time):
+        return {"$": "time", "v": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"$": "timedelta", "v": value.total_seconds()}
+    if isinstance(value, bytes | memoryview):
+        return {"$": "bytes", "v": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, uuid.UUID):
+        return {"$": "uuid", "v": str(value)}
+    return {"$": "json", "v": value}
+
+
+def decode(value: Any) -> Any:
+    if not isinstance(value, dict) or "$" not in value:
+        return value
+    kind = value["$"]
+    if kind == "geometry":
+        return Geometry(value["wkt"], value["srid"])
+    readers = {
+        "decimal": decimal.Decimal,
+        "datetime": datetime.datetime.fromisoformat,
+        "date": datetime.date.fromisoformat,
+        "time": datetime.time.fromisoformat,
+        "timedelta": lambda v: datetime.timedelta(seconds=v),
+        "bytes": base64.b64decode,
+        "uuid": uuid.UUID,
+        "json": lambda v: v,
+    }
+    return readers[kind](value["v"])
 
 
 # -- reading back --------------------------------------------------------------------

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+from helpers import PyPI
+from passlib.apache import HtpasswdFile
 from sqlalchemy.engine import URL
 
 from matrix import databases
 from matrix.definition import load_matrix
+from matrix.providers.base import free_port
 from matrix.providers.native import NativeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +175,47 @@ def scaled(document, factor: float):
             for figure in operation.figures:
                 figure.median *= factor
     return result
+
+
+# -- a package index -----------------------------------------------------------------
+
+
+@pytest.fixture
+def pypi(tmp_path) -> PyPI:
+    """pypiserver on 127.0.0.1 that asks for a password to upload, list and download."""
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    password = secrets.token_urlsafe(18)
+    htpasswd = HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
+    htpasswd.set_password("publisher", password)
+    htpasswd.save()
+    port = free_port()
+    log = (tmp_path / "pypiserver.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port)]
+        + ["-a", "update,download,list", "-P", str(tmp_path / "htpasswd")]
+        + ["--disable-fallback", "--backend", "simple-dir", str(packages)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url + "health", server)
+        yield PyPI(url, "publisher", password, packages)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "pypiserver exited"
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("pypiserver did not answer in 30 s")

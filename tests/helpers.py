@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from matrix import catalogue
@@ -105,3 +106,26 @@ def assert_clear_error(done: subprocess.CompletedProcess, *phrases: str) -> None
     flat = " ".join(output.split())
     for phrase in phrases:
         assert phrase in flat, output
+
+
+@dataclass
+class PyPI:
+    url: str
+    username: str
+    password: str
+    packages: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "TWINE_REPOSITORY_URL": self.url,
+            "TWINE_USERNAME": self.username,
+            "TWINE_PASSWORD": self.password,
+        }
+
+    @property
+    def index_with_credentials(self) -> str:
+        return self.url.replace("://", f"://{self.username}:{self.password}@") + "simple/"
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.packages.iterdir())

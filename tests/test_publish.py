@@ -21,25 +21,20 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
-from helpers import BUILD, MATRIX, checks, evidence, judged, report, target, unreached
-from passlib.apache import HtpasswdFile
+from helpers import BUILD, MATRIX, PyPI, checks, evidence, judged, report, target, unreached
 
 from matrix import masking
 from matrix.errors import HarnessError
 from matrix.gate import Build, evaluate
 from matrix.plugin.sources import source_date_epoch
-from matrix.providers.base import free_port
 from matrix.release import publish as publish_verdict
 from matrix.release import release_notes, repository_from_env
 from matrix.results import Finding
@@ -126,70 +121,6 @@ def proven(pg_server_url, tmp_path_factory) -> Proven:
 def reports(proven, tmp_path) -> Path:
     """This test's copy of the passing reports: the gate writes into them."""
     return Path(shutil.copytree(proven.reports, tmp_path / "reports"))
-
-
-@dataclass
-class PyPI:
-    url: str
-    username: str
-    password: str
-    packages: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "TWINE_REPOSITORY_URL": self.url,
-            "TWINE_USERNAME": self.username,
-            "TWINE_PASSWORD": self.password,
-        }
-
-    @property
-    def index_with_credentials(self) -> str:
-        return self.url.replace("://", f"://{self.username}:{self.password}@") + "simple/"
-
-    def files(self) -> list[str]:
-        return sorted(p.name for p in self.packages.iterdir())
-
-
-@pytest.fixture
-def pypi(tmp_path) -> PyPI:
-    """pypiserver on 127.0.0.1 that asks for a password to upload, list and download."""
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    password = secrets.token_urlsafe(18)
-    htpasswd = HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
-    htpasswd.set_password("publisher", password)
-    htpasswd.save()
-    port = free_port()
-    log = (tmp_path / "pypiserver.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port)]
-        + ["-a", "update,download,list", "-P", str(tmp_path / "htpasswd")]
-        + ["--disable-fallback", "--backend", "simple-dir", str(packages)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url + "health", server)
-        yield PyPI(url, "publisher", password, packages)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
-
-
-def _wait_until_up(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "pypiserver exited"
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("pypiserver did not answer in 30 s")
 
 
 def publish(pypi: PyPI, reports: Path, dist: Path, matrix: Path, *args: str, env=None):

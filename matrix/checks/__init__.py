@@ -4,7 +4,16 @@
 their order; the modules here implement them, grouped by what they walk.
 """
 
-from matrix.checks import data, downgrade, history, models, offline, upgrade  # noqa: F401
+from matrix.checks import (  # noqa: F401 - each module registers its checks
+    cost,
+    data,
+    downgrade,
+    history,
+    models,
+    offline,
+    release,
+    upgrade,
+)
 from matrix.checks.base import IMPLEMENTATIONS, CannotJudge, CheckOutput, run_checks
 
 __all__ = ["IMPLEMENTATIONS", "CannotJudge", "CheckOutput", "run_checks"]

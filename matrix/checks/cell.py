@@ -75,8 +75,9 @@ class Cell:
         self.down_reached: str | None = None
         self.down_steps = 0
         self.siblings: dict[str, URL] = {}
-        self._engine: sa.Engine | None = None
         self._conn: sa.Connection | None = None
+        for purpose, name in (self.options.get("siblings") or {}).items():
+            self.siblings[purpose] = self.url.set(database=name)  # made by the runner
 
     @property
     def live(self) -> bool:

@@ -14,11 +14,17 @@ from matrix.snapshot import SchemaState
 class DataObserver:
     """After each revision: follow the tables, then fill what it created or changed."""
 
-    def __init__(self, cell, conn: sa.Connection, ledger: synthetic.Ledger) -> None:
+    def __init__(
+        self,
+        cell,
+        conn: sa.Connection,
+        ledger: synthetic.Ledger,
+        state: SchemaState | None = None,
+    ) -> None:
         self.cell = cell
         self.conn = conn
         self.ledger = ledger
-        self.state = SchemaState(frozenset())
+        self.state = state or SchemaState(frozenset())
         self.evidence: list[RevisionEvidence] = []
 
     def before(self, revision: str) -> None:
@@ -88,7 +94,7 @@ def data_survives(cell, out: CheckOutput) -> None:
             )
             return
         out.evidence = observer.evidence
-        timezone = _server_timezone(conn, cell.engine.name)
+        timezone = server_timezone(conn, cell.engine.name)
         losses = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
         lagging = synthetic.lagging_sequences(conn, cell.engine, cell.schema, ledger)
     finally:
@@ -121,7 +127,8 @@ def data_survives(cell, out: CheckOutput) -> None:
     out.covered = f"{len(ledger.rows)} rows in {tables} tables survived to head"
 
 
-def _server_timezone(conn: sa.Connection, engine: str) -> str:
+def server_timezone(conn: sa.Connection, engine: str) -> str:
+    """The zone naive timestamps are read in: the server's, on PostgreSQL."""
     if engine != "postgresql":
         return "UTC"
     return str(conn.execute(sa.text("SHOW TimeZone")).scalar_one())

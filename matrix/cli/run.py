@@ -109,6 +109,20 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help="the plugin's policy file (default: peek-matrix-policy.toml beside the plugin)",
     )
     run.add_argument(
+        "--previous",
+        default=settings.optional("MATRIX_PREVIOUS"),
+        metavar="auto|REQ|PATH",
+        help="the previous release to upgrade from and compare revisions with: auto (the "
+        "highest earlier release on pip's index), or a requirement, wheel, sdist or folder",
+    )
+    run.add_argument(
+        "--scale",
+        type=_positive_int,
+        metavar="N",
+        help="fill every table to N rows before each revision and measure its time, locks "
+        "and rewrites (the migration_cost check; limits in the policy's [cost] table)",
+    )
+    run.add_argument(
         "--check-timeout",
         type=_positive_float,
         default=900.0,
@@ -187,9 +201,24 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
         check_timeout_s=args.check_timeout,
         run_timeout_s=args.run_timeout,
         lock_timeout_s=args.lock_timeout,
-        checks=catalogue.REQUIRED,
+        checks=catalogue.REQUIRED
+        + (RELEASE_CHECKS if args.previous else ())
+        + (("migration_cost",) if args.scale else ()),
+        check_options={"scale": args.scale} if args.scale else {},
+        previous=_previous(args.previous),
         benchmark=benchmark,
     )
+
+
+RELEASE_CHECKS = ("released_revisions_unchanged", "upgrade_from_release")
+
+
+def _previous(raw: str | None) -> str | None:
+    """``auto``, or a plugin form checked as ``--plugin`` is."""
+    if raw is None or raw == "auto":
+        return raw
+    sources.validate(sources.classify(raw))
+    return raw
 
 
 def select_targets(matrix: Matrix, raw: str | None, engine: str | None) -> list[Target]:

@@ -156,6 +156,29 @@ class Engine(ABC):
         the same name, which loses its rows even though the name survives.
         """
 
+    # -- migration cost ------------------------------------------------------------
+
+    session_id_sql: ClassVar[str]  # this session's id, to leave it out of the lock samples
+    exclusive_lock: ClassVar[str]  # the mode that blocks reads and writes alike
+    storage_sql: ClassVar[str | None] = None  # rows (name, storage) of ``:schema``'s tables
+
+    @property
+    @abstractmethod
+    def locks_sql(self) -> str:
+        """Rows (relation, mode) of the locks other sessions hold on ``:schema``'s relations.
+
+        ``:sessions`` is a comma-separated list of session ids to leave out (the
+        harness's own).
+        """
+
+    @abstractmethod
+    def lock_strength(self, mode: str) -> int:
+        """How strong a lock mode is, for keeping the strongest one seen."""
+
+    @abstractmethod
+    def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
+        """Load many rows fast (COPY where there is one) on an autocommit connection."""
+
     @abstractmethod
     def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
         """A row (next_value, highest): what the key's sequence gives next, the highest key."""

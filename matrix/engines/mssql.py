@@ -131,6 +131,46 @@ class MssqlEngine(Engine):
             WHERE s.name = :schema
         """
 
+    session_id_sql = "SELECT @@SPID"
+    # Sch-M blocks every other session, reads included, as ACCESS EXCLUSIVE does.
+    exclusive_lock = "Sch-M"
+    _LOCK_ORDER = ("Sch-S", "IS", "S", "IU", "U", "IX", "SIU", "SIX", "UIX", "X", "Sch-M")
+    storage_sql = None  # no cheap trace of a rewrite; reported as unknown
+
+    @property
+    def locks_sql(self) -> str:
+        return """
+            SELECT OBJECT_NAME(l.resource_associated_entity_id) AS relation,
+                   l.request_mode AS mode
+            FROM sys.dm_tran_locks l
+            WHERE l.resource_type = 'OBJECT' AND l.request_status = 'GRANT'
+              AND l.resource_database_id = DB_ID()
+              AND OBJECT_SCHEMA_NAME(l.resource_associated_entity_id) = :schema
+              AND l.request_session_id NOT IN (SELECT CAST(value AS INT)
+                                               FROM STRING_SPLIT(:sessions, ','))
+        """
+
+    def lock_strength(self, mode: str) -> int:
+        return self._LOCK_ORDER.index(mode) if mode in self._LOCK_ORDER else -1
+
+    def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
+        """Batched ``executemany``; geometry through its static constructor."""
+        geometry = {c.name for c in table.columns if "geometry" in type(c.type).__name__.lower()}
+        marks = ", ".join(
+            "geometry::STGeomFromText(%s, 0)" if name in geometry else "%s" for name in columns
+        )
+        names = ", ".join(self.quote(c) for c in columns)
+        target = f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"
+        raw = conn.connection.dbapi_connection
+        cursor = raw.cursor()
+        try:
+            for start in range(0, len(rows), 1000):
+                cursor.executemany(sql, rows[start : start + 1000])
+            raw.commit()
+        finally:
+            cursor.close()
+
     def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
         qualified = f"{self.quote(schema)}.{self.quote(table)}"
         return (

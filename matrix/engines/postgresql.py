@@ -150,6 +150,54 @@ class PostgresqlEngine(Engine):
             WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
         """
 
+    session_id_sql = "SELECT pg_backend_pid()"
+    exclusive_lock = "AccessExclusiveLock"
+    _LOCK_ORDER = (
+        "AccessShareLock",
+        "RowShareLock",
+        "RowExclusiveLock",
+        "ShareUpdateExclusiveLock",
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    )
+
+    @property
+    def locks_sql(self) -> str:
+        return """
+            SELECT c.relname AS relation, l.mode AS mode
+            FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE l.locktype = 'relation' AND l.granted AND n.nspname = :schema
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.pid <> ALL(string_to_array(:sessions, ',')::int[])
+        """
+
+    def lock_strength(self, mode: str) -> int:
+        return self._LOCK_ORDER.index(mode) if mode in self._LOCK_ORDER else -1
+
+    @property
+    def storage_sql(self) -> str | None:
+        """A table's storage changes when it is rewritten (ALTER COLUMN TYPE, some defaults)."""
+        return """
+            SELECT c.relname AS name, c.relfilenode AS storage
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
+        """
+
+    def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
+        """COPY, as Peek's own ``pgCopyInsert`` loads bulk rows."""
+        names = ", ".join(self.quote(c) for c in columns)
+        target = f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+
     def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
         qualified = f"{self.quote(schema)}.{self.quote(table)}"
         return (

@@ -50,6 +50,8 @@ class PreparedPlugin:
     offline: bool = False
     load_failure: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    previous: PreparedPlugin | None = None  # the previous release, when one is checked against
+    previous_reason: str = ""  # why there is none
 
 
 def prepare_plugin(

@@ -227,6 +227,46 @@ def download(requirement: str, cache: Path) -> Path:
     return found[0]
 
 
+def previous_release(distribution: str, version: str) -> tuple[str | None, str]:
+    """The highest release of ``distribution`` below ``version`` on pip's index.
+
+    pip lists every version its index has when none matches what it is asked
+    for (the yanked ones on a line of their own in newer pips); the harness
+    asks for one that cannot exist to read that list. Peek's releases are all
+    yanked, so ``<version`` alone would find nothing. Returns the exact pin, or None and why.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    impossible = f"{distribution}==0.0.0.dev0+peekmatrix.listing"
+    with tempfile.TemporaryDirectory(prefix="matrix-versions-") as scratch:
+        done = processes.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", scratch, impossible],
+            "pip download",
+            timeout=DOWNLOAD_TIMEOUT_S,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    listed = re.findall(r"\(from versions: ([^)]*)\)", output)
+    listed += re.findall(r"Ignored the following yanked versions: ([^\n]*)", output)
+    if not listed:
+        return None, f"pip could not list the releases of {distribution} on its index"
+    try:
+        current = Version(version)
+    except InvalidVersion:
+        return None, f"{version} is not a version pip can compare"
+    older = []
+    for text in ",".join(listed).split(","):
+        try:
+            candidate = Version(text.strip())
+        except InvalidVersion:
+            continue
+        if candidate < current and (current.is_prerelease or not candidate.is_prerelease):
+            older.append(candidate)
+    if not older:
+        return None, f"the index has no release of {distribution} below {version}"
+    return f"{distribution}=={max(older)}", ""
+
+
 def _exact_pin(requirement: str) -> bool:
     specifiers = list(Requirement(requirement).specifier)
     return len(specifiers) == 1 and specifiers[0].operator in ("==", "===")

@@ -35,6 +35,7 @@ from matrix.bench.model import (
 )
 from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
+from matrix.reports.timeline import timeline
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
         sql={t.id: _sql_scripts(t, reports_dir) for t in report.targets},
         measured=measured,
         charts=_charts(measured),
+        timelines={t.id: timeline(t) for t in report.targets if timeline(t)},
+        timeline_charts=_timeline_charts(report),
         charts_extra=CHARTS_EXTRA,
         comparison=comparison,
     )
@@ -131,6 +134,49 @@ def _sql_scripts(target: TargetResult, reports_dir: Path) -> list[str]:
 
 
 # -- the charts -----------------------------------------------------------------------
+
+
+def _timeline_charts(report: RunReport) -> dict[str, str]:
+    """Per target, seconds per revision: the step-by-step upgrade, and at scale."""
+    try:
+        import matplotlib
+    except ImportError:
+        return {}
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    charts = {}
+    for target in report.targets:
+        rows = [r for r in timeline(target) if r.up_s is not None or r.scale_s is not None]
+        if len(rows) < 2:
+            continue
+        figure = Figure(figsize=(8.5, 2.6), dpi=100, layout="constrained")
+        axes = figure.subplots()
+        positions = range(len(rows))
+        axes.bar(positions, [r.up_s or 0 for r in rows], 0.8, color=ORM_COLOUR, label="upgrade")
+        if any(r.scale_s is not None for r in rows):
+            colours = ["#c0392b" if r.exclusive else "#7f8c8d" for r in rows]
+            axes.plot(positions, [r.scale_s or 0 for r in rows], "o-", color="#555", lw=1)
+            axes.scatter(
+                positions,
+                [r.scale_s or 0 for r in rows],
+                c=colours,
+                zorder=3,
+                label="at scale (red: exclusive lock on rows)",
+            )
+        axes.set_ylabel("seconds")
+        axes.set_xticks(
+            list(positions)[:: max(1, len(rows) // 20)],
+            [r.revision[:8] for r in rows][:: max(1, len(rows) // 20)],
+            rotation=45,
+            ha="right",
+            fontsize=7,
+        )
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.legend(fontsize=8, frameon=False)
+        axes.set_title(f"{target.id}: seconds per revision", fontsize=11, loc="left")
+        charts[target.id] = _inline_svg(figure, f"timeline-{target.id}")
+    return charts
 
 
 def _charts(measured: dict[str, BenchmarkResult]) -> list[str] | None:

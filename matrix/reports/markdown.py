@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matrix.catalogue import CHECKS
+from matrix.reports import timeline
 from matrix.results import RunReport, Status
 
 DETAIL_LIMIT = 4000
@@ -47,6 +48,11 @@ def markdown(report: RunReport) -> str:
         lines += [f"Policy: `{report.policy['path']}`"]
         lines += [f"- stale waiver (matched nothing): {entry}" for entry in stale]
         lines.append("")
+    costed = [t for t in report.targets if timeline.has_cost(t)]
+    if costed:
+        lines += ["## Migration cost", ""]
+        for target in costed:
+            lines += timeline.markdown(target)
     problems = [t for t in report.targets if t.status != Status.PASSED]
     if problems:
         lines += ["## Why", ""]

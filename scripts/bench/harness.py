@@ -113,9 +113,7 @@ def figures(run: HarnessRun) -> dict[str, float]:
         found["run.outside_total"] = run.wall_s - phases["total"]
     found["memory.tree_peak_mb"] = run.sampled.tree_peak_kb / 1024
     found["memory.parent_mb"] = run.sampled.peak_of("-m matrix run") / 1024
-    found["memory.check_process_mb"] = (
-        run.sampled.peak_of("matrix.cell", without="--probe") / 1024
-    )
+    found["memory.check_process_mb"] = run.sampled.peak_of("matrix.cell", without="--probe") / 1024
     found["memory.probe_mb"] = run.sampled.peak_of("matrix.cell --probe") / 1024
     revisions = report.get("plugin", {}).get("revisions") or 0
     for target in run.targets:
@@ -126,6 +124,12 @@ def figures(run: HarnessRun) -> dict[str, float]:
         checks = {c["name"]: c for c in target.get("checks", [])}
         for name, check in checks.items():
             found[f"{prefix}check.{name}"] = check.get("duration_s") or 0.0
+        if target.get("phases") and target.get("duration_s"):
+            # between start and checks: waiting for the plugin's probe, CREATE EXTENSION
+            # postgis and the server's version, which no phase of the report holds
+            found[f"{prefix}target.unphased"] = target["duration_s"] - sum(
+                target["phases"].values()
+            )
         if "checks" in target.get("phases", {}):
             found[f"{prefix}target.checks_outside_checks"] = target["phases"]["checks"] - sum(
                 c.get("duration_s") or 0.0 for c in checks.values()

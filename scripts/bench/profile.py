@@ -48,6 +48,7 @@ class Profile:
     hotspots: list[Hotspot]
     stages: dict[str, int]  # each check, and the work before and after them -> samples
     waiting: int  # samples whose innermost frame waits on the server (psycopg)
+    parent: dict[str, int]  # the harness process's main thread: run_matrix and around it
 
 
 def find_py_spy(fallback_env: Path | None) -> Path:
@@ -104,6 +105,7 @@ def parse(raw: str, top: int = 15) -> Profile:
     processes: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     stages: collections.Counter[str] = collections.Counter()
+    parent: collections.Counter[str] = collections.Counter()
     main = waiting = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -115,6 +117,8 @@ def parse(raw: str, top: int = 15) -> Profile:
         owner = owners[-1].partition(":")[2].strip('"') if owners else "?"
         processes[owner] += count
         python = [_LINE.sub(")", f) for f in frames if not f.startswith("process ")]
+        if len(owners) == 1 and not any("Thread._bootstrap " in f for f in python):
+            parent[_parent_stage(python)] += count
         if not _is_check_process(owner) or "main (matrix/cell.py)" not in python:
             continue
         main += count
@@ -128,7 +132,14 @@ def parse(raw: str, top: int = 15) -> Profile:
         for function, samples in inclusive.most_common()
         if not _plumbing(function)
     ][:top]
-    return Profile(dict(processes), main, hotspots, dict(stages.most_common()), waiting)
+    return Profile(
+        dict(processes),
+        main,
+        hotspots,
+        dict(stages.most_common()),
+        waiting,
+        dict(parent.most_common()),
+    )
 
 
 def _stage(frames: list[str]) -> str:
@@ -136,9 +147,25 @@ def _stage(frames: list[str]) -> str:
     names = [f.partition(" (")[0] for f in frames]
     if "run_one" in names and names.index("run_one") + 1 < len(names):
         return names[names.index("run_one") + 1]
-    if "run" in names and names.index("run") + 1 < len(names):
-        return f"(cell) {names[names.index('run') + 1]}"
-    return "(cell) imports"
+    after = names[names.index("run") + 1] if "run" in names[:-1] else ""
+    if after.startswith("__create_fn__"):  # the dataclass's __init__: Migrator(plugin)
+        return "(cell) Cell(): reading the history"
+    if not after or after.startswith("_"):  # importlib's frames
+        return "(cell) imports"
+    return f"(cell) {after}"
+
+
+def _parent_stage(frames: list[str]) -> str:
+    """Where the harness's own main thread is: the run, the reports after it, imports."""
+    names = [f.partition(" (")[0] for f in frames]
+    if not names:
+        return "(interpreter start and exit)"
+    if "run_command" in names and names.index("run_command") + 1 < len(names):
+        step = names[names.index("run_command") + 1]
+        return "imports" if step.startswith("_") else step
+    if "_find_and_load" in names:
+        return "imports"
+    return names[min(3, len(names) - 1)]
 
 
 def _is_check_process(command_line: str) -> bool:
@@ -148,5 +175,11 @@ def _is_check_process(command_line: str) -> bool:
 def _plumbing(function: str) -> bool:
     """Frames that only carry others: the interpreter's, the cell's entry, the check loop."""
     return "(<frozen " in function or function.startswith(
-        ("<module> (matrix/cell", "main (matrix/cell", "run (matrix/cell", "run_checks ", "run_one ")
+        (
+            "<module> (matrix/cell",
+            "main (matrix/cell",
+            "run (matrix/cell",
+            "run_checks ",
+            "run_one ",
+        )
     )

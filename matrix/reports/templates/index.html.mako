@@ -145,6 +145,34 @@ ${check_cell(by_name.get(name), "left" if index < len(columns) / 2 else "right")
 <span class="${status}">&nbsp;${status.symbol} ${status}&nbsp;</span> \
 % endfor
 · click a mark for why it is not a pass, its findings and its warnings.</p>
+% if timelines:
+<h2 id="timeline">Revisions, one by one</h2>
+<p class="note">Seconds each revision took on the way up, on the way down, and at scale
+(<code>--scale</code>: every table filled before it ran), its longest lock on a table with
+rows (red: a lock that blocks reads and writes), the tables it rewrote, and squawk's rules.</p>
+% for target_id, rows in timelines.items():
+<details open><summary><b>${target_id}</b>: ${len(rows)} revisions</summary>
+% if target_id in timeline_charts:
+<div class="chart">${timeline_charts[target_id] | n}</div>
+% endif
+<div class="scroll"><table class="timeline"><thead><tr><th>revision</th><th>up s</th>
+<th>down s</th><th>changes</th><th>rows written</th><th>s at scale</th><th>rows</th>
+<th>longest lock</th><th>rewrites</th><th>squawk</th></tr></thead><tbody>
+% for row in rows:
+<tr><td><code>${row.revision}</code></td>
+<td class="num">${"" if row.up_s is None else format(row.up_s, ".3f")}</td>
+<td class="num">${"" if row.down_s is None else format(row.down_s, ".3f")}</td>
+<td class="note">${"; ".join(row.changes[:4])}${" …" if len(row.changes) > 4 else ""}</td>
+<td class="note">${row.rows_written}</td>
+<td class="num">${"" if row.scale_s is None else format(row.scale_s, ".3f")}</td>
+<td class="num">${"" if row.rows is None else row.rows}</td>
+<td class="${"failed" if row.exclusive else ""}">${"" if row.lock is None else "%s on %s, %.3f s" % (row.lock.mode, row.lock.relation, row.lock.seconds)}</td>
+<td>${", ".join(row.rewrites)}</td>
+<td class="note">${", ".join(sorted({hit.split(":")[0] for hit in row.lint}))}</td></tr>
+% endfor
+</tbody></table></div></details>
+% endfor
+% endif
 % if measured:
 <% settings = next(iter(measured.values())).settings.to_dict() %>\
 <h2 id="benchmark">Session throughput: ORM beside the raw driver</h2>

@@ -1,0 +1,84 @@
+"""Each target's revisions in order: what they did, what they cost, what squawk says.
+
+The evidence of ``upgrade_stepwise`` (time, changes), ``downgrade_stepwise``
+(time), ``data_survives`` (rows written) and ``migration_cost`` (time at
+scale, locks, rewrites, squawk's rule hits) side by side, one row per
+revision, so a developer sees where the time and the risk are. Stdlib only:
+both compat.md and index.html are written from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from matrix.results import LockHeld, TargetResult
+
+
+@dataclass
+class RevisionRow:
+    revision: str
+    up_s: float | None = None
+    down_s: float | None = None
+    changes: list[str] = field(default_factory=list)
+    rows_written: str = ""
+    scale_s: float | None = None
+    rows: int | None = None
+    lock: LockHeld | None = None  # the strongest lock on a table with rows, longest first
+    exclusive: bool = False
+    rewrites: list[str] = field(default_factory=list)
+    lint: list[str] = field(default_factory=list)
+
+
+def timeline(target: TargetResult) -> list[RevisionRow]:
+    """The target's revisions in walk order, with what each check saw of them."""
+    rows: dict[str, RevisionRow] = {}
+    by_name = {check.name: check for check in target.checks}
+
+    def row(revision: str) -> RevisionRow:
+        return rows.setdefault(revision, RevisionRow(revision))
+
+    for evidence in getattr(by_name.get("upgrade_stepwise"), "evidence", []):
+        row(evidence.revision).up_s = evidence.seconds
+        row(evidence.revision).changes = evidence.changes
+    for evidence in getattr(by_name.get("downgrade_stepwise"), "evidence", []):
+        row(evidence.revision).down_s = evidence.seconds
+    for evidence in getattr(by_name.get("data_survives"), "evidence", []):
+        row(evidence.revision).rows_written = "; ".join(evidence.changes)
+    for evidence in getattr(by_name.get("migration_cost"), "evidence", []):
+        current = row(evidence.revision)
+        current.scale_s, current.rows = evidence.seconds, evidence.rows
+        current.rewrites, current.lint = evidence.rewrites, evidence.lint
+        loaded = [lock for lock in evidence.locks if lock.rows]
+        if loaded:
+            current.lock = max(loaded, key=lambda lock: lock.seconds)
+            current.exclusive = any(lock.exclusive for lock in loaded)
+    return list(rows.values())
+
+
+def has_cost(target: TargetResult) -> bool:
+    return any(check.name == "migration_cost" and check.evidence for check in target.checks)
+
+
+def markdown(target: TargetResult) -> list[str]:
+    """The migration_cost table of one target, as Markdown lines."""
+    lines = [
+        f"#### {target.id}: cost per revision",
+        "",
+        "| revision | s at scale | rows | longest lock on a table with rows | rewrite | squawk |",
+        "|---|---|---|---|---|---|",
+    ]
+    for item in timeline(target):
+        if item.scale_s is None:
+            continue
+        lock = (
+            f"{item.lock.mode} on {item.lock.relation}, {item.lock.seconds:.3f} s"
+            if item.lock
+            else "-"
+        )
+        lint = ", ".join(sorted({hit.split(":")[0] for hit in item.lint})) or "-"
+        lines.append(
+            f"| {item.revision} | {item.scale_s:.3f} | {item.rows} | "
+            f"{'**' + lock + '**' if item.exclusive else lock} | "
+            f"{', '.join(item.rewrites) or 'no'} | {lint} |"
+        )
+    return [*lines, ""]
