@@ -96,6 +96,7 @@ class Ledger:
     touched: dict[int, list[str]] = field(default_factory=dict)
     shrunk: dict[int, list[str]] = field(default_factory=dict)  # revisions that lowered the count
     uncovered: dict[str, str] = field(default_factory=dict)  # table -> why it has no rows
+    dropped_columns: dict[tuple[str, str], str] = field(default_factory=dict)  # -> revision
 
     def next(self) -> int:
         return next(self.counter)  # type: ignore[call-overload]
@@ -177,6 +178,7 @@ class Ledger:
             "touched": {str(k): v for k, v in self.touched.items()},
             "shrunk": {str(k): v for k, v in self.shrunk.items()},
             "uncovered": self.uncovered,
+            "dropped_columns": [[t, c, rev] for (t, c), rev in self.dropped_columns.items()],
         }
 
     @classmethod
@@ -202,6 +204,7 @@ class Ledger:
             touched={int(k): v for k, v in data["touched"].items()},
             shrunk={int(k): v for k, v in data["shrunk"].items()},
             uncovered=dict(data["uncovered"]),
+            dropped_columns={(t, c): rev for t, c, rev in data.get("dropped_columns", [])},
         )
 
     def touched_after(self, row: WrittenRow) -> str | None:
@@ -599,6 +602,10 @@ def verify(
             dropped_at = ledger.drops.get(identity) if identity is not None else None
             losses.append(Loss(name, rows, "table", dropped_at, "its table is gone"))
             continue
+        written = {name for row in rows for name, _ in row.values}
+        for column in sorted(written - set(table.c.keys()) if not recreated else ()):
+            revision = ledger.dropped_columns.get((name, column))
+            losses.append(Loss(name, rows, "column", revision, f"column {column} was dropped"))
         present = _read(conn, engine, table)
         missing, changed = [], []
         for row in rows:
@@ -685,8 +692,11 @@ class Loss:
         where = f" at {self.revision}" if self.revision else ""
         return (
             f"{self.table}: {len(self.rows)} row(s) written at {', '.join(revisions)} "
-            f"{'lost' if self.kind != 'values' else 'changed'}{where} ({self.why})"
+            f"{_VERBS[self.kind]}{where} ({self.why})"
         )
+
+
+_VERBS = {"table": "lost", "rows": "lost", "values": "changed", "column": "lost a value"}
 
 
 def read_statement(engine: Engine, table: sa.Table) -> sa.Select:

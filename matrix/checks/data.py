@@ -34,7 +34,10 @@ class DataObserver:
         cell, conn = self.cell, self.conn
         self.ledger.observe(conn, cell.engine, cell.schema, step.revision)
         state = cell.state(conn)
-        touched = self.state.changes_to(state).tables() & state.tables()
+        change = self.state.changes_to(state)
+        touched = change.tables() & state.tables()
+        for table, column in _dropped_columns(change):
+            self.ledger.dropped_columns.setdefault((table, column), step.revision)
         self.state = state
         written = len(self.ledger.rows)
         if touched:
@@ -52,6 +55,20 @@ class DataObserver:
                 else [],
             )
         )
+
+
+def _dropped_columns(change) -> set[tuple[str, str]]:
+    """(table, column) pairs whose every fact the change removed and none it added."""
+
+    def columns(facts) -> set[tuple[str, str]]:
+        found = set()
+        for fact in facts:
+            path = fact.split(" = ", 1)[0].split(".")
+            if len(path) > 3 and path[0] == "tables" and path[2] == "columns":
+                found.add((path[1], path[3]))
+        return found
+
+    return columns(change.removed) - columns(change.added)
 
 
 @check
@@ -101,9 +118,7 @@ def data_survives(cell, out: CheckOutput) -> None:
         engine = conn.engine
         conn.close()
         engine.dispose()
-    for loss in losses:
-        kind = {"table": "table_dropped", "rows": "rows_lost", "values": "values_changed"}
-        out.find(kind[loss.kind], loss.describe(), revision=loss.revision)
+    report_losses(out, losses)
     for table, (revision, what) in sorted(lagging.items()):
         out.find(
             "sequence_behind",
@@ -111,6 +126,7 @@ def data_survives(cell, out: CheckOutput) -> None:
             f"{what}",
             revision=revision,
         )
+    losses = [loss for loss in losses if loss.kind != "column"]
     lost_tables = {loss.table for loss in losses}
     uncovered = {t: why for t, why in ledger.uncovered.items() if t not in lost_tables}
     for table, why in sorted(uncovered.items()):
@@ -125,6 +141,25 @@ def data_survives(cell, out: CheckOutput) -> None:
         )
     tables = len({row.table for row in ledger.rows})
     out.covered = f"{len(ledger.rows)} rows in {tables} tables survived to head"
+
+
+KINDS = {
+    "table": "table_dropped",
+    "rows": "rows_lost",
+    "values": "values_changed",
+    "column": "column_dropped",
+}
+
+
+def report_losses(out: CheckOutput, losses: list[synthetic.Loss]) -> None:
+    """Each loss as a finding; a dropped column is a note (its revision meant to drop it)."""
+    for loss in losses:
+        out.find(
+            KINDS[loss.kind],
+            loss.describe(),
+            revision=loss.revision,
+            blocking=loss.kind != "column",
+        )
 
 
 def server_timezone(conn: sa.Connection, engine: str) -> str:

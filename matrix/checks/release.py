@@ -21,7 +21,7 @@ from pathlib import Path
 
 from matrix import synthetic
 from matrix.checks.base import CannotJudge, CheckOutput, check, describe_error
-from matrix.checks.data import DataObserver, server_timezone
+from matrix.checks.data import DataObserver, report_losses, server_timezone
 from matrix.migrator import StepFailed
 from matrix.snapshot import describe
 
@@ -195,9 +195,7 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
         engine = conn.engine
         conn.close()
         engine.dispose()
-    for loss in losses:
-        kind = {"table": "table_dropped", "rows": "rows_lost", "values": "values_changed"}
-        out.find(kind[loss.kind], loss.describe(), revision=loss.revision)
+    report_losses(out, losses)
     if cell.head_state is not None and state != cell.head_state:
         out.find(
             "schema_differs",
