@@ -174,12 +174,32 @@ def wait_until_ready(
             time.sleep(interval)
     tail = log_tail() if log_tail else ""
     log_note = " (its log is below)" if tail else ""
+    hint = f" {engine.not_ready_hint}." if engine.not_ready_hint else ""
     raise NotReady(
         f"The {where} did not accept a login within {timeout:g} s "
-        f"(last error: {first_line(last_error)}).",
+        f"(last error: {first_line(last_error)}).{hint}",
         f"Check that the server starts{log_note}; if it is only slow, raise ready_timeout "
         "in the matrix file." + (f"\n--- server log ---\n{tail}" if tail else ""),
     )
+
+
+def check_memory(server_url: URL, needed_mb: int) -> None:
+    """Refuse a server that has less memory than its engine needs to run the checks."""
+    engine = engine_of(server_url)
+    if not needed_mb or engine.memory_sql is None:
+        return
+    sa_engine = _autocommit(engine.url(server_url).set(database=engine.maintenance_database))
+    try:
+        with sa_engine.connect() as conn:
+            available = conn.execute(sa.text(engine.memory_sql)).scalar_one()
+    finally:
+        sa_engine.dispose()
+    if available is not None and int(available) < needed_mb:
+        raise ProviderUnavailable(
+            f"The {engine.label} server has {int(available)} MB of memory to use; the matrix "
+            f"asks for {needed_mb} MB (min_memory_mb).",
+            "Give the service more memory, or lower min_memory_mb in the matrix file.",
+        )
 
 
 def _login(probe: URL, postgis: bool, engine: Engine) -> None:

@@ -63,7 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MATRIX_ALLOW_MISSING",
         "",
-        "required targets the gate may waive when missing or not run (ids, space separated)",
+        "required targets the gate may waive when absent or never reached (ids, space separated)",
         "CLI",
     ),
     Setting(

@@ -93,6 +93,7 @@ def test_objects_outside_the_schema_leave_internal_tables_out():
         *MSSQL.session_settings_sql(60, 30),
         *MSSQL.script_session_sql,
         MSSQL.fingerprint_sql("pl_tutorial", ["Item", "SpatialFeature"]),
+        MSSQL.memory_sql,
         MSSQL.key_sequence_sql("pl_tutorial", "Item", "id")[0].replace(":table", "N'x'"),
     ],
 )

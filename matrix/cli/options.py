@@ -49,7 +49,7 @@ def add_allow_missing(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ID",
         default=list(settings.words("MATRIX_ALLOW_MISSING")),
-        help="waive a required target that is missing or not run (repeatable; "
+        help="waive a required target that is absent or no server reached (repeatable; "
         "also read from MATRIX_ALLOW_MISSING, space or comma separated)",
     )
 

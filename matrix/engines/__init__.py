@@ -79,6 +79,9 @@ class Engine(ABC):
     offline_url: ClassVar[str]
     # Session settings a script client uses before applying a script.
     script_session_sql: ClassVar[tuple[str, ...]] = ()
+    # The memory (MB) the server may use, and what a login that never comes may mean.
+    memory_sql: ClassVar[str | None] = None
+    not_ready_hint: ClassVar[str] = ""
 
     # -- connecting -----------------------------------------------------------
 

@@ -104,6 +104,14 @@ class MssqlEngine(Engine):
     def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
         return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000)}"]
 
+    # SQL Server exits soon after start with less than 2 GB; one that answers
+    # may still run starved, and says so in sys.dm_os_sys_info.
+    memory_sql = "SELECT CAST(committed_target_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
+    not_ready_hint = (
+        "SQL Server needs at least 2 GB of memory: a service given less exits after "
+        "starting and never accepts a login; check the service's memory"
+    )
+
     def server_info(self, conn: sa.Connection) -> ServerInfo:
         version = conn.execute(
             sa.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64))")

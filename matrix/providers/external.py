@@ -44,6 +44,7 @@ class ExternalProvider(Provider):
             postgis=bool(target.postgis),
             started_by_us=False,
         )
+        databases.check_memory(server_url, target.settings.min_memory_mb)
         url = databases.create_database(server_url, databases.throwaway_name())
         try:
             yield Database(target, url, self.name, ready)
