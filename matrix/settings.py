@@ -22,7 +22,9 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("MATRIX_PLUGIN", "plugin_under_test", "what --plugin names in the nox sessions", "nox"),
+    Setting(
+        "MATRIX_PLUGIN", "plugin_under_test", "what --plugin names in the nox sessions", "CLI, nox"
+    ),
     Setting(
         "MATRIX_PLUGIN_WITH",
         "",

@@ -337,7 +337,14 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
             },
         )
     )
-    keep = ("run.", "target.start", "target.ready", "target.checks", "target.cleanup")
+    keep = (
+        "run.",
+        "target.start",
+        "target.ready",
+        "target.unphased",
+        "target.checks",
+        "target.cleanup",
+    )
     print()
     print(
         stats.table(
@@ -393,7 +400,33 @@ def measure_memory(
             unit,
         )
     )
-    return {"summaries": {str(k): v for k, v in sorted(by_size.items())}}
+    growth = memory_growth(by_size)
+    span = f"{min(by_size)} to {max(by_size)} revisions"
+    for process, per_hundred in growth.items():
+        print(f"  {process}: {per_hundred:+.1f} MB per 100 revisions ({span})")
+    return {"summaries": {str(k): v for k, v in sorted(by_size.items())}, "growth": growth}
+
+
+def memory_growth(by_size: dict[int, dict[str, Summary]]) -> dict[str, float]:
+    """MB per 100 revisions between the shortest and the longest history, per process.
+
+    The probe loads the plugin and its history and nothing else, so its growth
+    is the plugin's own; what the check process grows beyond it is the harness's.
+    """
+    small, large = min(by_size), max(by_size)
+    if small == large:
+        return {}
+    found = {}
+    for key, name in (
+        ("memory.check_process_mb", "check process"),
+        ("memory.probe_mb", "probe (the plugin and its history alone)"),
+        ("memory.parent_mb", "harness parent"),
+        ("memory.tree_peak_mb", "tree peak (wait4)"),
+    ):
+        if key in by_size[small] and key in by_size[large]:
+            change = by_size[large][key].median - by_size[small][key].median
+            found[name] = round(100 * change / (large - small), 2)
+    return found
 
 
 def measure_profile(setup: Setup) -> dict[str, Any]:
@@ -452,7 +485,7 @@ def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
             long["docker"].get("wall"),
             long["peer"].get("wall"),
         ),
-        f"{n} revisions, pg15, harness native / peer": (
+        f"{n} revisions, pg15, harness native (fsync off) / peer": (
             long["native"].get("wall"),
             long["peer"].get("wall"),
         ),
@@ -463,7 +496,8 @@ def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
     }
     found: dict[str, Any] = {}
     print("\n== summary ==")
-    print(f"{'':52}{'harness':>12}{'peer':>12}{'ratio':>8}")
+    width = max(len(name) for name in rows) + 2
+    print(f"{'':{width}}{'harness':>12}{'peer':>12}{'ratio':>8}")
     for name, (ours, theirs) in rows.items():
         value = stats.ratio(ours, theirs)
         found[name] = {
@@ -472,7 +506,7 @@ def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
             "ratio": round(value, 3) if value is not None else None,
         }
         shown = f"{value:8.2f}" if value is not None else f"{'-':>8}"
-        print(f"{name:52}{_median(ours):>12}{_median(theirs):>12}{shown}")
+        print(f"{name:{width}}{_median(ours):>12}{_median(theirs):>12}{shown}")
     docker = long["docker"]
     print(f"\nper revision, harness docker ({n} revisions):")
     for walk in harness.WALKS:
@@ -491,6 +525,16 @@ def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
     if step:
         found["peer_per_step_ms"] = round(step.median, 2)
         print(f"  peer, test_up_down_consistency per step: {step.median:6.1f} ms")
+    memory = results["memory"]["summaries"]
+    print("\npeak memory, harness docker (median; parent, check process, tree by wait4):")
+    for size, summaries in memory.items():
+        parts = [
+            f"{summaries[key].median:6.1f} MB"
+            for key in ("memory.parent_mb", "memory.check_process_mb", "memory.tree_peak_mb")
+            if key in summaries
+        ]
+        print(f"  {size:>4} revisions: {', '.join(parts)}")
+    found["memory_growth_mb_per_100_revisions"] = results["memory"]["growth"]
     return found
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from matrix import bench
+from matrix.bench.model import BENCHMARK_FILE, BenchmarkDocument, figures, load_document, spread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,24 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_once(reports: Path, extra: list[str]) -> dict:
+def run_once(reports: Path, extra: list[str]) -> BenchmarkDocument:
     """One ``python -m matrix bench``; its ``benchmark.json``."""
     command = [sys.executable, "-m", "matrix", "bench", "--reports", str(reports), *extra]
     done = subprocess.run(command, check=False)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} exited with {done.returncode}")
-    return json.loads((reports / bench.BENCHMARK_FILE).read_text())
+    return load_document(reports / BENCHMARK_FILE)
 
 
-def between_runs(documents: list[dict]) -> list[dict]:
+def between_runs(documents: list[BenchmarkDocument]) -> list[dict]:
     """For every figure all runs have: the runs' medians, their cv, and the rounds' cv."""
-    runs = [bench.figures(d) for d in documents]
+    runs = [figures(d) for d in documents]
     rows = []
     for key in runs[0]:
         found = [r[key] for r in runs if key in r]
         if len(found) < len(runs):
             continue
-        medians = [f["median"] for f in found]
+        medians = [f.median for f in found]
         target, operation, layer, method = key
         rows.append(
             {
@@ -72,11 +72,11 @@ def between_runs(documents: list[dict]) -> list[dict]:
                 "operation": operation,
                 "layer": layer,
                 "method": method,
-                "unit": found[0]["unit"],
+                "unit": found[0].unit,
                 "medians": medians,
-                "median": bench.spread(medians).median,
-                "cv_between_runs": bench.spread(medians).cv,
-                "cv_within_runs": [f["cv"] for f in found],
+                "median": spread(medians).median,
+                "cv_between_runs": spread(medians).cv,
+                "cv_within_runs": [f.cv for f in found],
             }
         )
     return rows

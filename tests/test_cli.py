@@ -314,3 +314,27 @@ def _file(tmp: Path, name: str = "a-file.txt") -> Path:
     path = tmp / name
     path.write_bytes(io.BytesIO(b"not what was asked for").getvalue())
     return path
+
+
+def test_the_readme_lists_every_setting_and_the_code_reads_no_other():
+    """One table of MATRIX_* variables (matrix/settings.py), the README's the same, no strays."""
+    import re
+
+    from matrix.settings import SETTINGS
+
+    table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(MATRIX_[A-Z_]+)`", table))
+    assert documented == {s.name for s in SETTINGS}
+
+    read = re.compile(r"""["'$]\{?(MATRIX_[A-Z_]+)|(?<![\w.])(MATRIX_[A-Z_]+)(?=[=:]\S)""")
+    sources = [*ROOT.joinpath("matrix").rglob("*.py"), *ROOT.joinpath("scripts").rglob("*")]
+    sources += [ROOT / "noxfile.py", ROOT / ".gitlab-ci.yml", ROOT / ".ci" / "run"]
+    strays = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sources
+        if path.is_file() and path.suffix in {".py", ".sh", ".yml", ""}
+        for match in read.finditer(path.read_text())
+        for name in match.groups()
+        if name and name not in documented
+    }
+    assert not strays

@@ -18,17 +18,19 @@ from pathlib import Path
 import docker
 import pytest
 
-from matrix.providers.docker import LABEL_PROJECT, PROJECT
+from matrix.providers.docker import LABEL_OWNER_PID, LABEL_PROJECT, LABEL_RUN, PROJECT
 
 pytestmark = pytest.mark.live  # a Docker engine and the offline images
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGETS = {"pg13-postgis31", "pg15-postgis33", "pg17-postgis35"}
 
 
-def our_containers() -> list:
-    return docker.from_env().containers.list(
-        all=True, filters={"label": f"{LABEL_PROJECT}={PROJECT}"}
-    )
+def our_containers(*, pid: int | None = None, run_id: str | None = None) -> list:
+    """The harness's containers of one run (other runs may share the engine)."""
+    labels = [f"{LABEL_PROJECT}={PROJECT}"]
+    labels += [f"{LABEL_OWNER_PID}={pid}"] if pid else []
+    labels += [f"{LABEL_RUN}={run_id}"] if run_id else []
+    return docker.from_env().containers.list(all=True, filters={"label": labels})
 
 
 def matrix_command(reports: Path, *extra: str) -> list[str]:
@@ -83,7 +85,9 @@ def test_every_check_passes_on_postgresql_13_15_and_17(matrix_run):
 
 
 def test_no_container_is_left_after_a_run(matrix_run):
-    assert our_containers() == []
+    _, reports = matrix_run
+    run_id = json.loads((reports / "compat.json").read_text())["run_id"]
+    assert our_containers(run_id=run_id) == []
 
 
 def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path):
@@ -95,12 +99,12 @@ def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path):
         start_new_session=True,
     )
     deadline = time.monotonic() + 120
-    while not our_containers() and time.monotonic() < deadline:
+    while not our_containers(pid=killed.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert our_containers(), "the run never started a container"
+    assert our_containers(pid=killed.pid), "the run never started a container"
     os.killpg(killed.pid, signal.SIGKILL)  # the run and its cell processes, no cleanup
     killed.wait()
-    assert our_containers(), "a SIGKILLed run cannot clean up: the container must remain"
+    assert our_containers(pid=killed.pid), "a SIGKILLed run cannot clean up: it must remain"
 
     rerun = subprocess.run(
         matrix_command(tmp_path / "rerun", "--targets", "pg15-postgis33"),
@@ -110,7 +114,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path):
         timeout=600,
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert our_containers() == []
+    assert our_containers(pid=killed.pid) == []  # the rerun reaped the dead run's container
 
 
 def test_sigterm_removes_the_run_s_containers_and_keeps_results(tmp_path):
@@ -129,7 +133,7 @@ def test_sigterm_removes_the_run_s_containers_and_keeps_results(tmp_path):
     output, _ = run.communicate(timeout=120)
     assert run.returncode == 130, output
     assert "partial results" in output
-    assert our_containers() == []
+    assert our_containers(pid=run.pid) == []
     report = json.loads((reports / "compat.json").read_text())
     statuses = sorted(t["status"] for t in report["targets"])
     assert "passed" in statuses  # what was gathered is kept

@@ -5,8 +5,9 @@ One :class:`Cell` per check process. It holds the plugin's
 sibling databases some checks need (a fresh install, the data walk, the
 offline script), and what earlier checks saw: the schema at base and at
 head, what each revision changed on the way up, what each downgrade left.
-Only the changes are kept, never a picture of every revision, so memory
-stays flat as histories grow.
+Only the changes are kept, never a picture of every revision: the check
+process grows with the history's scripts and their changes (about 18 MB per
+100 revisions measured), not by a schema per revision.
 """
 
 from __future__ import annotations

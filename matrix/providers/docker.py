@@ -53,6 +53,7 @@ PROJECT = "peek-matrix"
 
 LOCALHOST = "127.0.0.1"
 PING_TIMEOUT = 5
+CREATE_TIMEOUT = 30
 LOG_TAIL_LINES = 40
 
 
@@ -214,6 +215,8 @@ class DockerProvider(Provider):
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._creating = threading.Condition()  # counts containers.create calls in flight
+        self._in_flight = 0
 
     def unavailable_reason(self, target: Target) -> str | None:
         try:
@@ -263,7 +266,11 @@ class DockerProvider(Provider):
         Uses a client of its own: it may run in a signal handler that
         interrupted the main thread in the middle of a call on the shared one.
         """
-        self._closed = True
+        with self._creating:
+            self._closed = True
+            # A container being created now would miss the listing below, and
+            # the run may exit before its cell's thread removes it: wait for it.
+            self._creating.wait_for(lambda: self._in_flight == 0, timeout=CREATE_TIMEOUT)
         if self.keep:
             return
         try:
@@ -342,19 +349,26 @@ class DockerProvider(Provider):
 
         Whatever fails, the container is removed before the error leaves.
         """
-        self._refuse_if_closed(target)
+        with self._creating:
+            self._refuse_if_closed(target)
+            self._in_flight += 1
         started = time.monotonic()
-        container = client.containers.create(
-            spec.image,
-            command=spec.command,
-            name=spec.name,
-            environment=spec.environment,
-            labels=spec.labels,
-            ports=spec.ports or None,
-            network_mode=spec.network_mode,
-        )
         try:
-            self._refuse_if_closed(target)  # close() may have listed containers before it
+            container = client.containers.create(
+                spec.image,
+                command=spec.command,
+                name=spec.name,
+                environment=spec.environment,
+                labels=spec.labels,
+                ports=spec.ports or None,
+                network_mode=spec.network_mode,
+            )
+        finally:
+            with self._creating:
+                self._in_flight -= 1
+                self._creating.notify_all()
+        try:
+            self._refuse_if_closed(target)  # close() has listed, or will list, the containers
             _start_container(container, spec)
             log(
                 f"started {spec.name} from {spec.image} on {LOCALHOST}:{spec.host_port} "

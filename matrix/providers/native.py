@@ -49,6 +49,7 @@ class NativeProvider(Provider):
         self._running: dict[Path, Path | None] = {}  # data folder -> its record
         self._commands: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Lock()
         self._closed = False
         self._reaped = False
 
@@ -184,12 +185,15 @@ class NativeProvider(Provider):
         return datadir, port, ready
 
     def _stop(self, datadir: Path) -> None:
-        with self._lock:
-            if datadir not in self._running:
-                return
-            record = self._running.pop(datadir)
-        _clean_leftover({"datadir": str(datadir), "pg_ctl": None})
-        leftovers.forget(record)
+        # Stops are serialised: close() (SIGTERM) must not return, and the run
+        # exit, while a cell's thread is still halfway through removing a folder.
+        with self._stopping:
+            with self._lock:
+                if datadir not in self._running:
+                    return
+                record = self._running.pop(datadir)
+            _clean_leftover({"datadir": str(datadir), "pg_ctl": None})
+            leftovers.forget(record)
 
     def _run(self, command: list, what: str) -> None:
         with self._lock:

@@ -137,7 +137,14 @@ def _sql_scripts(target: TargetResult, reports_dir: Path) -> list[str]:
 
 
 def _timeline_charts(report: RunReport) -> dict[str, str]:
-    """Per target, seconds per revision: the step-by-step upgrade, and at scale."""
+    """Per target that ran migration_cost, seconds per revision: stepwise and at scale.
+
+    Without ``--scale`` the per-revision table says all there is, and every
+    run is spared importing matplotlib (a second and a half, 40 MB).
+    """
+    scaled = [t for t in report.targets if any(r.scale_s is not None for r in timeline(t))]
+    if not scaled:
+        return {}
     try:
         import matplotlib
     except ImportError:
@@ -146,7 +153,7 @@ def _timeline_charts(report: RunReport) -> dict[str, str]:
     from matplotlib.figure import Figure
 
     charts = {}
-    for target in report.targets:
+    for target in scaled:
         rows = [r for r in timeline(target) if r.up_s is not None or r.scale_s is not None]
         if len(rows) < 2:
             continue
@@ -181,6 +188,8 @@ def _timeline_charts(report: RunReport) -> dict[str, str]:
 
 def _charts(measured: dict[str, BenchmarkResult]) -> list[str] | None:
     """One SVG chart per operation with every target in it; None without matplotlib."""
+    if not any(o.figures for result in measured.values() for o in result.operations):
+        return []
     try:
         import matplotlib
     except ImportError:

@@ -15,6 +15,7 @@ import json
 import shlex
 import shutil
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,8 @@ class HarnessRun:
             for check in target.get("checks", []):
                 counts[check["status"]] = counts.get(check["status"], 0) + 1
                 if check["status"] != "passed" and check["name"] not in [w[0] for w in why]:
-                    why.append((check["name"], (check.get("reason") or "").split(",")[0]))
+                    reason = textwrap.shorten(check.get("reason") or "", 150)
+                    why.append((check["name"], reason))
         text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         return text + "".join(f"; {name}: {reason}" for name, reason in why)
 
