@@ -20,9 +20,15 @@ import sqlglot
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import mssql, postgresql
 
-from matrix import synthetic
+from matrix import lint, synthetic
 from matrix.engines import ConnectFailure, engine_named, engine_of
-from matrix.engines.sqlscript import ScriptSyntaxError, split_postgresql, split_tsql
+from matrix.engines.sqlscript import (
+    ScriptSyntaxError,
+    script_of,
+    split_postgresql,
+    split_tsql,
+    with_numbered_parameters,
+)
 from matrix.errors import HarnessError
 
 MSSQL = engine_named("mssql")
@@ -219,3 +225,24 @@ def test_both_dialects_compile_the_harness_row_statements():
         )
     )
     assert "ST_GeomFromText('POINT(1 1)', 4326)" in pg
+
+
+def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
+    """Bound parameters as $n, repeats once with their count, a literal % kept."""
+    sent = {
+        with_numbered_parameters(
+            "UPDATE s.\"T\" SET a=%(a)s::INTEGER, b=%(b)s WHERE id = %(a)s AND c LIKE 'x%%'"
+        ): 3,
+        with_numbered_parameters("INSERT INTO s.t VALUES (%s, %s)"): 1,
+        "ALTER TABLE s.t ADD COLUMN d INTEGER": 1,
+    }
+    assert script_of(sent) == (
+        "-- sent 3 times\n"
+        "UPDATE s.\"T\" SET a=$1::INTEGER, b=$2 WHERE id = $1 AND c LIKE 'x%';\n"
+        "INSERT INTO s.t VALUES ($1, $2);\n"
+        "ALTER TABLE s.t ADD COLUMN d INTEGER;\n"
+    )
+    script = tmp_path / "0001_abc.sql"
+    script.write_text(script_of(sent))
+    found = lint.hits(lint.squawk(), script, "15")
+    assert found and not [hit for hit in found if hit.startswith("syntax-error")]

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from matrix import synthetic
 from matrix.checks.base import CannotJudge, CheckOutput, check
+from matrix.engines.sqlscript import script_of, with_numbered_parameters
 from matrix.migrator import Step
 from matrix.results import LockHeld, RevisionEvidence
 from matrix.snapshot import SchemaState
@@ -103,7 +104,7 @@ class CostObserver:
         self._rows = 0
         self._storage: dict[str, object] = {}
         self._counts: dict[str, int] = {}
-        self._statements: list[str] = []
+        self._sent: dict[str, int] = {}  # statement -> times sent, in first-sent order
         self._capture = False
 
     def before(self, revision: str) -> None:
@@ -117,7 +118,7 @@ class CostObserver:
         self._counts = self._row_counts()
         self._rows = sum(self._counts.values())
         self._storage = self._storages()
-        self._statements = []
+        self._sent = {}
         self._capture = True
         self.sampler.start()
 
@@ -158,14 +159,14 @@ class CostObserver:
         sql_dir.mkdir(parents=True, exist_ok=True)
         index = len(self.evidence)
         (sql_dir / f"{index:04d}_{step.revision}.sql").write_text(
-            "".join(f"{statement.rstrip().rstrip(';')};\n" for statement in self._statements),
-            encoding="utf-8",
+            script_of(self._sent), encoding="utf-8"
         )
 
     def record(self, conn, cursor, statement, parameters, context, executemany) -> None:
         """SQLAlchemy's before_cursor_execute: keep what the migrating sessions send."""
         if self._capture and conn.connection.dbapi_connection not in self._own():
-            self._statements.append(statement)
+            text = with_numbered_parameters(statement) if parameters else statement
+            self._sent[text] = self._sent.get(text, 0) + 1
 
     def _own(self) -> list:
         return [self.conn.connection.dbapi_connection, self.sampler.connection]

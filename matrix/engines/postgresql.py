@@ -39,7 +39,10 @@ class PostgresqlEngine(Engine):
     )
 
     def connect_args(self, login_timeout: float) -> dict[str, Any]:
-        return {"connect_timeout": max(1, round(login_timeout))}
+        # No server-side prepared statements: a migration that changes a
+        # column's type invalidates them ("cached plan must not change result
+        # type"), and the harness repeats the same inserts at every revision.
+        return {"connect_timeout": max(1, round(login_timeout)), "prepare_threshold": None}
 
     def classify(self, error: BaseException) -> ConnectFailure:
         text = str(getattr(error, "orig", error)).lower()

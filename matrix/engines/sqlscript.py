@@ -203,3 +203,33 @@ def split_tsql(sql: str) -> list[Statement]:
 def _token_start(sql: str, index: int) -> bool:
     """Whether ``index`` starts a token (no identifier character just before it)."""
     return index == 0 or not (sql[index - 1].isalnum() or sql[index - 1] in "_$")
+
+
+_BOUND = re.compile(r"%\((\w+)\)s|%s|%%")
+
+
+def with_numbered_parameters(statement: str) -> str:
+    """A statement as the driver sent it, its bound parameters written ``$1``, ``$2``...
+
+    psycopg and pymssql take ``%(name)s`` and ``%s`` placeholders, which no
+    SQL parser reads (squawk calls them a syntax error); ``$n`` is how
+    PostgreSQL's own protocol numbers them. ``%%`` is a literal ``%``.
+    """
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        key = match.group(1) or f"%s#{len(numbers)}"
+        numbers.setdefault(key, len(numbers) + 1)
+        return f"${numbers[key]}"
+
+    return _BOUND.sub(number, statement)
+
+
+def script_of(sent: dict[str, int]) -> str:
+    """Statements sent, in first-sent order, once each with how often they were sent."""
+    return "".join(
+        (f"-- sent {count} times\n" if count > 1 else "") + f"{text.rstrip().rstrip(';')};\n"
+        for text, count in sent.items()
+    )

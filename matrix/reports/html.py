@@ -35,7 +35,7 @@ from matrix.bench.model import (
 )
 from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
-from matrix.reports.timeline import timeline
+from matrix.reports.timeline import describe, timeline
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
         measured=measured,
         charts=_charts(measured),
         timelines={t.id: timeline(t) for t in report.targets if timeline(t)},
+        describe=describe,
         timeline_charts=_timeline_charts(report),
         charts_extra=CHARTS_EXTRA,
         comparison=comparison,

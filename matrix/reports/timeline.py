@@ -23,7 +23,10 @@ class RevisionRow:
     rows_written: str = ""
     scale_s: float | None = None
     rows: int | None = None
-    lock: LockHeld | None = None  # the strongest lock on a table with rows, longest first
+    # On tables with rows: the longest exclusive lock (else the longest lock),
+    # and the longest lock of any mode when that is another one.
+    lock: LockHeld | None = None
+    longest: LockHeld | None = None
     exclusive: bool = False
     rewrites: list[str] = field(default_factory=list)
     lint: list[str] = field(default_factory=list)
@@ -49,9 +52,12 @@ def timeline(target: TargetResult) -> list[RevisionRow]:
         current.scale_s, current.rows = evidence.seconds, evidence.rows
         current.rewrites, current.lint = evidence.rewrites, evidence.lint
         loaded = [lock for lock in evidence.locks if lock.rows]
+        exclusive = [lock for lock in loaded if lock.exclusive]
         if loaded:
-            current.lock = max(loaded, key=lambda lock: lock.seconds)
-            current.exclusive = any(lock.exclusive for lock in loaded)
+            current.lock = max(exclusive or loaded, key=lambda lock: lock.seconds)
+            current.exclusive = bool(exclusive)
+            longest = max(loaded, key=lambda lock: lock.seconds)
+            current.longest = longest if longest is not current.lock else None
     return list(rows.values())
 
 
@@ -59,26 +65,29 @@ def has_cost(target: TargetResult) -> bool:
     return any(check.name == "migration_cost" and check.evidence for check in target.checks)
 
 
+def describe(lock: LockHeld) -> str:
+    return f"{lock.mode} on {lock.relation}, {lock.seconds:.3f} s"
+
+
 def markdown(target: TargetResult) -> list[str]:
     """The migration_cost table of one target, as Markdown lines."""
     lines = [
         f"#### {target.id}: cost per revision",
         "",
-        "| revision | s at scale | rows | longest lock on a table with rows | rewrite | squawk |",
+        "| revision | s at scale | rows | lock on a table with rows (bold: exclusive) | rewrite "
+        "| squawk |",
         "|---|---|---|---|---|---|",
     ]
     for item in timeline(target):
         if item.scale_s is None:
             continue
-        lock = (
-            f"{item.lock.mode} on {item.lock.relation}, {item.lock.seconds:.3f} s"
-            if item.lock
-            else "-"
-        )
+        lock = describe(item.lock) if item.lock else "-"
+        lock = f"**{lock}**" if item.exclusive else lock
+        if item.longest:
+            lock += f"; longest: {describe(item.longest)}"
         lint = ", ".join(sorted({hit.split(":")[0] for hit in item.lint})) or "-"
         lines.append(
-            f"| {item.revision} | {item.scale_s:.3f} | {item.rows} | "
-            f"{'**' + lock + '**' if item.exclusive else lock} | "
+            f"| {item.revision} | {item.scale_s:.3f} | {item.rows} | {lock} | "
             f"{', '.join(item.rewrites) or 'no'} | {lint} |"
         )
     return [*lines, ""]

@@ -149,7 +149,8 @@ ${check_cell(by_name.get(name), "left" if index < len(columns) / 2 else "right")
 <h2 id="timeline">Revisions, one by one</h2>
 <p class="note">Seconds each revision took on the way up, on the way down, and at scale
 (<code>--scale</code>: every table filled before it ran), its longest lock on a table with
-rows (red: a lock that blocks reads and writes), the tables it rewrote, and squawk's rules.</p>
+rows (in red, its longest lock that blocks reads and writes, when it took one, then its
+longest lock of any mode when that is another), the tables it rewrote, and squawk's rules.</p>
 % for target_id, rows in timelines.items():
 <details open><summary><b>${target_id}</b>: ${len(rows)} revisions</summary>
 % if target_id in timeline_charts:
@@ -166,7 +167,7 @@ rows (red: a lock that blocks reads and writes), the tables it rewrote, and squa
 <td class="note">${row.rows_written}</td>
 <td class="num">${"" if row.scale_s is None else format(row.scale_s, ".3f")}</td>
 <td class="num">${"" if row.rows is None else row.rows}</td>
-<td class="${"failed" if row.exclusive else ""}">${"" if row.lock is None else "%s on %s, %.3f s" % (row.lock.mode, row.lock.relation, row.lock.seconds)}</td>
+<td><span class="${"failed" if row.exclusive else ""}">${"" if row.lock is None else describe(row.lock)}</span>${"" if row.longest is None else "; longest: " + describe(row.longest)}</td>
 <td>${", ".join(row.rewrites)}</td>
 <td class="note">${", ".join(sorted({hit.split(":")[0] for hit in row.lint}))}</td></tr>
 % endfor
