@@ -605,7 +605,8 @@ def verify(
         written = {name for row in rows for name, _ in row.values}
         for column in sorted(written - set(table.c.keys()) if not recreated else ()):
             revision = ledger.dropped_columns.get((name, column))
-            losses.append(Loss(name, rows, "column", revision, f"column {column} was dropped"))
+            had = [row for row in rows if any(key == column for key, _ in row.values)]
+            losses.append(Loss(name, had, "column", revision, f"column {column} was dropped"))
         present = _read(conn, engine, table)
         missing, changed = [], []
         for row in rows:

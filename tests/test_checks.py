@@ -319,6 +319,22 @@ def test_data_survives_blames_not_null_without_default(run_matrix_cli, tmp_path)
     assert "contains null values" in check["reason"]
 
 
+def test_data_survives_notes_a_dropped_column_for_the_rows_written_before_it(
+    run_matrix_cli, tmp_path
+):
+    """A dropped column is meant, so a note; rows written after the drop never had it."""
+    revisions = healthy_revisions()
+    drop = 'op.drop_column("Item", "name", schema="{schema}")'
+    add = 'op.add_column("Item", sa.Column("name", sa.String(50)), schema="{schema}")'
+    revisions.append(Revision("c3", "b2", drop, add))
+    run = run_plugin(run_matrix_cli, tmp_path, PluginSpec("colgone", revisions))
+    check = run.check("data_survives")
+    (note,) = [f for f in check["findings"] if f["kind"] == "column_dropped"]
+    assert check["status"] == "passed"
+    assert not note["blocking"] and note["revision"] == "c3"
+    assert note["message"].startswith("Item: 6 row(s) written at a1, b2 lost a value at c3")
+
+
 def test_data_survives_catches_a_table_dropped_and_created_again(run_matrix_cli, tmp_path):
     """Formerly a false pass: later rows, with restarted keys, looked like the lost ones."""
     recreate = f"{DROP_ITEM}\n{CREATE_ITEM}\n{ADD_COUNT}\n{CREATE_INDEX}"
