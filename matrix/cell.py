@@ -274,6 +274,9 @@ def seed(spec: dict[str, Any], url: str) -> int:
         timezone = server_timezone(conn, cell.engine.name)
         gone = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
         ledger.forget({id(row) for loss in gone if loss.kind != "column" for row in loss.rows})
+        for loss in gone:
+            if loss.kind == "column":
+                ledger.forget_column(loss.table, loss.column)
     except StepFailed as failure:
         emit({"seeded": {"error": masking.mask(str(failure))}})
         return 0

@@ -29,7 +29,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -152,6 +152,16 @@ class Ledger:
     def forget(self, rows: set[int]) -> None:
         """Stop following the rows whose ``id()`` is in ``rows``."""
         self.rows = [row for row in self.rows if id(row) not in rows]
+
+    def forget_column(self, table: str, column: str) -> None:
+        """Stop following one column of a table's rows: a revision dropped it."""
+        self.rows = [
+            replace(row, values=tuple(v for v in row.values if v[0] != column))
+            if row.table == table
+            else row
+            for row in self.rows
+        ]
+        self.dropped_columns.pop((table, column), None)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to go on with this walk in another process (another release)."""
@@ -606,7 +616,8 @@ def verify(
         for column in sorted(written - set(table.c.keys()) if not recreated else ()):
             revision = ledger.dropped_columns.get((name, column))
             had = [row for row in rows if any(key == column for key, _ in row.values)]
-            losses.append(Loss(name, had, "column", revision, f"column {column} was dropped"))
+            why = f"column {column} was dropped"
+            losses.append(Loss(name, had, "column", revision, why, column=column))
         present = _read(conn, engine, table)
         missing, changed = [], []
         for row in rows:
@@ -684,9 +695,10 @@ class Loss:
 
     table: str
     rows: list[WrittenRow]
-    kind: str  # table | rows | values
+    kind: str  # table | rows | values | column
     revision: str | None
     why: str
+    column: str | None = None  # the dropped column, for kind "column"
 
     def describe(self) -> str:
         revisions = sorted({r.revision for r in self.rows})

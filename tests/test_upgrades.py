@@ -143,6 +143,29 @@ def test_a_removed_or_reparented_released_revision_is_caught(
     assert [(f["kind"], f["revision"]) for f in unchanged["findings"]] == [(kind, "b2")]
 
 
+def test_what_the_previous_release_itself_lost_is_not_blamed_on_the_upgrade(
+    pg_server_url, tmp_path
+):
+    """A site at the release never held those rows or that column: not this build's doing."""
+    a1, b2 = healthy_revisions()
+    purge = """op.execute('DELETE FROM "{schema}"."Item" WHERE id % 2 = 0')"""
+    drop = 'op.drop_column("Item", "name", schema="{schema}")'
+    add = 'op.add_column("Item", sa.Column("name", sa.String(50)), schema="{schema}")'
+    c3 = Revision("c3", "b2", f"{purge}\n{drop}", add)
+    extra = 'op.add_column("Item", sa.Column("extra", sa.Integer()), schema="{schema}")'
+    d4 = Revision("d4", "c3", extra, 'op.drop_column("Item", "extra", schema="{schema}")')
+    old = write_plugin(tmp_path / "old", PluginSpec("lossy", [a1, b2, c3]))
+    new = write_plugin(tmp_path / "new", PluginSpec("lossy", [a1, b2, c3, d4]))
+    reports = tmp_path / "reports"
+    run(pg_server_url, reports, "--plugin", str(new), "--previous", str(old))
+    report = compat(reports)
+    assert check(report, "data_survives")["status"] == "failed"  # c3 loses rows from base
+    upgrade = check(report, "upgrade_from_release")
+    assert upgrade["status"] == "passed", upgrade["reason"]
+    assert upgrade["findings"] == []
+    assert "then 1 revisions of this build" in upgrade["reason"]
+
+
 def test_a_rewrite_of_a_filled_table_is_measured_and_fails_a_policy_limit(pg_server_url, tmp_path):
     revisions = healthy_revisions()
     widen = (
