@@ -102,5 +102,4 @@ CHECKS: tuple[CheckInfo, ...] = (
 )
 
 BY_NAME: dict[str, CheckInfo] = {check.name: check for check in CHECKS}
-NAMES: tuple[str, ...] = tuple(BY_NAME)
 REQUIRED: tuple[str, ...] = tuple(c.name for c in CHECKS if c.required)

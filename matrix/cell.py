@@ -183,10 +183,7 @@ def run(spec: dict[str, Any], url: str | None) -> int:
 
     from matrix import masking
     from matrix.checks import run_checks
-    from matrix.checks.cell import Cell
-    from matrix.engines import engine_named
     from matrix.plugin.model import Plugin
-    from matrix.policy import Policy
 
     plugin = Plugin.from_dict(spec["plugin"])
     db_url = make_url(url) if url else None
@@ -195,17 +192,7 @@ def run(spec: dict[str, Any], url: str | None) -> int:
     roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
     checks = tuple(spec["checks"])
     try:
-        cell = Cell(
-            plugin=plugin,
-            engine=engine_named(spec["engine"]),
-            target=spec["target"],
-            url=db_url,
-            sql_dir=Path(spec["sql_dir"]),
-            policy=Policy.from_dict(spec.get("policy") or {}),
-            statement_timeout_s=spec.get("statement_timeout_s", 0),
-            lock_timeout_s=spec.get("lock_timeout_s", 0),
-            options=spec.get("options") or {},
-        )
+        cell = _cell(spec, plugin, db_url)
     except Exception as error:  # noqa: BLE001 - the plugin cannot even be read
         emit({"fatal": first_cause(error, roots)})
         return 0
@@ -242,9 +229,7 @@ def seed(spec: dict[str, Any], url: str) -> int:
     from sqlalchemy.engine import make_url
 
     from matrix import masking, synthetic
-    from matrix.checks.cell import Cell
     from matrix.checks.data import DataObserver, server_timezone
-    from matrix.engines import engine_named
     from matrix.migrator import StepFailed
     from matrix.plugin.model import Plugin
 
@@ -252,15 +237,7 @@ def seed(spec: dict[str, Any], url: str) -> int:
     db_url = make_url(url)
     masking.register_url(db_url)
     try:
-        cell = Cell(
-            plugin=plugin,
-            engine=engine_named(spec["engine"]),
-            target=spec["target"],
-            url=db_url,
-            sql_dir=Path(spec["sql_dir"]),
-            statement_timeout_s=spec.get("statement_timeout_s", 0),
-            lock_timeout_s=spec.get("lock_timeout_s", 0),
-        )
+        cell = _cell(spec, plugin, db_url)
         cell.discover()
     except Exception as error:  # noqa: BLE001 - reported as the seed's failure
         emit({"seeded": {"error": masking.mask(f"{type(error).__name__}: {error}")}})
@@ -288,6 +265,25 @@ def seed(spec: dict[str, Any], url: str) -> int:
     Path(spec["ledger"]).write_text(json.dumps(ledger.to_dict()), encoding="utf-8")
     emit({"seeded": {"head": cell.head, "rows": len(ledger.rows)}})
     return 0
+
+
+def _cell(spec: dict[str, Any], plugin, url):
+    """The checks' view of one target, from the spec the runner wrote."""
+    from matrix.checks.cell import Cell
+    from matrix.engines import engine_named
+    from matrix.policy import Policy
+
+    return Cell(
+        plugin=plugin,
+        engine=engine_named(spec["engine"]),
+        target=spec["target"],
+        url=url,
+        sql_dir=Path(spec["sql_dir"]),
+        policy=Policy.from_dict(spec.get("policy") or {}),
+        statement_timeout_s=spec.get("statement_timeout_s", 0),
+        lock_timeout_s=spec.get("lock_timeout_s", 0),
+        options=spec.get("options") or {},
+    )
 
 
 def _benchmark(cell, settings: dict[str, Any]) -> None:

@@ -149,20 +149,8 @@ def _prepare(
     options: RunOptions, plugin: Future[PreparedPlugin], work: Path, progress: Progress
 ) -> None:
     """Build, install and probe the plugin; the cells wait on the future."""
-    engines = sorted({t.engine for t in options.targets})
     try:
-        prepared = prepare_plugin(
-            options.plugin,
-            cache=options.cache_dir,
-            work=work,
-            dist_dir=options.dist_dir,
-            with_requirements=options.with_requirements,
-            without_dependencies=options.without_dependencies,
-            constraints=options.constraints,
-            drivers=tuple(engine_named(e).driver_requirement for e in engines),
-            engine=engines[0],
-            log=lambda message: progress.log("plugin", message),
-        )
+        prepared = _prepare_one(options.plugin, options, work, progress, options.dist_dir)
     except BaseException as error:
         plugin.set_exception(error)
         raise
@@ -174,6 +162,29 @@ def _prepare(
         f"{prepared.plugin.package} {prepared.plugin.version}: {len(prepared.revisions)} "
         f"revisions, schema {prepared.schema}; environment {env} in "
         f"{prepared.environment.seconds:.1f} s",
+    )
+
+
+def _prepare_one(
+    spec: str | Path,
+    options: RunOptions,
+    work: Path,
+    progress: Progress,
+    dist_dir: Path | None = None,
+) -> PreparedPlugin:
+    """One plugin (this build or the previous release) with the run's environment options."""
+    engines = sorted({t.engine for t in options.targets})
+    return prepare_plugin(
+        spec,
+        cache=options.cache_dir,
+        work=work,
+        dist_dir=dist_dir,
+        with_requirements=options.with_requirements,
+        without_dependencies=options.without_dependencies,
+        constraints=options.constraints,
+        drivers=tuple(engine_named(e).driver_requirement for e in engines),
+        engine=engines[0],
+        log=lambda message: progress.log("plugin", message),
     )
 
 
@@ -197,19 +208,8 @@ def _previous(
         if spec is None:
             return None, why
     progress.log("plugin", f"previous release: {spec}")
-    engines = sorted({t.engine for t in options.targets})
     try:
-        previous = prepare_plugin(
-            spec,
-            cache=options.cache_dir,
-            work=work / "previous",
-            with_requirements=options.with_requirements,
-            without_dependencies=options.without_dependencies,
-            constraints=options.constraints,
-            drivers=tuple(engine_named(e).driver_requirement for e in engines),
-            engine=engines[0],
-            log=lambda message: progress.log("plugin", message),
-        )
+        previous = _prepare_one(spec, options, work / "previous", progress)
     except HarnessError as error:
         if options.previous != "auto":
             raise

@@ -243,26 +243,7 @@ def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "MATRIX_CACHE_DIR": str(cache)}
     runs = cache / "runs"
-    victim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "matrix",
-            "run",
-            "--plugin",
-            str(plugin),
-            *PG,
-            "--provider",
-            "native",
-            "--reports",
-            str(tmp_path / "r1"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    victim = _native_run_in_background(plugin, tmp_path / "r1", env)
     record = _wait_for(lambda: next(iter(runs.glob("native-*.json")), None), 120)
     facts = json.loads(record.read_text())
     datadir = Path(facts["datadir"])
@@ -297,24 +278,8 @@ def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
     plugin = write_plugin(tmp_path / "src", PluginSpec("termed", healthy_revisions()))
     cache = tmp_path / "cache"
     before = set(Path(tempfile.gettempdir()).glob("matrix-*"))
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "matrix",
-            "run",
-            "--plugin",
-            str(plugin),
-            *PG,
-            "--provider",
-            "native",
-            "--reports",
-            str(tmp_path / "r"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "MATRIX_CACHE_DIR": str(cache)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    run = _native_run_in_background(
+        plugin, tmp_path / "r", {**os.environ, "MATRIX_CACHE_DIR": str(cache)}
     )
     _wait_for(lambda: next(iter((cache / "runs").glob("native-*.json")), None), 120)
     run.send_signal(signal.SIGTERM)
@@ -330,6 +295,18 @@ def test_a_finished_run_leaves_no_temporary_folder(run_matrix_cli, tmp_path):
     run = run_matrix_cli("--plugin", str(plugin), *PG, "--provider", "external")
     assert run.exit_code == 0, run.output
     assert set(Path(tempfile.gettempdir()).glob("matrix-run-*")) == before
+
+
+def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subprocess.Popen:
+    """A ``matrix run`` on the native provider, left running for a signal to hit."""
+    command = [sys.executable, "-m", "matrix", "run", "--plugin", str(plugin), *PG]
+    return subprocess.Popen(
+        [*command, "--provider", "native", "--reports", str(reports)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait_for(probe, seconds: float):

@@ -69,7 +69,6 @@ class Cell:
         self.up_changes: dict[str, Change] = {}
         self.outside_before: frozenset[str] = frozenset()
         self.residues: list[Residue] = []
-        self.irreversible_at: str | None = None
         self.up_failed_at: str | None = None  # the revision upgrade_stepwise stopped at
         # Where the walk down left the database (base, or the revision whose
         # downgrade raised), and how many steps it took; None: it never ran.

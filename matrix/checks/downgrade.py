@@ -73,7 +73,6 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
         cell.down_reached, cell.down_steps = failure.revision, len(failure.done)
         kind = cell.downgrade_kind(failure.revision)
         if kind == "irreversible" or isinstance(failure.error, NotImplementedError):
-            cell.irreversible_at = failure.revision
             out.find(
                 "irreversible",
                 f"irreversible at {failure.revision}: its downgrade() declares it "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -31,7 +30,7 @@ from matrix.bench.model import (
     load_document,
 )
 from matrix.cli import ExitCode
-from matrix.cli.options import common
+from matrix.cli.options import common, whole_number
 from matrix.cli.run import add_run_options, run_command
 
 SIZES = (
@@ -57,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, minimum, text in SIZES:
         sizes.add_argument(
             f"--{name}",
-            type=_count(minimum),
+            type=whole_number(minimum),
             default=getattr(defaults, name),
             help=f"{text} (default: %(default)s)",
         )
@@ -80,21 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     # One target at a time: cells running side by side would measure each other.
     parser.set_defaults(jobs=1, handler=bench_command)
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
-        return value
-
-    return parse
 
 
 def _fraction(text: str) -> float:

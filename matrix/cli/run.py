@@ -22,7 +22,14 @@ from sqlalchemy.engine import URL
 from matrix import catalogue, masking, reports, settings
 from matrix.cli import ExitCode
 from matrix.cli.console import make_progress, print_summary
-from matrix.cli.options import add_dist, add_plugin, add_reports, add_verbose, common
+from matrix.cli.options import (
+    add_dist,
+    add_plugin,
+    add_reports,
+    add_verbose,
+    common,
+    whole_number,
+)
 from matrix.definition import Matrix, Target, load_matrix
 from matrix.engines import engine_names, engine_of
 from matrix.errors import HarnessError
@@ -62,7 +69,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "answers, else native)",
     )
     run.add_argument(
-        "-j", "--jobs", type=_positive_int, default=os.cpu_count() or 2, help="targets at once"
+        "-j", "--jobs", type=whole_number(1), default=os.cpu_count() or 2, help="targets at once"
     )
     run.add_argument("--keep", action="store_true", help="leave containers running afterwards")
     run.add_argument(
@@ -117,7 +124,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--scale",
-        type=_positive_int,
+        type=whole_number(1),
         metavar="N",
         help="fill every table to N rows before each revision and measure its time, locks "
         "and rewrites (the migration_cost check; limits in the policy's [cost] table)",
@@ -282,16 +289,6 @@ def _requirement(text: str, option: str) -> str:
             f"{option} {text!r} is not a requirement ({error}).",
             "Write it as pip does, e.g. --with 'Twisted<26' or --with peek-platform==5.1.6.",
         ) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
-    return value
 
 
 def _positive_float(text: str) -> float:

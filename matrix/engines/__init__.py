@@ -74,7 +74,6 @@ class Engine(ABC):
     maintenance_database: ClassVar[str]
     sqlglot_dialect: ClassVar[str]
     container: ClassVar[ContainerRecipe]
-    default_port: ClassVar[int]
     # Names the dialect for offline rendering and cannot reach any server.
     offline_url: ClassVar[str]
     # Session settings a script client uses before applying a script.

@@ -41,7 +41,6 @@ class MssqlEngine(Engine):
     driver_requirement = "pymssql>=2.2"
     maintenance_database = "master"
     sqlglot_dialect = "tsql"
-    default_port = 1433
     # Port 1 of the loopback: refused at once, never another host.
     offline_url = "mssql+pymssql://offline@127.0.0.1:1/offline"
     # What `sqlcmd -I` sets: spatial and filtered indexes need QUOTED_IDENTIFIER.

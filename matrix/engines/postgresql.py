@@ -24,7 +24,6 @@ class PostgresqlEngine(Engine):
     driver_requirement = "psycopg[binary]>=3.1"
     maintenance_database = "postgres"
     sqlglot_dialect = "postgres"
-    default_port = 5432
     # A Unix socket that does not exist: the connection fails before any packet.
     offline_url = "postgresql+psycopg://offline@/offline?host=/nonexistent-peek-matrix-offline"
     container = ContainerRecipe(

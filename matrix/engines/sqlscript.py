@@ -31,10 +31,6 @@ class Statement:
     line: int
     revision: str | None
 
-    @property
-    def is_transaction_control(self) -> bool:
-        return self.text.strip().upper().rstrip(";") in ("BEGIN", "COMMIT", "BEGIN TRANSACTION")
-
 
 class ScriptSyntaxError(ValueError):
     """The script ends inside a string, identifier, comment or dollar quote."""
