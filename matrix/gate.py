@@ -38,6 +38,7 @@ from pathlib import Path
 
 from matrix import catalogue, masking, reports
 from matrix.definition import Matrix, Target, load_matrix
+from matrix.engines import ServerInfo, engine_named
 from matrix.errors import HarnessError
 from matrix.plugin.sources import sha256_of
 from matrix.reports.markdown import markdown
@@ -143,6 +144,7 @@ def evaluate(
     required = frozenset(t.id for t in matrix.targets if t.required)
     verdict = Verdict(report, build, required, refusals=build_refusals(report, build))
     verdict.refusals += integrity_refusals(evidence)
+    verdict.refusals += server_refusals(report, matrix)
     distrusted = {r.target for r in verdict.refusals if r.target is not None}
     by_id = {t.id: t for t in report.targets}
     for target in matrix.targets:
@@ -221,7 +223,40 @@ def integrity_refusals(evidence: Evidence) -> list[Refusal]:
         )
     for result in report.targets:
         refusals += target_integrity(result)
+    ids = [result.id for result in report.targets]
+    for repeated in sorted({i for i in ids if ids.count(i) > 1}):
+        refusals.append(
+            Refusal(
+                Cause.INCONSISTENT,
+                repeated,
+                f"compat.json holds {ids.count(repeated)} results for {repeated}; a target has "
+                "one result per run, so the report was mixed or edited: rerun the matrix (or "
+                "python -m matrix report on the per-target files).",
+            )
+        )
     refusals += file_refusals(report, evidence.target_files)
+    return refusals
+
+
+def server_refusals(report: RunReport, matrix: Matrix) -> list[Refusal]:
+    """A target is proven only by a server of its own version (and PostGIS's)."""
+    refusals = []
+    targets = {t.id: t for t in matrix.targets}
+    for result in report.targets:
+        target = targets.get(result.id)
+        if target is None or not result.reached or not result.server_version:
+            continue
+        info = ServerInfo(result.server_version, result.postgis_version)
+        wrong = engine_named(target.engine).wrong_server(target.version, target.postgis, info)
+        if wrong:
+            refusals.append(
+                Refusal(
+                    Cause.INCONSISTENT,
+                    result.id,
+                    f"{result.id} ({target.label}) was run on another server: {wrong}; "
+                    f"rerun it on {target.label}.",
+                )
+            )
     return refusals
 
 

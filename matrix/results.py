@@ -194,7 +194,10 @@ def target_status(
     leave the target unproven.
     """
     if fatal:
-        return Status(fatal["status"]), fatal["reason"]
+        status = fatal.get("status")
+        if status not in (Status.FAILED, Status.ERROR):
+            return Status.ERROR, f"a fatal cause stored as {status!r}; only failed or error can be"
+        return Status(status), fatal.get("reason") or str(status)
     if not reached:
         return Status.NOT_RUN, "no live server was reached"
     by_name = {c.name: c for c in checks}

@@ -13,6 +13,7 @@ target's result, so the run always ends, within its own timeout.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import queue
@@ -50,6 +51,9 @@ if TYPE_CHECKING:  # images imports the Docker SDK
 DEFAULT_CHECK_TIMEOUT_S = 900.0
 DEFAULT_RUN_TIMEOUT_S = 3600.0
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+# After --run-timeout, how long a cell may take to kill its check process and
+# drop its databases before its result is taken as it stands.
+_GRACE_S = 30.0
 
 
 @dataclass
@@ -151,10 +155,10 @@ def _prepare(
     """Build, install and probe the plugin; the cells wait on the future."""
     try:
         prepared = _prepare_one(options.plugin, options, work, progress, options.dist_dir)
-    except BaseException as error:
+        prepared.previous, prepared.previous_reason = _previous(options, prepared, work, progress)
+    except BaseException as error:  # the cells wait on the future: never leave it unresolved
         plugin.set_exception(error)
         raise
-    prepared.previous, prepared.previous_reason = _previous(options, prepared, work, progress)
     plugin.set_result(prepared)
     env = "reused" if prepared.environment.reused else "created"
     progress.log(
@@ -274,26 +278,46 @@ def _run_cells(
         todo.put(target)
         progress.target(target.id, "waiting")
 
+    cells: dict[str, _Cell] = {}
+
     def worker() -> None:
         while True:
             try:
                 target = todo.get_nowait()
             except queue.Empty:
                 return
-            cell = _Cell(target, options, plugin, providers, progress, deadline, work)
-            done.put(cell.run())
+            cell = cells[target.id] = _Cell(
+                target, options, plugin, providers, progress, deadline, work
+            )
+            try:
+                done.put(cell.run())
+            except Exception as error:  # noqa: BLE001 - outside the cell's guard; still a result
+                done.put(cell.abandoned(f"the harness failed: {type(error).__name__}: {error}"))
 
     for _ in range(max(1, min(options.jobs, len(options.targets)))):
         threading.Thread(target=worker, daemon=True).start()
 
     def results() -> Iterator[tuple[TargetResult, set[int]]]:
-        for _ in options.targets:
-            while True:
-                try:
-                    yield done.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    continue
+        pending = {target.id: target for target in options.targets}
+        while pending:
+            left = deadline + _GRACE_S - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                result, used = done.get(timeout=min(0.2, left))
+            except queue.Empty:
+                continue
+            pending.pop(result.id, None)
+            yield result, used
+        why = (
+            f"the run outlived --run-timeout ({options.run_timeout_s:g} s) and "
+            f"{_GRACE_S:g} s of grace while this target was still busy"
+        )
+        for target_id, target in pending.items():
+            cell = cells.get(target_id) or _Cell(
+                target, options, plugin, providers, progress, deadline, work
+            )
+            yield cell.abandoned(why)
 
     return results()
 
@@ -336,6 +360,17 @@ class _Cell:
         self.progress.target(self.target.id, "done", status=str(self.result.status))
         return self.result, self.waivers_used
 
+    def abandoned(self, reason: str) -> tuple[TargetResult, set[int]]:
+        """What this cell gathered so far, as an error: its thread is no longer waited for."""
+        result = copy.deepcopy(self.result)
+        result.fatal = {"status": "error", "reason": masking.mask(reason)}
+        done = {check.name for check in result.checks}
+        missing = tuple(name for name in self.options.checks if name not in done)
+        result.checks += _not_run(missing, "the target was abandoned before this check")
+        result.settle()
+        self.progress.target(self.target.id, "done", status=str(result.status))
+        return result, set(self.waivers_used)
+
     def _run(self, started: float) -> None:
         target, result = self.target, self.result
         provider, reason = self.providers.choose(target)
@@ -360,6 +395,13 @@ class _Cell:
                 info.server_version,
                 info.postgis_version,
             )
+            wrong = engine_named(target.engine).wrong_server(target.version, target.postgis, info)
+            if wrong:
+                raise ProviderUnavailable(
+                    f"The server given for {target.id} is another version: {wrong}.",
+                    f"Serve {target.label} (its image, MATRIX_PG_ROOT, or "
+                    f"{target.settings.url_env}), or leave it out with --targets.",
+                )
             result.reached = True
             self.progress.target(target.id, "running", provider=provider.name)
             checks_started = time.perf_counter()

@@ -21,7 +21,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects import mssql, postgresql
 
 from matrix import lint, synthetic
-from matrix.engines import ConnectFailure, engine_named, engine_of
+from matrix.engines import ConnectFailure, ServerInfo, engine_named, engine_of
 from matrix.engines.sqlscript import (
     ScriptSyntaxError,
     script_of,
@@ -246,3 +246,20 @@ def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
     script.write_text(script_of(sent))
     found = lint.hits(lint.squawk(), script, "15")
     assert found and not [hit for hit in found if hit.startswith("syntax-error")]
+
+
+@pytest.mark.parametrize(
+    ("engine", "target", "postgis", "answered", "wrong"),
+    [
+        (POSTGRESQL, "15", "3.3", ServerInfo("15.18", "3.3.2"), None),
+        (POSTGRESQL, "13", "3.1", ServerInfo("15.18", "3.3.2"), "PostgreSQL 15.18 answered"),
+        (POSTGRESQL, "15", "3.3", ServerInfo("15.18", "3.30.1"), "PostGIS 3.30.1 answered"),
+        (POSTGRESQL, "15", "3.3", ServerInfo("15.18", None), "PostGIS none answered"),
+        (MSSQL, "2022", None, ServerInfo("16.0.4135.4"), None),
+        (MSSQL, "2019", None, ServerInfo("16.0.4135.4"), "SQL Server 16.0.4135.4 answered"),
+        (MSSQL, "2025", None, ServerInfo("17.0.1000.7"), None),
+    ],
+)
+def test_a_server_proves_only_its_own_version(engine, target, postgis, answered, wrong):
+    found = engine.wrong_server(target, postgis, answered)
+    assert found == wrong if wrong is None else found.startswith(wrong)

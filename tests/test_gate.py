@@ -182,6 +182,59 @@ def test_an_overall_status_that_disagrees_with_the_targets_is_refused():
     )
 
 
+def test_a_target_whose_stored_fatal_cause_claims_a_pass_is_refused():
+    forged = target(PG, with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    forged.fatal = {"status": "passed", "reason": ""}  # only failed or error are written
+    forged.status = Status.PASSED
+    (refusal,) = evaluate(evidence(report(forged)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, PG)
+    assert (
+        f"{PG} (PostgreSQL 15 + PostGIS 3.3) is stored as passed, but its checks make it error"
+        in (refusal.message)
+    )
+
+
+def test_a_fatal_cause_of_no_known_status_is_an_error_not_a_traceback():
+    forged = target(PG, fatal={"status": "bogus"})
+    assert forged.status == Status.ERROR
+    assert forged.reason == "a fatal cause stored as 'bogus'; only failed or error can be"
+
+
+def test_a_target_with_two_results_is_refused():
+    failed = target(PG, with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
+    forged = report(failed)
+    forged.targets.append(target(PG))  # a passing copy after the failed one
+    (refusal,) = evaluate(evidence(forged), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, PG)
+    assert f"compat.json holds 2 results for {PG}" in refusal.message
+
+
+@pytest.mark.parametrize(
+    ("server", "postgis", "words"),
+    [
+        ("15.18", "3.3.2", "PostgreSQL 15.18 answered, not PostgreSQL 13"),
+        ("13.16", "3.3.2", "PostGIS 3.3.2 answered, not PostGIS 3.1"),
+    ],
+)
+def test_a_target_proven_on_a_server_of_another_version_is_refused(server, postgis, words):
+    other = target("pg13-postgis31")
+    other.server_version, other.postgis_version = server, postgis
+    (refusal,) = evaluate(evidence(report(other)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, "pg13-postgis31")
+    assert f"was run on another server: {words}" in refusal.message
+
+
+def test_a_target_proven_on_its_own_version_passes():
+    own = [target(t.id) for t in MATRIX.targets]
+    versions = ["13.16", "15.18", "17.12", "15.0.4", "16.0.1", "17.0.9"]
+    for result, version in zip(own, versions, strict=True):
+        result.server_version = version
+        result.postgis_version = {"pg13-postgis31": "3.1.1", "pg15-postgis33": "3.3.2"}.get(
+            result.id, "3.5.2" if result.engine == "postgresql" else None
+        )
+    assert evaluate(evidence(report(*own)), MATRIX, BUILD).passed
+
+
 def test_a_check_passed_with_an_unwaived_blocking_finding_is_refused():
     forged = judged("data_survives", DROPPED)
     forged.status = Status.PASSED

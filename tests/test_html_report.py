@@ -6,8 +6,9 @@ never as markup; every status has its mark; matplotlib is optional.
 
 The live tests build the report as a CI pipeline builds it: one job
 benchmarks a healthy plugin on pg15, another runs a plugin whose downgrade is
-broken on pg17 (both served by the session's server through the external
-provider), ``python -m matrix report`` merges their per-target files and
+broken on a second PostgreSQL 15 target of a test matrix file (both served
+by the session's server through the external provider; a server only proves
+its own version), ``python -m matrix report`` merges their per-target files and
 ``python -m matrix html`` writes the page. In headless Chromium the page must
 load without console errors, show the matrix with the failure's detail one
 click away, show the charts and the baseline comparison, and fetch nothing
@@ -33,6 +34,7 @@ from matrix.bench.model import (
     TargetBenchmark,
     load_document,
 )
+from matrix.definition import DEFAULT_MATRIX_FILE
 from matrix.reports import ReportWriter
 from matrix.reports.html import (
     CHARTS_EXTRA,
@@ -46,7 +48,7 @@ from matrix.reports.html import (
 from matrix.results import CheckResult, Finding, PluginInfo, RunReport, Status, TargetResult
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")
-FAILING_TARGET = "pg17-postgis35"
+FAILING_TARGET = "pg15-second"
 SCRIPT = "<script>alert('owned')</script>"
 PROBE = """<script>
 const details = document.querySelector("td.check.failed details");
@@ -179,7 +181,9 @@ def reports(pg_server_url, tmp_path_factory):
     )
     broken = write_plugin(root / "src", PluginSpec("htmlbroken", revisions))
     # Another plugin is another build: its own folder, merged in afterwards.
-    common = ("--provider", "external", "--reports", str(root / "broken"))
+    matrix = root / "targets.toml"
+    matrix.write_text(_with_a_second_pg15(DEFAULT_MATRIX_FILE.read_text()))
+    common = ("--provider", "external", "--reports", str(root / "broken"), "--matrix", str(matrix))
     done = matrix_cli(
         pg_server_url, "run", "--plugin", str(broken), "--targets", FAILING_TARGET, *common
     )
@@ -199,6 +203,13 @@ def reports(pg_server_url, tmp_path_factory):
     done = matrix_cli(pg_server_url, "html", "--reports", str(folder), "--screenshot")
     assert done.returncode == 0, done.stdout + done.stderr
     return folder
+
+
+def _with_a_second_pg15(text: str) -> str:
+    """The bundled matrix plus FAILING_TARGET: PostgreSQL 15 again, under another id."""
+    start = text.index('[[target]]\nid = "pg15-postgis33"')
+    block = text[start : text.index("[[target]]", start + 1)]
+    return text + "\n" + block.replace('id = "pg15-postgis33"', f'id = "{FAILING_TARGET}"')
 
 
 def _compare_with_a_faster_baseline(folder):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,43 @@ def test_a_server_that_is_not_there_is_not_run_at_once(tmp_path):
     assert statuses["single_head"] == "passed"
     assert statuses["offline_sql"] == "not_run"  # rendered and parsed; not applied
     assert (reports / "sql" / "pg15-postgis33" / "upgrade.sql").exists()
+
+
+def test_a_server_of_another_version_does_not_prove_the_target(tmp_path, pg_server_url):
+    """One external URL serves every target of its engine; PostgreSQL 15 answering
+    for the PostgreSQL 13 target leaves that target not_run, never passed."""
+    plugin = write_plugin(tmp_path / "src", PluginSpec("versions", healthy_revisions()))
+    url = pg_server_url.render_as_string(hide_password=False)
+    done, reports = external(tmp_path, plugin, url, "--targets", "pg13-postgis31")
+    assert done.returncode == 1, done.stderr
+    (target,) = compat(reports)["targets"]
+    assert (target["id"], target["status"], target["reached"]) == (
+        "pg13-postgis31",
+        "not_run",
+        False,
+    )
+    assert "is another version: PostgreSQL 15." in target["reason"]
+    assert "answered, not PostgreSQL 13" in target["reason"]
+
+
+def test_a_target_stuck_outside_its_checks_ends_with_the_run_timeout(tmp_path):
+    """A server that takes the connection and never answers holds the cell in its
+    login wait (90 s ready_timeout); the run still ends at --run-timeout plus the
+    grace, with that target an error naming the run timeout."""
+    plugin = write_plugin(tmp_path / "src", PluginSpec("silent", healthy_revisions()))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever answers
+        url = f"postgresql://peek:pw@127.0.0.1:{silent.getsockname()[1]}/peek"
+        started = time.monotonic()
+        done, reports = external(tmp_path, plugin, url, "--run-timeout", "3")
+        elapsed = time.monotonic() - started
+    assert elapsed < 75, elapsed  # not the 90 s login wait
+    assert done.returncode == 1, done.stderr
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "error"
+    assert "outlived --run-timeout (3 s)" in target["reason"]
+    assert {c["status"] for c in target["checks"]} == {"not_run"}
 
 
 def test_a_wrong_password_is_said_at_once(tmp_path, pg_server_url):

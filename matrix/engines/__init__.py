@@ -133,6 +133,24 @@ class Engine(ABC):
     def server_info(self, conn: sa.Connection) -> ServerInfo:
         """The server's version (and PostGIS's), as it reports them."""
 
+    def release_of(self, server_version: str) -> str:
+        """The version name a matrix file uses for a server reporting ``server_version``."""
+        return server_version.split(".")[0]
+
+    def wrong_server(self, version: str, postgis: str | None, info: ServerInfo) -> str | None:
+        """Why the server that answered is not the target's version, or None when it is.
+
+        A target is proven only on its own version: one external URL serves
+        every target of its engine, and a pass on PostgreSQL 15 says nothing
+        about 13.
+        """
+        if self.release_of(info.server_version) != version:
+            return f"{self.label} {info.server_version} answered, not {self.label} {version}"
+        found = info.postgis_version or ""
+        if postgis and found != postgis and not found.startswith(f"{postgis}."):
+            return f"PostGIS {found or 'none'} answered, not PostGIS {postgis}"
+        return None
+
     @property
     def clones_databases(self) -> bool:
         """Whether a database can be copied from a prepared template."""

@@ -32,6 +32,8 @@ from matrix.engines.sqlscript import Statement, split_tsql
 # sys.objects types that belong to the server, not to any plugin: internal
 # tables (spatial indexes, Query Store, change tracking) and system tables.
 INTERNAL_TYPES = ("IT", "S")
+# SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
+_RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
 
 
 class MssqlEngine(Engine):
@@ -110,6 +112,11 @@ class MssqlEngine(Engine):
         "SQL Server needs at least 2 GB of memory: a service given less exits after "
         "starting and never accepts a login; check the service's memory"
     )
+
+    def release_of(self, server_version: str) -> str:
+        """``16.0.4135.4`` is SQL Server 2022: the matrix names releases by year."""
+        major = server_version.split(".")[0]
+        return _RELEASES.get(major, major)
 
     def server_info(self, conn: sa.Connection) -> ServerInfo:
         version = conn.execute(
