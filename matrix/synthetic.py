@@ -755,7 +755,7 @@ def _find(
     if by_key and usable:
         candidates = [p for p in present if all(same(p[k], v, timezone) for k, v in key.items())]
     if not candidates:
-        distinctive = {k: v for k, v in values.items() if _distinctive(v)}
+        distinctive = {k: v for k, v in values.items() if _distinctive(v, table.c[k])}
         if distinctive:
             candidates = [
                 p for p in present if all(same(p[k], v, timezone) for k, v in distinctive.items())
@@ -770,11 +770,16 @@ def _find(
     ]
 
 
-def _distinctive(value: Any) -> bool:
-    """Whether a generated value identifies its row (it carries the counter)."""
-    return isinstance(value, str | int | float | decimal.Decimal | datetime.datetime) and not (
-        isinstance(value, bool)
-    )
+def _distinctive(value: Any, column: sa.Column) -> bool:
+    """Whether a generated value identifies its row (it carries the counter).
+
+    An enum label or a boolean repeats from row to row, and a foreign key
+    holds its parent's key, shared by the parent's other children: none of
+    them can tell a lost row from one that is still there.
+    """
+    if isinstance(value, bool) or isinstance(column.type, sa.Enum) or column.foreign_keys:
+        return False
+    return isinstance(value, str | int | float | decimal.Decimal | datetime.datetime)
 
 
 def same(found: Any, written: Any, timezone: str = "UTC") -> bool:
