@@ -239,6 +239,18 @@ def test_declared_irreversible_downgrade_ends_the_walk_and_passes(run_matrix_cli
     assert run.target()["status"] == "passed"
 
 
+def test_not_implemented_raised_from_code_is_a_broken_downgrade(run_matrix_cli, tmp_path):
+    """Only a downgrade that does nothing but raise declares itself irreversible; one
+    that runs code and then meets NotImplementedError (a library's) is broken."""
+    raised = f'{DROP_INDEX}\nraise NotImplementedError("batch mode cannot drop count")'
+    run = run_plugin(run_matrix_cli, tmp_path, three_revisions("brokenni", raised))
+    check = run.check("downgrade_stepwise")
+    assert check["status"] == "failed", check
+    assert check["revision"] == "b2"
+    assert [f["kind"] for f in check["findings"] if f["blocking"]] == ["downgrade_failed"]
+    assert "batch mode cannot drop count" in check["reason"]
+
+
 def test_no_op_downgrade_is_blamed_on_itself_not_on_the_revisions_below(run_matrix_cli, tmp_path):
     """The Peek graphdb case: the residue of a `pass` downgrade is that revision's own."""
     spec = three_revisions("noopdown", "pass")

@@ -176,16 +176,24 @@ class Cell:
     # -- reading revisions --------------------------------------------------------------
 
     def source_of(self, revision: str, function: str) -> str:
-        """The source of a revision's ``upgrade`` or ``downgrade`` function."""
+        """The source of a revision's ``upgrade`` or ``downgrade`` function, to show."""
+        source = self._source(revision, function)
+        if source is None:
+            return f"(the source of {function}() of {revision} is not available)"
+        return source
+
+    def _source(self, revision: str, function: str) -> str | None:
         module = self.migrator.script.get_revision(revision).module
         try:
             return inspect.getsource(getattr(module, function))
         except (OSError, TypeError, AttributeError):
-            return f"(the source of {function}() of {revision} is not available)"
+            return None
 
     def downgrade_kind(self, revision: str) -> str:
-        """``irreversible`` (it only raises), ``no-op`` (only ``pass``) or ``code``."""
-        return function_kind(self.source_of(revision, "downgrade"))
+        """``irreversible`` (it only raises), ``no-op`` (only ``pass``), ``code``, or
+        ``unknown`` when its source cannot be read (a revision shipped as bytecode)."""
+        source = self._source(revision, "downgrade")
+        return "unknown" if source is None else function_kind(source)
 
 
 def function_kind(source: str) -> str:

@@ -72,7 +72,11 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
     except StepFailed as failure:
         cell.down_reached, cell.down_steps = failure.revision, len(failure.done)
         kind = cell.downgrade_kind(failure.revision)
-        if kind == "irreversible" or isinstance(failure.error, NotImplementedError):
+        # NotImplementedError declares it only where the source cannot say: raised
+        # from inside code (a library's), it is a broken downgrade like any other.
+        if kind == "irreversible" or (
+            kind == "unknown" and isinstance(failure.error, NotImplementedError)
+        ):
             out.find(
                 "irreversible",
                 f"irreversible at {failure.revision}: its downgrade() declares it "
