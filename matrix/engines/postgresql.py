@@ -202,11 +202,20 @@ class PostgresqlEngine(Engine):
 
     def key_sequence_sql(self, schema: str, table: str, column: str) -> tuple[str, dict]:
         qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        # pg_sequences shows last_value as NULL until nextval() is called, also
+        # after ALTER SEQUENCE ... RESTART WITH n: only the sequence relation
+        # itself says n (with is_called false), so it is read through query_to_xml.
         return (
-            "SELECT coalesce(s.last_value + s.increment_by, s.start_value) AS next_value, "
+            "SELECT CASE WHEN v.is_called THEN v.last_value + q.seqincrement "
+            "ELSE v.last_value END AS next_value, "
             f"(SELECT max({self.quote(column)}) FROM {qualified}) AS highest "
-            "FROM pg_sequences s WHERE quote_ident(s.schemaname) || '.' || "
-            "quote_ident(s.sequencename) = pg_get_serial_sequence(:table, :column)",
+            "FROM (SELECT pg_get_serial_sequence(:table, :column) AS name) s "
+            "JOIN pg_sequence q ON q.seqrelid = s.name::regclass "
+            "CROSS JOIN LATERAL (SELECT "
+            "(xpath('/row/last_value/text()', x))[1]::text::bigint AS last_value, "
+            "(xpath('/row/is_called/text()', x))[1]::text::boolean AS is_called "
+            "FROM query_to_xml('SELECT last_value, is_called FROM ' || s.name, false, true, '')"
+            " AS x) v",
             {"table": qualified, "column": column},
         )
 
