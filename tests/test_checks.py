@@ -295,6 +295,16 @@ def test_reupgrade_catches_a_downgrade_that_leaves_a_table(run_matrix_cli, tmp_p
 # -- data ---------------------------------------------------------------------------------------
 
 
+def test_data_survives_is_not_run_when_no_table_ever_took_a_row(run_matrix_cli, tmp_path):
+    """A history that creates no table proves nothing about data: not a pass."""
+    spec = PluginSpec("notables", [Revision("a1", None, "pass", "pass")])
+    run = run_plugin(run_matrix_cli, tmp_path, spec)
+    assert run.check("upgrade_stepwise")["status"] == "passed"
+    check = run.check("data_survives")
+    assert check["status"] == "not_run", check
+    assert "no table of the plugin schema took a row at any revision" in check["reason"]
+
+
 def test_data_survives_blames_the_migration_that_deletes_rows(run_matrix_cli, tmp_path):
     purge = 'op.execute(\'DELETE FROM "{schema}"."Item" WHERE id % 2 = 0\')'
     spec = with_revision("purge", 1, upgrade=f"{purge}\n{ADD_COUNT}\n{CREATE_INDEX}")
@@ -496,6 +506,23 @@ def test_offline_sql_catches_a_script_that_does_not_create_its_schema(run_matrix
     assert check["status"] == "failed"
     assert 'schema "pl_noschema" does not exist' in check["reason"]
     assert "CREATE TABLE pl_noschema.alembic_version" in check["detail"]
+
+
+def test_offline_sql_does_not_claim_the_online_schema_when_the_online_upgrade_failed(
+    run_matrix_cli, tmp_path
+):
+    """The script applies, but with no online head there is nothing to compare it with."""
+    online_only = (
+        "from alembic import context\n"
+        "if not context.is_offline_mode():\n"
+        '    raise RuntimeError("breaks online only")\n'
+        f"{ADD_COUNT}\n{CREATE_INDEX}"
+    )
+    run = run_plugin(run_matrix_cli, tmp_path, with_revision("onlinefail", 1, upgrade=online_only))
+    assert run.check("upgrade_stepwise")["status"] == "failed"
+    check = run.check("offline_sql")
+    assert check["status"] == "not_run", check
+    assert "the online upgrade did not reach head" in check["reason"]
 
 
 def test_offline_sql_applies_dollar_quoted_blocks_whole(run_matrix_cli, tmp_path):

@@ -166,6 +166,25 @@ def test_what_the_previous_release_itself_lost_is_not_blamed_on_the_upgrade(
     assert "then 1 revisions of this build" in upgrade["reason"]
 
 
+def test_a_release_table_that_took_no_rows_leaves_the_upgrade_unproven(pg_server_url, tmp_path):
+    """Rows kept says nothing about a table that held none: not_run, not passed."""
+    a1, b2 = healthy_revisions()
+    strict = (
+        'op.execute("""CREATE TABLE "{schema}"."Strict" (id serial PRIMARY KEY, '
+        "code varchar(5) NOT NULL CHECK (code = 'fixed'))\"\"\")"
+    )
+    a1 = Revision("a1", None, f"{a1.upgrade}\n{strict}", a1.downgrade)
+    extra = 'op.add_column("Item", sa.Column("extra", sa.Integer()), schema="{schema}")'
+    c3 = Revision("c3", "b2", extra, 'op.drop_column("Item", "extra", schema="{schema}")')
+    old = write_plugin(tmp_path / "old", PluginSpec("strict", [a1, b2]))
+    new = write_plugin(tmp_path / "new", PluginSpec("strict", [a1, b2, c3]))
+    reports = tmp_path / "reports"
+    run(pg_server_url, reports, "--plugin", str(new), "--previous", str(old))
+    upgrade = check(compat(reports), "upgrade_from_release")
+    assert upgrade["status"] == "not_run", upgrade
+    assert "the previous release's database took no rows into Strict" in upgrade["reason"]
+
+
 def test_a_rewrite_of_a_filled_table_is_measured_and_fails_a_policy_limit(pg_server_url, tmp_path):
     revisions = healthy_revisions()
     widen = (

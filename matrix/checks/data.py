@@ -139,6 +139,8 @@ def data_survives(cell, out: CheckOutput) -> None:
             f"({', '.join(sorted(uncovered))}), so their data's survival is unproven; "
             f"the other tables kept all {len(ledger.rows)} rows"
         )
+    if not ledger.rows:
+        raise CannotJudge("no table of the plugin schema took a row at any revision")
     tables = len({row.table for row in ledger.rows})
     out.covered = f"{len(ledger.rows)} rows in {tables} tables survived to head"
 

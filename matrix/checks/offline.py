@@ -119,7 +119,12 @@ def _apply(cell, scripts: dict[str, list[Statement]], lowest: str, out: CheckOut
         if not _run_script(conn, cell, "upgrade", scripts["upgrade"], out):
             return
         applied = cell.state(conn)
-        if cell.head_state is not None and applied != cell.head_state:
+        if cell.head_state is None:
+            raise CannotJudge(
+                "the upgrade script applies, but the online upgrade did not reach head (see "
+                "upgrade_stepwise): there is no schema to compare the script's with"
+            )
+        if applied != cell.head_state:
             out.find(
                 "script_differs",
                 "the upgrade script builds another schema than the online upgrade "

@@ -196,13 +196,28 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
         conn.close()
         engine.dispose()
     report_losses(out, losses)
-    if cell.head_state is not None and state != cell.head_state:
+    if cell.head_state is None:
+        if any(finding.blocking for finding in out.findings):
+            return  # rows lost: a failure, whatever the schema
+        raise CannotJudge(
+            "the fresh upgrade from base did not reach head (see upgrade_stepwise): there is "
+            "no schema to compare the upgraded release's with"
+        )
+    if state != cell.head_state:
         out.find(
             "schema_differs",
             f"a database upgraded from {previous.get('version')} has another schema than a fresh "
             "upgrade from base (- fresh upgrade, + upgraded from the release)",
             revision=cell.head,
             detail=describe(cell.head_state.facts, state.facts),
+        )
+    if any(finding.blocking for finding in out.findings):
+        return
+    if ledger.uncovered or not ledger.rows:
+        tables = ", ".join(sorted(ledger.uncovered)) or "any table"
+        raise CannotJudge(
+            f"the previous release's database took no rows into {tables}, so the survival of "
+            f"their data is unproven; the upgrade kept all {len(ledger.rows)} rows written"
         )
     out.covered = (
         f"{previous.get('version')} at {previous.get('head')} with {len(ledger.rows)} rows, "
