@@ -185,6 +185,27 @@ def test_a_release_table_that_took_no_rows_leaves_the_upgrade_unproven(pg_server
     assert "the previous release's database took no rows into Strict" in upgrade["reason"]
 
 
+def test_a_revision_that_fails_at_scale_is_blamed_not_an_error(pg_server_url, tmp_path):
+    a1, b2 = healthy_revisions()
+    add = (
+        'op.add_column("Item", sa.Column("count", sa.Integer(), nullable=False), '
+        'schema="{schema}")'
+    )
+    index = 'op.create_index("idx_Item_count", "Item", ["count"], schema="{schema}")'
+    spec = PluginSpec("atscale", [a1, Revision("b2", "a1", f"{add}\n{index}", b2.downgrade)])
+    spec.extra_columns = spec.extra_columns.replace(
+        "Column(Integer)", "Column(Integer, nullable=False)"
+    )
+    plugin = write_plugin(tmp_path / "src", spec)
+    reports = tmp_path / "reports"
+    run(pg_server_url, reports, "--plugin", str(plugin), "--scale", "10")
+    cost = check(compat(reports), "migration_cost")
+    assert cost["status"] == "failed", cost
+    assert cost["revision"] == "b2"
+    assert [f["kind"] for f in cost["findings"]] == ["fails_at_scale"]
+    assert "fails with 10 rows per table" in cost["reason"]
+
+
 def test_a_rewrite_of_a_filled_table_is_measured_and_fails_a_policy_limit(pg_server_url, tmp_path):
     revisions = healthy_revisions()
     widen = (

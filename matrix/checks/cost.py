@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from matrix import synthetic
-from matrix.checks.base import CannotJudge, CheckOutput, check
+from matrix.checks.base import CannotJudge, CheckOutput, check, describe_error
 from matrix.engines.sqlscript import script_of, with_numbered_parameters
-from matrix.migrator import Step
+from matrix.migrator import Step, StepFailed
 from matrix.results import LockHeld, RevisionEvidence
 from matrix.snapshot import SchemaState
 
@@ -48,6 +48,7 @@ class LockSampler:
         self._pid = self._conn.execute(sa.text(self.cell.engine.session_id_sql)).scalar_one()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def start(self) -> None:
         self.held = {}
@@ -56,9 +57,12 @@ class LockSampler:
         self._thread.start()
 
     def stop(self) -> dict[str, _Held]:
+        """The locks seen; a sampler that died raises, since its silence proves nothing."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._failure is not None:
+            raise RuntimeError(f"the lock sampler failed: {self._failure}") from self._failure
         return self.held
 
     @property
@@ -72,6 +76,12 @@ class LockSampler:
         engine.dispose()
 
     def _sample(self) -> None:
+        try:
+            self._sample_until_stopped()
+        except Exception as error:  # noqa: BLE001 - raised again by stop(), in the check
+            self._failure = error
+
+    def _sample_until_stopped(self) -> None:
         engine = self.cell.engine
         statement = sa.text(engine.locks_sql)
         sessions = ",".join(str(pid) for pid in (self._pid, *self.exclude))
@@ -218,6 +228,13 @@ def migration_cost(cell, out: CheckOutput) -> None:
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", observer.record)
     try:
         cell.migrator.upgrade(url, "heads", observer)
+    except StepFailed as failure:
+        out.find(
+            "fails_at_scale",
+            f"upgrade of {failure.revision} fails with {scale} rows per table: "
+            f"{describe_error(failure.error)}",
+            revision=failure.revision,
+        )
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", observer.record)
         sampler.close()
