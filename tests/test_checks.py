@@ -168,6 +168,26 @@ def test_model_matches_ddl_catches_a_type_difference(run_matrix_cli, tmp_path):
     )
 
 
+def test_model_drift_is_blamed_on_its_column_not_a_later_column_sharing_its_prefix(
+    run_matrix_cli, tmp_path
+):
+    """c3 adds count_ext; the drift on count is b2's."""
+    add_ext = 'op.add_column("Item", sa.Column("count_ext", sa.Integer()), schema="{schema}")'
+    drop_ext = 'op.drop_column("Item", "count_ext", schema="{schema}")'
+    spec = PluginSpec("prefix", [*healthy_revisions(), Revision("c3", "b2", add_ext, drop_ext)])
+    spec.extra_columns = spec.extra_columns.replace("Column(Integer)", "Column(SmallInteger)")
+    spec.extra_columns = (
+        "from sqlalchemy import SmallInteger\n    "
+        + spec.extra_columns
+        + "\n    count_ext = Column(Integer)"
+    )
+    run = run_plugin(run_matrix_cli, tmp_path, spec)
+    check = run.check("model_matches_ddl")
+    assert check["status"] == "failed"
+    assert "column Item.count: type is INTEGER in the database" in check["reason"]
+    assert check["revision"] == "b2"
+
+
 def test_fresh_install_catches_an_index_only_create_all_makes(run_matrix_cli, tmp_path):
     """The Peek inbox case: the model has an index no migration creates."""
     spec = PluginSpec("freshdiff", healthy_revisions())

@@ -171,7 +171,7 @@ def test_a_release_table_that_took_no_rows_leaves_the_upgrade_unproven(pg_server
     a1, b2 = healthy_revisions()
     strict = (
         'op.execute("""CREATE TABLE "{schema}"."Strict" (id serial PRIMARY KEY, '
-        "code varchar(5) NOT NULL CHECK (code = 'fixed'))\"\"\")"
+        'code varchar(5) NOT NULL CHECK (code = \'fixed\'))""")'
     )
     a1 = Revision("a1", None, f"{a1.upgrade}\n{strict}", a1.downgrade)
     extra = 'op.add_column("Item", sa.Column("extra", sa.Integer()), schema="{schema}")'
@@ -188,8 +188,7 @@ def test_a_release_table_that_took_no_rows_leaves_the_upgrade_unproven(pg_server
 def test_a_revision_that_fails_at_scale_is_blamed_not_an_error(pg_server_url, tmp_path):
     a1, b2 = healthy_revisions()
     add = (
-        'op.add_column("Item", sa.Column("count", sa.Integer(), nullable=False), '
-        'schema="{schema}")'
+        'op.add_column("Item", sa.Column("count", sa.Integer(), nullable=False), schema="{schema}")'
     )
     index = 'op.create_index("idx_Item_count", "Item", ["count"], schema="{schema}")'
     spec = PluginSpec("atscale", [a1, Revision("b2", "a1", f"{add}\n{index}", b2.downgrade)])

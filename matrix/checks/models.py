@@ -156,10 +156,13 @@ def blame(cell, table: str | None, kind: str | None, name: str | None) -> str | 
     """The last revision that changed this object, from the walk up."""
     if table is None:
         return None
-    prefix = f"tables.{table}." + (f"{kind}.{name}" if kind and name else "")
+    # A fact continues its path with "." or ends it with " = ": `columns.id` must
+    # not match `columns.id_ext`.
+    path = f"tables.{table}" + (f".{kind}.{name}" if kind and name else "")
+    prefixes = (f"{path}.", f"{path} ")
     for revision in reversed(cell.revisions):
         change = cell.up_changes.get(revision)
-        if change and any(f.startswith(prefix) for f in change.added | change.removed):
+        if change and any(f.startswith(prefixes) for f in change.added | change.removed):
             return revision
     return None
 
@@ -208,10 +211,10 @@ def fresh_install_matches_upgrade(cell, out: CheckOutput) -> None:
     metadata = cell.migrator.env.metadata
     if metadata is None:
         raise CannotJudge("env.py passes no target_metadata, so Peek could not create_all")
-    fresh = _create_all_and_stamp(cell, metadata, out)
+    blocking = mode != "migrations"
+    fresh = _create_all_and_stamp(cell, metadata, out, blocking)
     if fresh is None:
         return
-    blocking = mode != "migrations"
     if fresh != cell.head_state:
         diff = describe(cell.head_state.facts, fresh.facts)
         count = len(diff.splitlines())
@@ -235,8 +238,12 @@ def fresh_install_matches_upgrade(cell, out: CheckOutput) -> None:
     )
 
 
-def _create_all_and_stamp(cell, metadata: sa.MetaData, out: CheckOutput):
-    """Peek's ``_doCreateAll`` on the empty sibling database; its state, or None."""
+def _create_all_and_stamp(cell, metadata: sa.MetaData, out: CheckOutput, blocking: bool):
+    """Peek's ``_doCreateAll`` on the empty sibling database; its state, or None.
+
+    Where Peek migrates fresh sites (``blocking`` false), what create_all or
+    stamp would do wrong is a note, as a schema difference is.
+    """
     url = cell.siblings["fresh"]
     engine = databases.connect_engine(url)
     try:
@@ -252,6 +259,7 @@ def _create_all_and_stamp(cell, metadata: sa.MetaData, out: CheckOutput):
                 "create_all_failed",
                 f"metadata.create_all() fails on an empty database: {describe_error(error)}",
                 revision=cell.head,
+                blocking=blocking,
             )
             return None
         cell.migrator.stamp(url, "heads")
@@ -266,6 +274,7 @@ def _create_all_and_stamp(cell, metadata: sa.MetaData, out: CheckOutput):
             "stamp",
             f"after `alembic stamp head` the version table holds {stamped}, not [{cell.head!r}]",
             revision=cell.head,
+            blocking=blocking,
         )
     return state
 
