@@ -259,6 +259,19 @@ def test_a_revision_that_does_not_compile_is_one_cause_with_its_file_and_line(tm
     assert output.count("SyntaxError") <= 2  # once in the log, once in the summary
 
 
+def test_a_plugin_without_a_schema_is_one_cause_not_checks_on_nothing(tmp_path, pg_server_url):
+    """With no schema every state is empty and every comparison trivially equal."""
+    plugin = write_plugin(tmp_path / "src", PluginSpec("noschema", healthy_revisions(), env="peek"))
+    base = plugin / "_private" / "storage" / "DeclarativeBase.py"
+    base.write_text(base.read_text().replace('MetaData(schema="pl_noschema")', "MetaData()"))
+    done, reports = external(tmp_path, plugin, pg_server_url.render_as_string(hide_password=False))
+    assert done.returncode == 1, done.stdout + done.stderr
+    target = compat(reports)["targets"][0]
+    assert target["status"] == "failed"
+    assert "The plugin's schema cannot be found" in target["reason"]
+    assert {c["status"] for c in target["checks"]} == {"not_run"}
+
+
 def test_a_missing_module_is_one_paragraph_with_the_plugin_line_and_the_fix(tmp_path):
     spec = PluginSpec("missing", healthy_revisions())
     spec.models["Extra"] = "import peek_missing_dependency  # noqa\n"

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 
 from matrix import databases
 from matrix.engines import Engine
+from matrix.errors import PluginError
 from matrix.migrator import Migrator, OfflineConnect
 from matrix.plugin.model import Plugin
 from matrix.policy import Policy, Waivers
@@ -171,7 +172,15 @@ class Cell:
                 self.migrator.render(self.engine.offline_url, "base:base")
             except OfflineConnect:
                 pass
-        self.schema = self.migrator.env.schema or metadata_schema(self.plugin.package) or ""
+        schema = self.migrator.env.schema or metadata_schema(self.plugin.package)
+        if not schema:
+            raise PluginError(
+                "The plugin's schema cannot be found: env.py hands Alembic a target_metadata "
+                "without a schema and no version_table_schema, and no loaded MetaData has one.",
+                "Give the plugin's MetaData its schema (MetaData(schema='pl_<name>')), as every "
+                "Peek storage plugin does; every check is scoped to that schema.",
+            )
+        self.schema = schema
 
     # -- reading revisions --------------------------------------------------------------
 
