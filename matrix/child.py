@@ -21,7 +21,6 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +43,6 @@ def harness_path(cache: Path) -> Path:
         temporary.symlink_to(package, target_is_directory=True)
         os.replace(temporary, link)
     return folder
-
-
-@dataclass
-class Line:
-    """One line from the child: an event, or other output (kept as context)."""
-
-    event: dict[str, Any] | None
-    text: str
 
 
 class Child:
@@ -80,21 +71,26 @@ class Child:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # a plugin's stray bytes must not end the reading
             start_new_session=True,
         )
         self.output: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)
-        self._lines: queue.Queue[Line | None] = queue.Queue()
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        """Events onto the queue, other output into the tail; None once output ends."""
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            event = parse_event(raw)
-            if event is None:
-                self.output.append(masking.mask(raw.rstrip()))
-            self._lines.put(Line(event, raw))
-        self._lines.put(None)
+        try:
+            for raw in self.process.stdout:
+                event = parse_event(raw)
+                if event is None:
+                    self.output.append(raw.rstrip())
+                else:
+                    self._events.put(event)
+        finally:
+            self._events.put(None)  # whatever happened, events() ends
 
     def events(self, timeout: float) -> Iterator[dict[str, Any] | None]:
         """Events as they come; ``None`` whenever ``timeout`` passes without one.
@@ -103,14 +99,13 @@ class Child:
         """
         while True:
             try:
-                line = self._lines.get(timeout=timeout)
+                event = self._events.get(timeout=timeout)
             except queue.Empty:
                 yield None
                 continue
-            if line is None:
+            if event is None:
                 return
-            if line.event is not None:
-                yield line.event
+            yield event
 
     def kill(self) -> None:
         """Kill the child and anything it started."""
@@ -128,4 +123,4 @@ class Child:
             return None
 
     def tail(self) -> str:
-        return "\n".join(self.output)
+        return masking.mask("\n".join(self.output))

@@ -272,6 +272,19 @@ def test_a_plugin_without_a_schema_is_one_cause_not_checks_on_nothing(tmp_path, 
     assert {c["status"] for c in target["checks"]} == {"not_run"}
 
 
+def test_stray_bytes_from_the_plugin_do_not_end_the_reading(tmp_path, pg_server_url):
+    """A model that writes bytes that are not UTF-8 to stdout: the run reads past them."""
+    spec = PluginSpec("bytes", healthy_revisions())
+    spec.models["Noisy"] = (
+        "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe not utf-8\\n')\nsys.stdout.flush()\n"
+    )
+    plugin = write_plugin(tmp_path / "src", spec)
+    url = pg_server_url.render_as_string(hide_password=False)
+    done, reports = external(tmp_path, plugin, url, "--check-timeout", "60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert compat(reports)["targets"][0]["status"] == "passed"
+
+
 def test_a_missing_module_is_one_paragraph_with_the_plugin_line_and_the_fix(tmp_path):
     spec = PluginSpec("missing", healthy_revisions())
     spec.models["Extra"] = "import peek_missing_dependency  # noqa\n"
