@@ -82,6 +82,29 @@ def drop_database(db_url: URL) -> None:
     run_statements(admin, engine.drop_database_sql(db_url.database))
 
 
+def family_of(conn: sa.Connection, url: URL) -> list[str]:
+    """A throwaway database and its siblings (``<name>_<purpose>``), as the server lists them."""
+    engine = engine_of(url)
+    names = [row[0] for row in conn.execute(sa.text(engine.list_databases_sql))]
+    return [n for n in names if n == url.database or n.startswith(url.database + "_")]
+
+
+def drop_siblings(url: URL, *, with_itself: bool = False) -> None:
+    """Drop the siblings a killed check process could not drop itself (and ``url``'s own)."""
+    engine = engine_of(url)
+    try:
+        admin = connect_engine(engine.url(url).set(database=engine.maintenance_database))
+        try:
+            with admin.connect() as conn:
+                names = [n for n in family_of(conn, url) if with_itself or n != url.database]
+        finally:
+            admin.dispose()
+        for name in names:
+            drop_database(url.set(database=name))
+    except sa.exc.DBAPIError:
+        pass  # the server is going away with its container or data folder
+
+
 def prepare_database(
     db_url: URL, postgis: bool, statement_timeout_s: float = 0, lock_timeout_s: float = 0
 ) -> None:

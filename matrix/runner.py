@@ -138,14 +138,16 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
                 writer.write_summaries(report)
             report.policy["stale"] = stale(options.policy, used)
         finally:
-            providers.close()
-            if report is not None:
-                for result in report.targets:
-                    if result.status == Status.NOT_RUN and not result.reason:
-                        result.fatal = {"status": "error", "reason": "interrupted"}
-                        result.settle()
-                report.phases["total"] = round(time.perf_counter() - started, 3)
-                writer.write_summaries(report)
+            try:
+                providers.close()
+            finally:  # a failed cleanup still leaves the report of what was gathered
+                if report is not None:
+                    for result in report.targets:
+                        if result.status == Status.NOT_RUN and not result.reason:
+                            result.fatal = {"status": "error", "reason": "interrupted"}
+                            result.settle()
+                    report.phases["total"] = round(time.perf_counter() - started, 3)
+                    writer.write_summaries(report)
     return report
 
 
@@ -410,7 +412,7 @@ class _Cell:
                 self._checks(prepared, db.url, release)
                 lint.attach(self.result, self.options.reports_dir / "sql" / target.id, target)
             finally:
-                _drop_siblings(db.url)
+                databases.drop_siblings(db.url)
             result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
             cleanup_started = time.perf_counter()
         result.phases["cleanup"] = round(time.perf_counter() - cleanup_started, 3)
@@ -628,7 +630,7 @@ def _active_statements(url: URL) -> list[dict[str, Any]]:
         sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
         try:
             with sa_engine.connect() as conn:
-                for name in _databases_of(conn, url):
+                for name in databases.family_of(conn, url):
                     rows = conn.execute(sa.text(engine.active_statements_sql), {"database": name})
                     found += [dict(row._mapping) for row in rows]
         finally:
@@ -636,29 +638,6 @@ def _active_statements(url: URL) -> list[dict[str, Any]]:
     except sa.exc.DBAPIError:
         return []
     return found
-
-
-def _databases_of(conn: sa.Connection, url: URL) -> list[str]:
-    """The target's database and its siblings (``<name>_<purpose>``)."""
-    engine = engine_named(url.get_backend_name())
-    names = [row[0] for row in conn.execute(sa.text(engine.list_databases_sql))]
-    return [n for n in names if n == url.database or n.startswith(url.database + "_")]
-
-
-def _drop_siblings(url: URL) -> None:
-    """Drop the sibling databases a killed check process could not drop itself."""
-    engine = engine_named(url.get_backend_name())
-    try:
-        sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
-        try:
-            with sa_engine.connect() as conn:
-                names = [n for n in _databases_of(conn, url) if n != url.database]
-        finally:
-            sa_engine.dispose()
-        for name in names:
-            databases.drop_database(url.set(database=name))
-    except sa.exc.DBAPIError:
-        pass  # the server is going away with its container or data folder
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from helpers import ROOT, assert_clear_error, cli
 from plugin_factory import (
     ADD_COUNT,
@@ -351,6 +352,39 @@ def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
     after = set(Path(tempfile.gettempdir()).glob("matrix-*"))
     assert after - before == set()
     assert not list((cache / "runs").glob("native-*.json"))
+
+
+def test_sigterm_during_checks_on_an_external_server_drops_its_databases(tmp_path, pg_server_url):
+    """The cell's own cleanup never runs on a daemon thread: close() drops what it made."""
+    revisions = healthy_revisions()
+    block = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(600)')"
+    revisions[1] = Revision("b2", "a1", block, revisions[1].downgrade)
+    plugin = write_plugin(tmp_path / "src", PluginSpec("termext", revisions))
+    before = set(_throwaway_databases(pg_server_url))
+    url = pg_server_url.render_as_string(hide_password=False)
+    command = [sys.executable, "-m", "matrix", "run", "--plugin", str(plugin), *PG]
+    run = subprocess.Popen(
+        [*command, "--provider", "external", "--reports", str(tmp_path / "r")],
+        cwd=ROOT,
+        env={**os.environ, "MATRIX_POSTGRESQL_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: set(_throwaway_databases(pg_server_url)) - before, 120)
+    _wait_for(lambda: _check_process_running(run.pid), 120)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    assert set(_throwaway_databases(pg_server_url)) - before == set()
+
+
+def _throwaway_databases(url) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = "SELECT datname FROM pg_database WHERE datname LIKE 'matrix\\_%'"
+            return list(conn.execute(sa.text(query)).scalars())
+    finally:
+        engine.dispose()
 
 
 def test_a_finished_run_leaves_no_temporary_folder(run_matrix_cli, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL
 
 from matrix.definition import Target
+from matrix.errors import HarnessError
 from matrix.providers.base import Database, Provider
 
 if TYPE_CHECKING:  # images imports the Docker SDK; only the docker provider needs it
@@ -33,11 +35,14 @@ class ProviderSet:
 
     def __post_init__(self) -> None:
         self._made: dict[str, Provider] = {}
+        self._making = threading.Lock()
 
     def get(self, name: str) -> Provider:
-        if name not in self._made:
-            self._made[name] = self._make(name)
-        return self._made[name]
+        """One provider per name for the run: cells ask at once, and close() must see it."""
+        with self._making:
+            if name not in self._made:
+                self._made[name] = self._make(name)
+            return self._made[name]
 
     def choose(self, target: Target) -> tuple[Provider | None, str]:
         """The provider for a target, or None and every reason none could serve.
@@ -64,8 +69,19 @@ class ProviderSet:
         return None, "; ".join(reasons)
 
     def close(self) -> None:
-        for provider in self._made.values():
-            provider.close()
+        """Close every provider, even when one of them fails to."""
+        failures = []
+        for provider in list(self._made.values()):
+            try:
+                provider.close()
+            except Exception as error:  # noqa: BLE001 - the others must still close
+                failures.append(f"{provider.name}: {error}")
+        if failures:
+            raise HarnessError(
+                f"Cleaning up after the run failed ({'; '.join(failures)}).",
+                "Rerun: the next run reaps the containers and native servers a run left; "
+                "an external server's throwaway matrix_* databases are dropped by hand.",
+            )
 
     def _make(self, name: str) -> Provider:
         if name == "docker":

@@ -6,6 +6,10 @@ credentials stay out of the repository; the command line reads and validates
 it before anything starts and hands it here. The harness creates a throwaway
 database on that server and drops it afterwards; it never touches others.
 
+Each throwaway database is dropped when its cell ends; ``close()`` drops
+those a cell could not (an interrupted run, a cell abandoned at the run
+timeout), with their siblings.
+
 A server that refuses the connection is not there: the target is ``not_run``
 at once, without waiting out ``ready_timeout`` (which is for a server that is
 there but slow); a refused login is said at once too.
@@ -13,6 +17,7 @@ there but slow); a refused login is said at once too.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +33,8 @@ class ExternalProvider(Provider):
 
     def __init__(self, urls: dict[str, URL]) -> None:
         self.urls = urls  # engine name -> server URL, validated by the command line
+        self._open: set[URL] = set()
+        self._lock = threading.Lock()
 
     def unavailable_reason(self, target: Target) -> str | None:
         if target.engine not in self.urls:
@@ -46,7 +53,17 @@ class ExternalProvider(Provider):
         )
         databases.check_memory(server_url, target.settings.min_memory_mb)
         url = databases.create_database(server_url, databases.throwaway_name())
+        with self._lock:
+            self._open.add(url)
         try:
             yield Database(target, url, self.name, ready)
         finally:
             databases.drop_database(url)
+            with self._lock:
+                self._open.discard(url)
+
+    def close(self) -> None:
+        with self._lock:
+            left, self._open = self._open, set()
+        for url in left:
+            databases.drop_siblings(url, with_itself=True)
