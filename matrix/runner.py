@@ -534,6 +534,7 @@ class _Cell:
         reported: dict[str, CheckResult] = {}
         running: tuple[str, float] | None = None
         stopped = ""
+        finished = False
         try:
             for event in child.events(timeout=0.5):
                 now = time.monotonic()
@@ -559,10 +560,12 @@ class _Cell:
                     self.progress.check(target.id, check.name, str(check.status))
                 elif "ready" in event:
                     self.progress.log(target.id, f"schema {event['ready']['schema']}")
-                elif "waivers_used" in event:
+                elif "waivers_used" in event:  # its last word after the checks
                     self.waivers_used = set(event["waivers_used"])
-                elif "benchmark" in event:
+                    finished = True
+                elif "benchmark" in event:  # the measurement ends the "benchmark" step
                     self.result.benchmark = event["benchmark"]
+                    running = None
                 elif "fatal" in event:
                     self.result.fatal = fatal_of(event["fatal"])
                     stopped = self.result.fatal["reason"].split(":")[0]
@@ -581,11 +584,19 @@ class _Cell:
         if stopped.startswith("timed out"):
             reported[running[0]] = CheckResult(running[0], Status.ERROR, reason=stopped)
             stopped = f"the check process was stopped when {running[0]} timed out"
-        if not reported and not stopped and not self.result.fatal:
-            stopped = f"the check process ended (exit code {child.process.returncode})"
-            self.result.fatal = {
+        missing = [name for name in options.checks if name not in reported]
+        if not stopped and not self.result.fatal and (missing or not finished):
+            # It died before a check or between two, or after them without saying
+            # which waivers it used (they would be listed as stale): an error.
+            when = f"before {missing[0]}" if missing else "after its checks"
+            code = child.process.returncode
+            stopped = f"the check process ended (exit code {code}) {when}"
+            self.result.fatal = {"status": "error", "reason": f"{stopped}: {child.tail()[-500:]}"}
+        if "benchmark" in reported:  # started, never finished: the measurement is missing
+            crashed = reported["benchmark"]
+            self.result.fatal = self.result.fatal or {
                 "status": "error",
-                "reason": f"{stopped} before any check: {child.tail()[-500:]}",
+                "reason": f"the benchmark did not finish: {crashed.reason}",
             }
         self.result.checks = [
             reported.get(name) or CheckResult(name, Status.NOT_RUN, reason=stopped or "not run")
