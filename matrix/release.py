@@ -147,9 +147,16 @@ class Repository:
     username: str | None
     password: str | None
 
-    @property
-    def auth(self) -> tuple[str, str] | None:
-        return (self.username, self.password) if self.username and self.password else None
+    def auth_for(self, url: str) -> tuple[str, str] | None:
+        """The credentials, for the repository's own hosts only.
+
+        A simple page may link its files to another host (a CDN, a mirror):
+        the upload password must not travel there.
+        """
+        if not (self.username and self.password):
+            return None
+        own = {_origin(self.upload_url), _origin(self.index_url)}
+        return (self.username, self.password) if _origin(url) in own else None
 
     def twine_environment(self) -> dict[str, str]:
         """The TWINE_* variables that make twine upload here, and nowhere else."""
@@ -174,6 +181,7 @@ def repository_from_env(env: Mapping[str, str], index_url: str | None) -> Reposi
     masking.register(password)
     masking.register(urlsplit(url).password)
     index = index_url or url.rstrip("/") + "/simple/"
+    masking.register(urlsplit(index).password)
     return Repository(url, index, env.get("TWINE_USERNAME"), password)
 
 
@@ -293,7 +301,7 @@ def _get(repository: Repository, url: str) -> requests.Response | None:
     """
     try:
         response = requests.get(
-            url, auth=repository.auth, timeout=HTTP_TIMEOUT_S, allow_redirects=False
+            url, auth=repository.auth_for(url), timeout=HTTP_TIMEOUT_S, allow_redirects=False
         )
     except requests.RequestException as error:
         raise HarnessError(
@@ -309,6 +317,11 @@ def _get(repository: Repository, url: str) -> requests.Response | None:
             "or set MATRIX_INDEX_URL to the repository's simple index.",
         )
     return response
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 class _LinkParser(HTMLParser):

@@ -17,6 +17,9 @@ SUDO=""
 # of the real-plugin corpus test) declares and PyPI ships only as an sdist.
 packages=(postgresql-15 postgresql-15-postgis-3 rsync chromium libldap2-dev libsasl2-dev)
 [ "${MATRIX_SKIP_DOCKER:-0}" = 1 ] || packages+=(docker.io debootstrap)
+# A bare Debian 12 has neither pip for its python3 nor npm (for gitlab-ci-local).
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip python3-venv)
+command -v gitlab-ci-local >/dev/null || command -v npm >/dev/null || packages+=(npm)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -28,7 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check nox uv
+# Debian's own python3 refuses installs outside a virtual environment (PEP 668);
+# nox and uv are command-line tools, installed there with --break-system-packages.
+python3 -m pip install -q --disable-pip-version-check nox uv 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages nox uv
 # Runs .gitlab-ci.yml locally (its newer releases need Node 22).
 command -v gitlab-ci-local >/dev/null || npm install -g --silent gitlab-ci-local@4.64.1
 

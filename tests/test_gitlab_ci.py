@@ -128,6 +128,8 @@ def test_test_jobs_prove_the_built_wheel_on_a_service_and_keep_the_evidence():
         url_env = next(v for v in job["variables"] if v.endswith("_URL"))
         assert "@db:" in job["variables"][url_env]
     assert CONFIG["variables"]["MATRIX_PROVIDER"] == "external"
+    password = jobs(CONFIG)["test:postgresql"]["variables"]["POSTGRES_PASSWORD"]
+    assert "${CI_JOB_ID}" in password  # per job; never a word the reports hold, as "matrix" was
     mssql = jobs(CONFIG)["test:mssql"]["variables"]
     assert mssql["ACCEPT_EULA"] == "Y"
     assert "${MSSQL_SA_PASSWORD}" in mssql["MATRIX_MSSQL_URL"]  # a masked CI/CD variable

@@ -162,11 +162,26 @@ def test_the_repository_comes_from_twines_variables_and_its_password_is_masked()
     env = {"TWINE_REPOSITORY_URL": "https://repo.example/pypi", "TWINE_PASSWORD": "s3cret-pw"}
     repository = repository_from_env(env, None)
     assert repository.index_url == "https://repo.example/pypi/simple/"
-    assert repository.auth is None  # no user: the index is asked anonymously
+    assert repository.auth_for(repository.index_url) is None  # no user: asked anonymously
     assert masking.mask("pw s3cret-pw") == f"pw {masking.MASK}"
     assert repository_from_env(env, "https://mirror.example/simple/").index_url == (
         "https://mirror.example/simple/"
     )
+
+
+def test_credentials_go_to_the_repositorys_own_hosts_only_and_the_index_password_is_masked():
+    env = {
+        "TWINE_REPOSITORY_URL": "https://repo.example/api/pypi",
+        "TWINE_USERNAME": "ci",
+        "TWINE_PASSWORD": "upl0ad-pw",
+    }
+    repository = repository_from_env(env, "https://reader:ind3x-pw@index.example:8443/simple/")
+    own = ("ci", "upl0ad-pw")
+    assert repository.auth_for("https://repo.example/api/pypi/simple/x/") == own
+    assert repository.auth_for("https://index.example:8443/simple/x/") == own
+    assert repository.auth_for("https://files.cdn.example/x-1.0-py3-none-any.whl") is None
+    assert repository.auth_for("http://repo.example/api/pypi/") is None  # not over plain http
+    assert masking.mask("at ind3x-pw") == f"at {masking.MASK}"
 
 
 def test_a_dry_run_writes_the_notes_and_uploads_nothing(tmp_path):
