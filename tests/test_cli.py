@@ -238,7 +238,18 @@ BAD_INPUTS: dict[str, tuple[Make, tuple[str, ...]]] = {
         policy("[cost]\nmax_speed = 1\n"),
         ("unknown limit 'max_speed'",),
     ),
+    "per-target report without its fields": (
+        lambda tmp: _target_file(tmp, {"schema_version": 2, "target": {}}),
+        ("is not a per-target report (KeyError", "do not edit them by hand"),
+    ),
 }
+
+
+def _target_file(tmp: Path, data: dict) -> list[str]:
+    path = tmp / "targets" / "pg15-postgis33.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return ["report", str(path), "--reports", str(tmp / "reports")]
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))

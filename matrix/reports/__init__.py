@@ -124,8 +124,8 @@ class ReportWriter:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 same = _build_of(data) == _build_of(_header(report))
                 result = TargetResult.from_dict(data["target"]) if same else None
-            except (OSError, ValueError, KeyError, TypeError):
-                same, result = False, None
+            except (OSError, AttributeError, ValueError, KeyError, TypeError):
+                same, result = False, None  # unreadable: not evidence of anything
             if same and data.get("schema_version") == REPORT_SCHEMA_VERSION:
                 kept.append(result)
             else:
@@ -215,8 +215,14 @@ def merge_target_files(paths: list[Path]) -> RunReport:
                 f"harness merges {REPORT_SCHEMA_VERSION}.",
                 "Merge reports written by the same harness version.",
             )
-        target = TargetResult.from_dict(data.pop("target"))
-        part = RunReport.from_dict({**data, "targets": []})
+        try:
+            target = TargetResult.from_dict(data.pop("target"))
+            part = RunReport.from_dict({**data, "targets": []})
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise HarnessError(
+                f"{path} is not a per-target report ({type(error).__name__}: {error}).",
+                "Pass the targets/*.json files the matrix jobs wrote; do not edit them by hand.",
+            ) from None
         if merged is None:
             merged = part
         elif (part.plugin.wheel_sha256, part.git_commit) != (
