@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -25,24 +27,32 @@ def run(
     ``timeout`` is killed and reported; nothing waits forever.
     """
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [str(part) for part in command],
-            capture_output=True,
-            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+            errors="replace",
             env=env,
             cwd=cwd,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,  # its own group: a timeout kills what it started too
         )
-    except subprocess.TimeoutExpired:
-        raise HarnessError(
-            f"{what} did not finish within {timeout:g} s.", fix or f"Check what {what} waits for."
-        ) from None
     except OSError as error:
         raise HarnessError(
             f"{what} could not be started: {error.strerror} ({command[0]}).",
             fix or "Install it, or check the PATH.",
         ) from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise HarnessError(
+            f"{what} did not finish within {timeout:g} s.", fix or f"Check what {what} waits for."
+        ) from None
+    except BaseException:  # Ctrl-C, SIGTERM: nothing it started outlives the run
+        _kill_group(process)
+        raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     done.stdout, done.stderr = masking.mask(done.stdout or ""), masking.mask(done.stderr or "")
     if check and done.returncode != 0:
         raise HarnessError(
@@ -50,6 +60,17 @@ def run(
             fix or f"Fix the problem above and rerun {what}.",
         )
     return done
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass  # a grandchild that left the group still holds the pipe; do not wait on it
 
 
 def tail(output: str, lines: int = 20) -> str:
