@@ -263,3 +263,10 @@ def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
 def test_a_server_proves_only_its_own_version(engine, target, postgis, answered, wrong):
     found = engine.wrong_server(target, postgis, answered)
     assert found == wrong if wrong is None else found.startswith(wrong)
+
+
+def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():
+    """T-SQL's LOCK_TIMEOUT 0 means never wait: no limit is -1 there, 0 in PostgreSQL."""
+    assert MSSQL.session_settings_sql(0, 0) == ["SET LOCK_TIMEOUT -1"]
+    assert MSSQL.session_settings_sql(0, 2.5) == ["SET LOCK_TIMEOUT 2500"]
+    assert "SET lock_timeout = 0" in POSTGRESQL.session_settings_sql(0, 0)

@@ -103,7 +103,8 @@ class MssqlEngine(Engine):
         return f"IF SCHEMA_ID({self._literal(schema)}) IS NULL EXEC({self._literal(create)})"
 
     def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
-        return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000)}"]
+        # 0 means "never wait" in T-SQL but "no limit" here and in PostgreSQL: -1.
+        return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000) if lock_timeout_s else -1}"]
 
     # SQL Server exits soon after start with less than 2 GB; one that answers
     # may still run starved, and says so in sys.dm_os_sys_info.

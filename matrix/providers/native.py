@@ -167,6 +167,8 @@ class NativeProvider(Provider):
                     "start",
                 ],
                 "pg_ctl start",
+                # pg_ctl waits up to ready_timeout itself; give it that and a margin
+                timeout=target.settings.ready_timeout + COMMAND_TIMEOUT_S,
             )
             server_url = (
                 engine_named("postgresql")
@@ -195,7 +197,7 @@ class NativeProvider(Provider):
             _clean_leftover({"datadir": str(datadir), "pg_ctl": None})
             leftovers.forget(record)
 
-    def _run(self, command: list, what: str) -> None:
+    def _run(self, command: list, what: str, timeout: float = COMMAND_TIMEOUT_S) -> None:
         with self._lock:
             if self._closed:
                 raise HarnessError("The run is stopping.")
@@ -208,11 +210,11 @@ class NativeProvider(Provider):
             )
             self._commands.add(process)
         try:
-            output, _ = process.communicate(timeout=COMMAND_TIMEOUT_S)
+            output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(process)
             raise HarnessError(
-                f"{what} did not finish within {COMMAND_TIMEOUT_S} s.",
+                f"{what} did not finish within {timeout:g} s.",
                 "Check the local PostgreSQL installation and the disk.",
             ) from None
         finally:
@@ -235,10 +237,10 @@ def _clean_leftover(facts: dict[str, Any]) -> None:
         pid = abs(int(pid_file.read_text().splitlines()[0]))  # negative: single-user mode
     except (OSError, ValueError, IndexError):
         pid = 0
-    if pid and leftovers.pid_alive(pid):
+    if pid and leftovers.pid_alive(pid) and _serves(pid, datadir):
         try:
             os.kill(pid, signal.SIGQUIT)  # immediate shutdown, children included
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
         for _ in range(100):
             if not leftovers.pid_alive(pid):
@@ -247,9 +249,18 @@ def _clean_leftover(facts: dict[str, Any]) -> None:
         else:
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
     shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _serves(pid: int, datadir: Path) -> bool:
+    """Whether ``pid`` is still that server: a dead run's pid may belong to another process now."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return str(datadir).encode() in command
 
 
 def _kill(process: subprocess.Popen) -> None:
