@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -58,6 +59,7 @@ PRUNED = (
 _PER_PACKAGE = re.compile(r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) ")
 # docker import can take minutes to commit a large layer after the upload.
 IMPORT_TIMEOUT = 900
+BOOTSTRAP_TIMEOUT_S = 1800.0  # a suite's packages; minutes on a slow mirror
 
 # One build at a time per process: two cells needing the same missing image
 # must not both spend a minute building it.
@@ -240,13 +242,40 @@ def _bootstrap(target: Target, root: Path, log: Log, mirror: str | None) -> None
         debootstrap_command(target, root, mirror),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,  # its downloads hold the output too: the group is killed
     ) as process:
-        for line in process.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            if not _PER_PACKAGE.match(line):
-                log(f"  debootstrap: {line}")
+        # A stalled mirror would keep the output open forever: a watchdog ends it.
+        stalled = threading.Event()
+
+        def stop() -> None:
+            stalled.set()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+
+        watchdog = threading.Timer(BOOTSTRAP_TIMEOUT_S, stop)
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                if not _PER_PACKAGE.match(line):
+                    log(f"  debootstrap: {line}")
+        except BaseException:  # Ctrl-C, SIGTERM: nothing it started outlives the build
+            stop()
+            raise
+        finally:
+            watchdog.cancel()
+    if stalled.is_set():
+        raise HarnessError(
+            f"debootstrap of Debian {target.recipe.suite} did not finish within "
+            f"{BOOTSTRAP_TIMEOUT_S:g} s.",
+            f"Check that the mirror answers (set {MIRROR_SETTING} to a reachable Debian "
+            "mirror). Its output ended with:\n" + "\n".join(tail),
+        )
     if process.returncode != 0:
         raise HarnessError(
             f"debootstrap of Debian {target.recipe.suite} for {target.recipe.tag} "
@@ -339,7 +368,7 @@ def _remove_tree(root: Path) -> None:
     # A debootstrap killed half way can leave /proc or /sys mounted in the
     # tree; deleting through a mount would reach the host's files.
     for mount_point in reversed(_mounts_below(root)):
-        subprocess.run(["umount", "-l", mount_point], check=False)
+        subprocess.run(["umount", "-l", mount_point], check=False, timeout=60)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -8,6 +8,8 @@ fails here rather than skipping, so a broken build can never pass unnoticed.
 from __future__ import annotations
 
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +20,7 @@ from sqlalchemy.engine import URL
 from matrix import databases, images, settings
 from matrix.definition import Target, load_matrix
 from matrix.engines import engine_named
+from matrix.errors import HarnessError
 from matrix.providers.base import free_port
 
 RECIPE_TARGETS = images.recipe_targets(load_matrix().targets)
@@ -102,6 +105,24 @@ def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
         yield target, url, container
     finally:
         container.remove(force=True, v=True)
+
+
+def test_debootstrap_from_a_mirror_that_never_answers_ends_at_its_timeout(
+    monkeypatch, tmp_path
+) -> None:
+    """The mirror takes the connection and says nothing: the watchdog ends debootstrap."""
+    target = RECIPE_TARGETS[0]
+    monkeypatch.setattr(images, "BOOTSTRAP_TIMEOUT_S", 3.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        mirror = f"http://127.0.0.1:{silent.getsockname()[1]}/debian"
+        started = time.monotonic()
+        with pytest.raises(HarnessError) as caught:
+            images._bootstrap(target, tmp_path / "root", lambda message: None, mirror)
+    assert time.monotonic() - started < 60
+    assert "did not finish within 3 s" in caught.value.cause
+    assert "MATRIX_DEBIAN_MIRROR" in caught.value.fix
 
 
 def test_offline_image_honours_the_upstream_contract(offline_server) -> None:
