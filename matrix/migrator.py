@@ -88,7 +88,6 @@ class EnvOptions:
     """What the plugin's env.py passed to ``context.configure``, as seen by a walk."""
 
     options: dict[str, Any] = field(default_factory=dict)
-    execution_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def metadata(self) -> sa.MetaData | None:
@@ -266,9 +265,6 @@ class Migrator:
         if migration is None:
             return
         self.env.options = dict(migration.opts)
-        options = getattr(migration.connection, "get_execution_options", None)
-        if options is not None:  # offline, the connection is a mock without options
-            self.env.execution_options = dict(options())
 
     # -- offline ---------------------------------------------------------------------
 

@@ -382,6 +382,8 @@ class _Cell:
         self.progress.target(target.id, "starting", provider=provider.name)
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
+            for note in db.notes:  # how the server came to be (image built, host network)
+                self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
             prepared = self._plugin()
             if prepared is None:

@@ -44,7 +44,6 @@ class Residue:
     """Facts a revision's own downgrade left different from before its upgrade."""
 
     revision: str
-    destination: str
     expected: frozenset[str]  # facts as they were before the upgrade, only those that differ
     actual: frozenset[str]
 

@@ -40,7 +40,6 @@ class _DownObserver:
             self.cell.residues.append(
                 Residue(
                     step.revision,
-                    step.destination,
                     frozenset(new & self.expected.facts),
                     frozenset(new & actual.facts),
                 )

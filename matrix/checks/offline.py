@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 
 from matrix.checks.base import CannotJudge, CheckOutput, check, describe_error
 from matrix.engines.sqlscript import ScriptSyntaxError, Statement
 from matrix.migrator import BASE, OfflineConnect
 from matrix.snapshot import describe
-
-_RUNNING = re.compile(r"--\s*Running (?:upgrade|downgrade) .*?->\s*(\S+)")
 
 
 @check
