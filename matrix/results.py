@@ -15,11 +15,11 @@ it rather than trusting the stored value.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from matrix.bench.model import BenchmarkResult
+from matrix.bench.model import BenchmarkResult, known_fields
 from matrix.catalogue import BY_NAME
 
 REPORT_SCHEMA_VERSION = 2
@@ -64,7 +64,7 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**_known(cls, data))
+        return cls(**known_fields(cls, data))
 
 
 @dataclass
@@ -93,8 +93,10 @@ class RevisionEvidence:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RevisionEvidence:
-        values = _known(cls, data)
-        values["locks"] = [LockHeld(**_known(LockHeld, lock)) for lock in data.get("locks", [])]
+        values = known_fields(cls, data)
+        values["locks"] = [
+            LockHeld(**known_fields(LockHeld, lock)) for lock in data.get("locks", [])
+        ]
         return cls(**values)
 
 
@@ -114,7 +116,7 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        values = _known(cls, data)
+        values = known_fields(cls, data)
         values["status"] = Status(data["status"])
         values["findings"] = [Finding.from_dict(f) for f in data.get("findings", [])]
         values["evidence"] = [RevisionEvidence.from_dict(e) for e in data.get("evidence", [])]
@@ -175,7 +177,7 @@ class TargetResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetResult:
-        values = _known(cls, data)
+        values = known_fields(cls, data)
         values["status"] = Status(values["status"])
         values["checks"] = [CheckResult.from_dict(c) for c in data.get("checks", [])]
         if data.get("benchmark"):
@@ -270,12 +272,7 @@ class RunReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
-        values = _known(cls, data)
-        values["plugin"] = PluginInfo(**_known(PluginInfo, data["plugin"]))
+        values = known_fields(cls, data)
+        values["plugin"] = PluginInfo(**known_fields(PluginInfo, data["plugin"]))
         values["targets"] = [TargetResult.from_dict(t) for t in data.get("targets", [])]
         return cls(**values)
-
-
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}

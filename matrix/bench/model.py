@@ -29,7 +29,7 @@ BENCHMARK_FILE = "benchmark.json"
 ORM, DRIVER = "orm", "driver"
 
 
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``data`` that are fields of ``cls``: newer files may carry more."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
@@ -50,7 +50,7 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        return cls(**{k: int(v) for k, v in _known(cls, data).items()})
+        return cls(**{k: int(v) for k, v in known_fields(cls, data).items()})
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Figure:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Figure:
-        return cls(**_known(cls, data))
+        return cls(**known_fields(cls, data))
 
 
 @dataclass
@@ -164,7 +164,7 @@ class OperationResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperationResult:
-        values = _known(cls, data)
+        values = known_fields(cls, data)
         values["figures"] = [Figure.from_dict(f) for f in data.get("figures", [])]
         return cls(**values)
 
@@ -190,7 +190,7 @@ class BenchmarkResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
-        values = _known(cls, data)
+        values = known_fields(cls, data)
         values["settings"] = Settings.from_dict(data["settings"])
         values["operations"] = [OperationResult.from_dict(o) for o in data["operations"]]
         return cls(**values)
@@ -269,8 +269,8 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
-        values = _known(cls, data)
-        values["changes"] = [Change(**_known(Change, c)) for c in data["changes"]]
+        values = known_fields(cls, data)
+        values["changes"] = [Change(**known_fields(Change, c)) for c in data["changes"]]
         return cls(**values)
 
 

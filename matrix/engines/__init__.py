@@ -191,9 +191,12 @@ class Engine(ABC):
         harness's own).
         """
 
-    @abstractmethod
+    # Lock modes from weakest to strongest, as locks_sql names them.
+    lock_order: ClassVar[tuple[str, ...]]
+
     def lock_strength(self, mode: str) -> int:
         """How strong a lock mode is, for keeping the strongest one seen."""
+        return self.lock_order.index(mode) if mode in self.lock_order else -1
 
     @abstractmethod
     def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:

@@ -149,7 +149,7 @@ class MssqlEngine(Engine):
     session_id_sql = "SELECT @@SPID"
     # Sch-M blocks every other session, reads included, as ACCESS EXCLUSIVE does.
     exclusive_lock = "Sch-M"
-    _LOCK_ORDER = ("Sch-S", "IS", "S", "IU", "U", "IX", "SIU", "SIX", "UIX", "X", "Sch-M")
+    lock_order = ("Sch-S", "IS", "S", "IU", "U", "IX", "SIU", "SIX", "UIX", "X", "Sch-M")
     storage_sql = None  # no cheap trace of a rewrite; reported as unknown
 
     @property
@@ -164,9 +164,6 @@ class MssqlEngine(Engine):
               AND l.request_session_id NOT IN (SELECT CAST(value AS INT)
                                                FROM STRING_SPLIT(:sessions, ','))
         """
-
-    def lock_strength(self, mode: str) -> int:
-        return self._LOCK_ORDER.index(mode) if mode in self._LOCK_ORDER else -1
 
     def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
         """Batched ``executemany``; geometry through its static constructor."""

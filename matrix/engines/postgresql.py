@@ -154,7 +154,7 @@ class PostgresqlEngine(Engine):
 
     session_id_sql = "SELECT pg_backend_pid()"
     exclusive_lock = "AccessExclusiveLock"
-    _LOCK_ORDER = (
+    lock_order = (
         "AccessShareLock",
         "RowShareLock",
         "RowExclusiveLock",
@@ -175,9 +175,6 @@ class PostgresqlEngine(Engine):
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND l.pid <> ALL(string_to_array(:sessions, ',')::int[])
         """
-
-    def lock_strength(self, mode: str) -> int:
-        return self._LOCK_ORDER.index(mode) if mode in self._LOCK_ORDER else -1
 
     @property
     def storage_sql(self) -> str | None:
