@@ -531,3 +531,11 @@ def test_env_takes_the_schema_from_the_metadata(tmp_path):
     assert 'CREATE SCHEMA IF NOT EXISTS "pl_renamed"' in sql
     assert "CREATE TABLE pl_renamed.alembic_version" in sql
     assert SCHEMA not in sql
+
+
+def test_a_project_builds_with_the_fixed_date_where_git_is_missing(tmp_path, monkeypatch):
+    from matrix.plugin import sources
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on the PATH
+    assert sources.source_date_epoch(tmp_path) == sources.DEFAULT_SOURCE_DATE_EPOCH

@@ -36,7 +36,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from matrix import processes
-from matrix.errors import PluginError
+from matrix.errors import HarnessError, PluginError
 from matrix.plugin.manifest import FILE_NAME, alembic_folder, parse_manifest
 
 DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest a zip holds
@@ -384,13 +384,16 @@ def source_date_epoch(project: Path) -> str:
     """The commit time of the project's last change, or a fixed date."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return os.environ["SOURCE_DATE_EPOCH"]
-    done = processes.run(
-        ["git", "log", "-1", "--format=%ct", "--", "."],
-        "git log",
-        timeout=60,
-        cwd=project,
-        check=False,
-    )
+    try:
+        done = processes.run(
+            ["git", "log", "-1", "--format=%ct", "--", "."],
+            "git log",
+            timeout=60,
+            cwd=project,
+            check=False,
+        )
+    except HarnessError:  # no git here, or it hangs: the fixed date still builds reproducibly
+        return DEFAULT_SOURCE_DATE_EPOCH
     stamp = done.stdout.strip()
     return stamp if done.returncode == 0 and stamp.isdigit() else DEFAULT_SOURCE_DATE_EPOCH
 
