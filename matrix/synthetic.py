@@ -418,6 +418,11 @@ class Geometry:
     wkt: str
     srid: int
 
+    @property
+    def ewkt(self) -> str:
+        """PostGIS's extended WKT, as COPY takes it."""
+        return f"SRID={self.srid};{self.wkt}" if self.srid else self.wkt
+
 
 def value_for(type_: sa.types.TypeEngine, n: int, column: sa.Column | None = None) -> Any:
     """A valid value of ``type_`` derived from ``n``, unique where the type allows."""
@@ -536,9 +541,7 @@ def bulk_rows(
             value = value_for(column.type, n, column)
             if value is None and not column.nullable and column.server_default is None:
                 raise Unfillable(f"no value for the NOT NULL column {column.name}")
-            if isinstance(value, Geometry):
-                value = f"SRID={value.srid};{value.wkt}" if value.srid else value.wkt
-            elif isinstance(value, dict | list):
+            if isinstance(value, dict | list):  # geometry stays a Geometry: each engine loads it
                 value = json.dumps(value)
             row.append(value)
         rows.append(tuple(row))

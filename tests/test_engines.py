@@ -227,6 +227,20 @@ def test_both_dialects_compile_the_harness_row_statements():
     assert "ST_GeomFromText('POINT(1 1)', 4326)" in pg
 
 
+def test_sql_server_bulk_load_passes_wkt_and_srid_not_ewkt():
+    """STGeomFromText takes no EWKT, and a 4326 column refuses SRID 0 (GeoAlchemy2's CHECK)."""
+    table = plugin_table()
+    point = synthetic.Geometry("POINT(1 1)", 4326)
+    sql, rows = MSSQL.bulk_statement(table, ["name", "geom"], [("r1", point), ("r2", None)])
+    assert sql == (
+        "INSERT INTO [pl_tutorial].[SpatialFeature] ([name], [geom]) "
+        "VALUES (%s, geometry::STGeomFromText(%s, %s))"
+    )
+    assert rows == [("r1", "POINT(1 1)", 4326), ("r2", None, None)]
+    parses_as_tsql(sql.replace("%s", "NULL"))
+    assert point.ewkt == "SRID=4326;POINT(1 1)"  # what PostgreSQL's COPY takes instead
+
+
 def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
     """Bound parameters as $n, repeats once with their count, a literal % kept."""
     sent = {

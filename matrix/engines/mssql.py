@@ -165,15 +165,30 @@ class MssqlEngine(Engine):
                                                FROM STRING_SPLIT(:sessions, ','))
         """
 
-    def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
-        """Batched ``executemany``; geometry through its static constructor."""
+    def bulk_statement(self, table, columns: list[str], rows: list[tuple]) -> tuple[str, list]:
+        """The INSERT and its parameter rows: geometry through its static constructor,
+        with the WKT and the SRID as two parameters (STGeomFromText takes no EWKT, and
+        GeoAlchemy2's CHECK constraints on SQL Server refuse SRID 0 for a 4326 column)."""
         geometry = {c.name for c in table.columns if "geometry" in type(c.type).__name__.lower()}
         marks = ", ".join(
-            "geometry::STGeomFromText(%s, 0)" if name in geometry else "%s" for name in columns
+            "geometry::STGeomFromText(%s, %s)" if name in geometry else "%s" for name in columns
         )
         names = ", ".join(self.quote(c) for c in columns)
         target = f"{self.quote(table.schema)}.{self.quote(table.name)}"
-        sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"
+        flat = []
+        for row in rows:
+            values: list = []
+            for name, value in zip(columns, row, strict=True):
+                if name in geometry:
+                    values += [getattr(value, "wkt", None), getattr(value, "srid", None)]
+                else:
+                    values.append(value)
+            flat.append(tuple(values))
+        return f"INSERT INTO {target} ({names}) VALUES ({marks})", flat
+
+    def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
+        """Batched ``executemany`` of :meth:`bulk_statement`."""
+        sql, rows = self.bulk_statement(table, columns, rows)
         raw = conn.connection.dbapi_connection
         cursor = raw.cursor()
         try:

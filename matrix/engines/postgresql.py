@@ -193,7 +193,7 @@ class PostgresqlEngine(Engine):
         try:
             with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row([getattr(value, "ewkt", value) for value in row])
         finally:
             cursor.close()
 
