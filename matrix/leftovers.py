@@ -5,14 +5,18 @@ servers and its check processes would live on. Each is recorded here as a
 small JSON file under ``<cache>/runs/`` naming the process that owns it;
 every later run reaps the records whose owner on this host is dead, and a
 clean exit removes its own. (Containers carry the same facts as labels; see
-the docker provider.)
+the docker provider.) Temporary folders carry their owner's pid in their
+name (:func:`scratch_prefix`) for the same reason.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +78,22 @@ def reap(state_dir: Path | None, kind: str, clean: Callable[[dict[str, Any]], No
         path.unlink(missing_ok=True)
         reaped.append(path.stem.removeprefix(f"{kind}-"))
     return reaped
+
+
+def scratch_prefix(kind: str) -> str:
+    """``matrix-<kind>-<pid>-``: a temporary folder a later run can judge by its owner."""
+    return f"matrix-{kind}-{os.getpid()}-"
+
+
+_SCRATCH = re.compile(r"matrix-(?:run|build)-(\d+)-")
+
+
+def reap_scratch(where: Path | None = None) -> list[Path]:
+    """Remove the temporary folders of runs that died without their cleanup (SIGKILL)."""
+    removed = []
+    for path in Path(where or tempfile.gettempdir()).glob("matrix-*-*-*"):
+        found = _SCRATCH.match(path.name)
+        if found and path.is_dir() and not pid_alive(int(found.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

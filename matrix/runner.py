@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import matrix
-from matrix import catalogue, databases, lint, masking, reports
+from matrix import catalogue, databases, leftovers, lint, masking, reports
 from matrix.child import Child
 from matrix.definition import Target
 from matrix.engines import engine_named
@@ -655,8 +655,10 @@ def _active_statements(url: URL) -> list[dict[str, Any]]:
 
 @contextmanager
 def _scratch(run_id: str) -> Iterator[Path]:
-    """A temporary folder for the run, removed on every exit."""
-    path = Path(tempfile.mkdtemp(prefix=f"matrix-run-{run_id}-"))
+    """A temporary folder for the run, removed on every exit (and by the next run
+    after a SIGKILL, which the folders of dead runs left behind)."""
+    leftovers.reap_scratch()
+    path = Path(tempfile.mkdtemp(prefix=f"{leftovers.scratch_prefix('run')}{run_id}-"))
     try:
         yield path
     finally:

@@ -23,7 +23,7 @@ from helpers import PyPI
 from passlib.apache import HtpasswdFile
 from sqlalchemy.engine import URL
 
-from matrix import databases
+from matrix import databases, settings
 from matrix.definition import load_matrix
 from matrix.providers.base import free_port
 from matrix.providers.native import NativeProvider
@@ -46,7 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pg_server_url() -> URL:
     """Superuser URL of a live PostgreSQL 15 + PostGIS server (maintenance db)."""
     target = next(t for t in load_matrix().targets if t.id == PG_TARGET)
-    provider = NativeProvider()
+    # Recorded like a run's servers, so a test session killed outright leaves a
+    # server the next session (or run) reaps.
+    provider = NativeProvider(state_dir=settings.cache_dir() / "runs")
     reason = provider.unavailable_reason(target)
     assert reason is None, f"the tests need a local PostgreSQL 15 + PostGIS: {reason}"
     with provider.database(target, log=lambda message: None) as db:

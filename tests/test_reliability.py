@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -387,12 +388,26 @@ def _throwaway_databases(url) -> list[str]:
         engine.dispose()
 
 
-def test_a_finished_run_leaves_no_temporary_folder(run_matrix_cli, tmp_path):
-    before = set(Path(tempfile.gettempdir()).glob("matrix-run-*"))
-    plugin = write_plugin(tmp_path / "src", PluginSpec("tidy", healthy_revisions()))
-    run = run_matrix_cli("--plugin", str(plugin), *PG, "--provider", "external")
-    assert run.exit_code == 0, run.output
-    assert set(Path(tempfile.gettempdir()).glob("matrix-run-*")) == before
+def test_a_finished_run_leaves_no_temporary_folder_and_reaps_a_dead_runs(run_matrix_cli, tmp_path):
+    """A SIGKILLed run cannot remove its folders; the next run does, by their owner's pid."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    temp = Path(tempfile.gettempdir())
+    orphans = [temp / f"matrix-run-{dead.pid}-0badc0de-x", temp / f"matrix-build-{dead.pid}-y"]
+    for orphan in orphans:
+        (orphan / "inside").mkdir(parents=True)
+    mine = temp / f"matrix-run-{os.getpid()}-live-z"  # a live owner's folder stays
+    mine.mkdir()
+    try:
+        before = {p for p in temp.glob("matrix-*") if p not in orphans}
+        plugin = write_plugin(tmp_path / "src", PluginSpec("tidy", healthy_revisions()))
+        run = run_matrix_cli("--plugin", str(plugin), *PG, "--provider", "external")
+        assert run.exit_code == 0, run.output
+        assert not any(orphan.exists() for orphan in orphans)
+        assert mine.exists()
+        assert set(temp.glob("matrix-*")) <= before  # nothing of its own left
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
 
 
 def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subprocess.Popen:

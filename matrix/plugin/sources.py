@@ -35,7 +35,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from matrix import processes
+from matrix import leftovers, processes
 from matrix.errors import HarnessError, PluginError
 from matrix.plugin.manifest import FILE_NAME, alembic_folder, parse_manifest
 
@@ -336,7 +336,7 @@ def build_wheel(project: Path, dist_dir: Path) -> Path:
     """
     dist_dir.mkdir(parents=True, exist_ok=True)
     epoch = source_date_epoch(project)
-    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=leftovers.scratch_prefix("build")) as scratch:
         source, out = Path(scratch) / project.name, Path(scratch) / "out"
         shutil.copytree(project, source, ignore=shutil.ignore_patterns(*PROJECT_LEFTOVERS))
         _python_build(source, out, epoch, sdist_too=True)
@@ -349,7 +349,7 @@ def build_wheel(project: Path, dist_dir: Path) -> Path:
 
 
 def _build_wheel_only(source: Path, out: Path, epoch: str, ignore: tuple[str, ...]) -> Path:
-    with tempfile.TemporaryDirectory(prefix="matrix-build-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=leftovers.scratch_prefix("build")) as scratch:
         copy = Path(scratch) / source.name
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns(*ignore))
         _python_build(copy, out, epoch, sdist_too=False)
