@@ -201,10 +201,52 @@ def test_tsql_splitter_splits_on_go_lines_only():
     )
     batches = split_tsql(sql)
     assert [(b.revision, b.text.splitlines()[0]) for b in batches] == [
-        (None, "CREATE SCHEMA [pl_x];"),
+        ("a1", "CREATE SCHEMA [pl_x];"),  # before the first marker: the first revision's
         ("a1", "CREATE TABLE [pl_x].[Item] (id INTEGER NOT NULL);"),
         ("a1", "INSERT INTO [pl_x].[GO] VALUES (1)"),
     ]
+
+
+# Alembic's own markers in --sql mode: MigrationStep.short_log in alembic/runtime/migration.py,
+# "%s %s -> %s" % (name, from_revisions, to_revisions), written as "-- Running <short_log>".
+DOWNGRADE_SCRIPT = (
+    "BEGIN;\n\n-- Running downgrade 57f8be797dd0 -> 1d840cd061e3\n\n"
+    'DROP INDEX pl_tutorial."idx_SpatialFeature_geom";\n\n'
+    "UPDATE pl_tutorial.alembic_version SET version_num='1d840cd061e3' "
+    "WHERE pl_tutorial.alembic_version.version_num = '57f8be797dd0';\n\n"
+    "-- Running downgrade 8a16497a79b8 -> \n\n"
+    'DROP TABLE pl_tutorial."StringIntTuple";\n\n'
+    "DELETE FROM pl_tutorial.alembic_version WHERE "
+    "pl_tutorial.alembic_version.version_num = '8a16497a79b8';\n\n"
+    "DROP TABLE pl_tutorial.alembic_version;\n\nCOMMIT;\n"
+)
+
+
+def test_a_downgrade_statement_is_the_revision_it_undoes_down_to_base():
+    """`downgrade 57f8 -> 1d84` undoes 57f8; the last marker, to base, has nothing after ->."""
+    statements = split_postgresql(DOWNGRADE_SCRIPT)
+    assert [(s.revision, s.text.split()[0]) for s in statements] == [
+        ("57f8be797dd0", "BEGIN"),
+        ("57f8be797dd0", "DROP"),
+        ("57f8be797dd0", "UPDATE"),
+        ("8a16497a79b8", "DROP"),
+        ("8a16497a79b8", "DELETE"),
+        ("8a16497a79b8", "DROP"),
+        ("8a16497a79b8", "COMMIT"),
+    ]
+    batches = split_tsql(DOWNGRADE_SCRIPT.replace(";\n", ";\nGO\n"))
+    assert [b.revision for b in batches][1:4] == ["57f8be797dd0", "57f8be797dd0", "8a16497a79b8"]
+
+
+def test_the_version_table_belongs_to_the_first_revision_never_to_none():
+    """What precedes every marker is written because the script starts at that revision."""
+    sql = (
+        "BEGIN;\n\nCREATE TABLE pl_x.alembic_version (version_num VARCHAR(32) NOT NULL);\n\n"
+        "-- Running upgrade  -> a1\n\nCREATE TABLE pl_x.t (x int);\n\n"
+        "-- Running upgrade a1 -> b2\n\nALTER TABLE pl_x.t ADD y int;\n"
+    )
+    assert [s.revision for s in split_postgresql(sql)] == ["a1", "a1", "a1", "b2"]
+    assert split_postgresql("CREATE TABLE t (x int);")[0].revision is None  # no revision at all
 
 
 @pytest.mark.parametrize(
