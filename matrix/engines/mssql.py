@@ -32,8 +32,40 @@ from matrix.engines.sqlscript import Statement, split_tsql
 # sys.objects types that belong to the server, not to any plugin: internal
 # tables (spatial indexes, Query Store, change tracking) and system tables.
 INTERNAL_TYPES = ("IT", "S")
+# Login error numbers (Microsoft's "Database engine events and errors" pages; 20003 and
+# 20009 are DB-Lib's, FreeTDS's sybdb.h SYBETIME and SYBECONN) and what waiting can do.
+_LOGIN_FAILURES = {
+    18456: ConnectFailure.AUTHENTICATION,  # Login failed for user
+    18452: ConnectFailure.AUTHENTICATION,  # the login is from an untrusted domain
+    18470: ConnectFailure.AUTHENTICATION,  # the account is disabled
+    18486: ConnectFailure.AUTHENTICATION,  # the account is locked out
+    18487: ConnectFailure.AUTHENTICATION,  # the password has expired
+    18488: ConnectFailure.AUTHENTICATION,  # the password must be changed
+    4060: ConnectFailure.NO_DATABASE,  # Cannot open database requested by the login
+    18401: ConnectFailure.STARTING,  # Server is in script upgrade mode (first boot, upgrades)
+    17187: ConnectFailure.STARTING,  # not ready to accept new client connections
+    922: ConnectFailure.STARTING,  # Database is being recovered
+    20009: ConnectFailure.REFUSED,  # DB-Lib: Unable to connect, server unavailable
+    20003: ConnectFailure.TIMEOUT,  # DB-Lib: server connection timed out
+}
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
+
+
+def error_number(error: BaseException) -> int | None:
+    """The SQL Server (or DB-Lib) error number of a pymssql error, wrapped or not.
+
+    pymssql's DB-API errors carry ``(number, message)`` as ``args[0]``; its
+    ``_mssql`` exceptions have ``number`` as an attribute.
+    """
+    original = getattr(error, "orig", None) or error
+    number = getattr(original, "number", None)
+    if isinstance(number, int):
+        return number
+    first = original.args[0] if original.args else None
+    if isinstance(first, tuple) and first and isinstance(first[0], int):
+        return first[0]
+    return None
 
 
 class MssqlEngine(Engine):
@@ -65,20 +97,16 @@ class MssqlEngine(Engine):
         return {"login_timeout": max(1, round(login_timeout))}
 
     def classify(self, error: BaseException) -> ConnectFailure:
-        text = str(getattr(error, "orig", error)).lower()
-        if "login failed" in text or "18456" in text:
-            return ConnectFailure.AUTHENTICATION
-        if "cannot open database" in text or "4060" in text:
-            return ConnectFailure.NO_DATABASE
-        if "connection refused" in text:
-            return ConnectFailure.REFUSED
-        if "timed out" in text or "timeout" in text:
-            return ConnectFailure.TIMEOUT
-        if "20009" in text:  # DB-Lib: "Unable to connect: server unavailable"
-            return ConnectFailure.REFUSED
-        if "in the process of" in text or "recovery" in text:
-            return ConnectFailure.STARTING
-        return ConnectFailure.OTHER
+        """By the error number, never the English text.
+
+        pymssql raises ``OperationalError((number, message))`` (``args[0]``),
+        the number of the most severe message of the login: the server's
+        (18456, 18401, ...) or, where no server spoke, DB-Lib's own (20009
+        for a refused or unreachable port), so every failure has a number.
+        Text would mislead: 18401, a server in script upgrade mode on its
+        first boot, reads "Login failed for user 'sa'" like a wrong password.
+        """
+        return _LOGIN_FAILURES.get(error_number(error), ConnectFailure.OTHER)
 
     def quote(self, name: str) -> str:
         return "[" + name.replace("]", "]]") + "]"

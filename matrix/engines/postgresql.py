@@ -14,6 +14,14 @@ from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.sqlscript import Statement, split_postgresql
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
+# SQLSTATEs ("PostgreSQL Error Codes", the documentation's appendix A) and what waiting can do.
+_SQLSTATES = {
+    "28P01": ConnectFailure.AUTHENTICATION,  # invalid_password
+    "28000": ConnectFailure.AUTHENTICATION,  # invalid_authorization_specification
+    "3D000": ConnectFailure.NO_DATABASE,  # invalid_catalog_name
+    "57P03": ConnectFailure.STARTING,  # cannot_connect_now: starting, recovering, stopping
+    "57P01": ConnectFailure.STARTING,  # admin_shutdown: a restart in progress
+}
 
 
 class PostgresqlEngine(Engine):
@@ -44,7 +52,21 @@ class PostgresqlEngine(Engine):
         return {"connect_timeout": max(1, round(login_timeout)), "prepare_threshold": None}
 
     def classify(self, error: BaseException) -> ConnectFailure:
-        text = str(getattr(error, "orig", error)).lower()
+        """By the SQLSTATE where the error has one; by libpq's message where it has none.
+
+        libpq reports a failure to connect as a message only, without the
+        SQLSTATE the server sent (no result exists yet), so psycopg's
+        ``sqlstate`` is None for a wrong password, an unknown role or database,
+        a server starting up, a refused port alike (measured: psycopg 3.3.9,
+        PostgreSQL 15). Those are read from the text, the only thing the
+        driver gives; a server with non-English ``lc_messages`` reads as
+        ``other``, which the readiness wait treats as worth waiting for.
+        """
+        original = getattr(error, "orig", None) or error
+        state = getattr(original, "sqlstate", None)
+        if state:
+            return _SQLSTATES.get(state, ConnectFailure.OTHER)
+        text = str(original).lower()
         if "password authentication failed" in text or "no pg_hba.conf entry" in text:
             return ConnectFailure.AUTHENTICATION
         if "role" in text and "does not exist" in text:
@@ -58,6 +80,8 @@ class PostgresqlEngine(Engine):
         if "timeout expired" in text or "timed out" in text:
             return ConnectFailure.TIMEOUT
         if "starting up" in text or "shutting down" in text or "recovery" in text:
+            return ConnectFailure.STARTING
+        if "not yet accepting connections" in text:
             return ConnectFailure.STARTING
         return ConnectFailure.OTHER
 
