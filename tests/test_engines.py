@@ -419,3 +419,20 @@ def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():
     assert MSSQL.session_settings_sql(0, 0) == ["SET LOCK_TIMEOUT -1"]
     assert MSSQL.session_settings_sql(0, 2.5) == ["SET LOCK_TIMEOUT 2500"]
     assert "SET lock_timeout = 0" in POSTGRESQL.session_settings_sql(0, 0)
+
+
+def test_a_container_with_microsofts_two_gigabytes_is_not_refused():
+    """Recorded: a 2 GB container's SQL Server shows committed_target_kb of about 1,640 MB.
+
+    SQL Server on Linux caps its memory at memory.memorylimitmb, 80 % of the container's memory
+    by default (learn.microsoft.com "Configure SQL Server on Linux with the mssql-conf tool");
+    Microsoft's minimum is 2 GB ("Installation guidance for SQL Server on Linux").
+    """
+    from matrix.databases import memory_refusal
+    from matrix.definition import load_matrix
+
+    needed = next(t.settings.min_memory_mb for t in load_matrix().targets if t.engine == "mssql")
+    assert memory_refusal(MSSQL, 1640, needed) is None
+    starved = memory_refusal(MSSQL, 1200, needed)  # memorylimitmb lowered to 1,200 MB
+    assert starved and "1200 MB reported, its share of 1500 MB" in starved
+    assert memory_refusal(POSTGRESQL, 1640, 2000)  # PostgreSQL reports no share
