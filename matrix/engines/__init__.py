@@ -181,17 +181,33 @@ class Engine(ABC):
     # -- migration cost ------------------------------------------------------------
 
     session_id_sql: ClassVar[str]  # this session's id, to leave it out of the lock samples
-    exclusive_lock: ClassVar[str]  # the mode that blocks reads and writes alike
     storage_sql: ClassVar[str | None] = None  # rows (name, storage) of ``:schema``'s tables
+    # One value the exclusive lock modes depend on (a database setting), or None.
+    exclusive_setting_sql: ClassVar[str | None] = None
 
     @property
     @abstractmethod
     def locks_sql(self) -> str:
-        """Rows (relation, mode) of the locks other sessions hold on ``:schema``'s relations.
+        """Rows (relation, mode): the id of each relation other sessions hold a lock on.
 
         ``:sessions`` is a comma-separated list of session ids to leave out (the
-        harness's own).
+        harness's own). Only ids, never names: a name is read from the
+        catalogue, which the migration being sampled may hold locked; the ids
+        are named from :attr:`relations_sql`, read between revisions.
         """
+
+    @property
+    @abstractmethod
+    def relations_sql(self) -> str:
+        """Rows (id, name) of ``:schema``'s relations, as :attr:`locks_sql` identifies them."""
+
+    def exclusive_modes(self, setting: Any = None) -> frozenset[str]:
+        """The lock modes that block every other session, readers included.
+
+        ``setting`` is what :attr:`exclusive_setting_sql` returned, when the
+        engine has one.
+        """
+        return frozenset(self.lock_order[-1:])
 
     # Lock modes from weakest to strongest, as locks_sql names them.
     lock_order: ClassVar[tuple[str, ...]]

@@ -179,22 +179,45 @@ class MssqlEngine(Engine):
         """
 
     session_id_sql = "SELECT @@SPID"
-    # Sch-M blocks every other session, reads included, as ACCESS EXCLUSIVE does.
-    exclusive_lock = "Sch-M"
     lock_order = ("Sch-S", "IS", "S", "IU", "U", "IX", "SIU", "SIX", "UIX", "X", "Sch-M")
     storage_sql = None  # no cheap trace of a rewrite; reported as unknown
+    exclusive_setting_sql = (
+        "SELECT CAST(is_read_committed_snapshot_on AS INT) FROM sys.databases "
+        "WHERE database_id = DB_ID()"
+    )
+
+    def exclusive_modes(self, setting: Any = None) -> frozenset[str]:
+        """Sch-M always; a table-level X too unless readers read row versions.
+
+        Sch-M blocks every session, as ACCESS EXCLUSIVE does. An X lock on the
+        whole table (lock escalation, past about 5,000 row locks) blocks every
+        reader under READ COMMITTED with locking, the default outside Azure
+        SQL Database; with READ_COMMITTED_SNAPSHOT on
+        (``sys.databases.is_read_committed_snapshot_on``) readers take no S
+        lock and pass it. ``setting`` unknown counts as off, the default.
+        """
+        return frozenset({"Sch-M"} if setting else {"Sch-M", "X"})
 
     @property
     def locks_sql(self) -> str:
+        # No OBJECT_NAME() or OBJECT_SCHEMA_NAME(): they read metadata under READ
+        # COMMITTED and so wait on the very Sch-M lock being sampled.
         return """
-            SELECT OBJECT_NAME(l.resource_associated_entity_id) AS relation,
+            SELECT CAST(l.resource_associated_entity_id AS BIGINT) AS relation,
                    l.request_mode AS mode
             FROM sys.dm_tran_locks l
             WHERE l.resource_type = 'OBJECT' AND l.request_status = 'GRANT'
               AND l.resource_database_id = DB_ID()
-              AND OBJECT_SCHEMA_NAME(l.resource_associated_entity_id) = :schema
               AND l.request_session_id NOT IN (SELECT CAST(value AS INT)
                                                FROM STRING_SPLIT(:sessions, ','))
+        """
+
+    @property
+    def relations_sql(self) -> str:
+        return """
+            SELECT CAST(o.object_id AS BIGINT) AS id, o.name AS name
+            FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id
+            WHERE s.name = :schema AND o.parent_object_id = 0
         """
 
     def bulk_statement(self, table, columns: list[str], rows: list[tuple]) -> tuple[str, list]:

@@ -177,7 +177,6 @@ class PostgresqlEngine(Engine):
         """
 
     session_id_sql = "SELECT pg_backend_pid()"
-    exclusive_lock = "AccessExclusiveLock"
     lock_order = (
         "AccessShareLock",
         "RowShareLock",
@@ -192,12 +191,19 @@ class PostgresqlEngine(Engine):
     @property
     def locks_sql(self) -> str:
         return """
-            SELECT c.relname AS relation, l.mode AS mode
-            FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE l.locktype = 'relation' AND l.granted AND n.nspname = :schema
+            SELECT l.relation::bigint AS relation, l.mode AS mode
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.granted
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND l.pid <> ALL(string_to_array(:sessions, ',')::int[])
+        """
+
+    @property
+    def relations_sql(self) -> str:
+        return """
+            SELECT c.oid::bigint AS id, c.relname AS name
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = :schema
         """
 
     @property
