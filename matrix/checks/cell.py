@@ -138,7 +138,7 @@ class Cell:
         return conn
 
     def state(self, conn: sa.Connection | None = None) -> SchemaState:
-        return plugin_schema(conn or self.connection(), self.schema)
+        return plugin_schema(conn or self.connection(), self.engine, self.schema)
 
     def outside(self) -> frozenset[str]:
         return outside_plugin_schema(self.connection(), self.engine.outside_schema_sql, self.schema)

@@ -160,6 +160,18 @@ class Engine(ABC):
 
     # -- what the checks ask ------------------------------------------------------
 
+    @abstractmethod
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """The plugin schema as one document, read from the catalogue in one round trip.
+
+        ``{"tables": {name: {"kind", "columns", "constraints", "indexes",
+        "triggers"}}, "views", "sequences", "types", "functions", ...}``, each
+        leaf one comparable value; the table ``leave_out`` (Alembic's version
+        table) is not in it. A constraint the server named itself (a random
+        suffix on SQL Server) is keyed by its definition, so two databases
+        built by the same DDL give the same document.
+        """
+
     @property
     @abstractmethod
     def outside_schema_sql(self) -> str:

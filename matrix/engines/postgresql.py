@@ -6,6 +6,7 @@ configuration), so the plugin's migrations run on that driver here too.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,58 @@ from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.sqlscript import Statement, split_postgresql
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
+# The plugin schema as one JSON document, in one query (see Engine.schema_document).
+_SCHEMA_DOCUMENT = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = :schema),
+rel AS (
+    SELECT c.oid, c.relname, c.relkind FROM pg_class c
+    WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname <> :version_table
+)
+SELECT json_build_object(
+  'tables', (SELECT json_object_agg(t.relname, json_build_object(
+      'kind', t.relkind,
+      'columns', (SELECT json_object_agg(a.attname, json_build_object(
+              'type', format_type(a.atttypid, a.atttypmod),
+              'nullable', NOT a.attnotnull,
+              'default', pg_get_expr(d.adbin, d.adrelid),
+              'identity', a.attidentity,
+              'generated', a.attgenerated,
+              'collation', CASE WHEN a.attcollation <> 0
+                                 AND a.attcollation <> (SELECT typcollation FROM pg_type
+                                                        WHERE oid = a.atttypid)
+                                THEN (SELECT collname FROM pg_collation
+                                      WHERE oid = a.attcollation) END))
+          FROM pg_attribute a
+          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'constraints', (SELECT json_object_agg(k.conname, pg_get_constraintdef(k.oid))
+          FROM pg_constraint k WHERE k.conrelid = t.oid),
+      'indexes', (SELECT json_object_agg(ic.relname, pg_get_indexdef(i.indexrelid))
+          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = t.oid AND NOT EXISTS (
+              SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid
+                AND k.conrelid = t.oid AND k.contype IN ('p', 'u', 'x'))),
+      'triggers', (SELECT json_object_agg(g.tgname, pg_get_triggerdef(g.oid))
+          FROM pg_trigger g WHERE g.tgrelid = t.oid AND NOT g.tgisinternal)
+    )) FROM rel t WHERE t.relkind IN ('r', 'p', 'f')),
+  'views', (SELECT json_object_agg(v.relname, pg_get_viewdef(v.oid))
+      FROM rel v WHERE v.relkind IN ('v', 'm')),
+  'sequences', (SELECT json_object_agg(s.relname, json_build_object(
+          'type', format_type(q.seqtypid, NULL), 'increment', q.seqincrement,
+          'start', q.seqstart, 'cycle', q.seqcycle))
+      FROM rel s JOIN pg_sequence q ON q.seqrelid = s.oid WHERE s.relkind = 'S'),
+  'types', (SELECT json_object_agg(y.typname, CASE y.typtype
+          WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+                         FROM pg_enum e WHERE e.enumtypid = y.oid)
+          ELSE format_type(y.typbasetype, y.typtypmod) END)
+      FROM pg_type y WHERE y.typnamespace = (SELECT oid FROM ns) AND y.typtype IN ('e', 'd')),
+  'functions', (SELECT json_object_agg(
+          p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+          md5(pg_get_functiondef(p.oid)))
+      FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p'))
+)
+"""
+
 # SQLSTATEs ("PostgreSQL Error Codes", the documentation's appendix A) and what waiting can do.
 _SQLSTATES = {
     "28P01": ConnectFailure.AUTHENTICATION,  # invalid_password
@@ -133,6 +186,14 @@ class PostgresqlEngine(Engine):
     @property
     def clones_databases(self) -> bool:
         return True
+
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """``pg_catalog`` in one query; PostgreSQL names an unnamed constraint after its
+        table and columns (``Item_pkey``), the same on every site, so names key them."""
+        raw = conn.execute(
+            sa.text(_SCHEMA_DOCUMENT), {"schema": schema, "version_table": leave_out}
+        ).scalar_one()
+        return raw if isinstance(raw, dict) else json.loads(raw)
 
     @property
     def outside_schema_sql(self) -> str:
