@@ -80,6 +80,9 @@ class Engine(ABC):
     script_session_sql: ClassVar[tuple[str, ...]] = ()
     # The memory (MB) the server may use, and what a login that never comes may mean.
     memory_sql: ClassVar[str | None] = None
+    # Whether a constraint created without a name gets the same name on every site
+    # (PostgreSQL: <table>_<columns>_<kind>), so that a revision may drop it by that name.
+    stable_constraint_names: ClassVar[bool] = False
     # The share of its machine's (container's) memory a server reports by default.
     memory_share: ClassVar[float] = 1.0
     not_ready_hint: ClassVar[str] = ""

@@ -84,6 +84,7 @@ class PostgresqlEngine(Engine):
     # The binary wheel needs no compiler or libpq headers on a CI runner.
     driver_requirement = "psycopg[binary]>=3.1"
     maintenance_database = "postgres"
+    stable_constraint_names = True
     sqlglot_dialect = "postgres"
     # A Unix socket that does not exist: the connection fails before any packet.
     offline_url = "postgresql+psycopg://offline@/offline?host=/nonexistent-peek-matrix-offline"
