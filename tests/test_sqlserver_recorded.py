@@ -12,9 +12,13 @@ what only a live SQL Server can prove is listed in ``docs/sqlserver.md``.
 
 from __future__ import annotations
 
+import datetime
+
+import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
+from matrix import synthetic
 from matrix.checks.cost import keep_strongest, named_locks
 from matrix.engines import engine_named
 
@@ -332,3 +336,189 @@ def test_the_catalogue_batch_parses_as_tsql_and_reads_every_kind():
         "sys.types",
     ):
         assert view in sql, view
+
+
+# -- values at each type's precision ------------------------------------------------------------
+
+
+def pymssql_sends(value):
+    """What pymssql really puts on the wire for a parameter (its own quoting function)."""
+    import pymssql
+
+    return pymssql._mssql.quote_simple_value(value).decode()
+
+
+def sql_server_keeps(sent: str, type_) -> datetime.datetime:
+    """Recorded: the value a column holds for a literal, as "datetime (Transact-SQL)" (rounding
+    to .000, .003 or .007 s), "smalldatetime" (to the minute) and "datetime2" (to n digits)
+    document it."""
+    from sqlalchemy.dialects import mssql
+
+    value = datetime.datetime.fromisoformat(sent.strip("'"))
+    if isinstance(type_, mssql.SMALLDATETIME):
+        return (value + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)
+    if isinstance(type_, mssql.DATETIME2 | mssql.DATETIMEOFFSET):
+        digits = min(type_.precision if type_.precision is not None else 7, 6)
+        unit = 10 ** (6 - digits)
+        return value.replace(microsecond=0) + datetime.timedelta(
+            microseconds=round(value.microsecond / unit) * unit
+        )
+    milliseconds = value.microsecond // 1000  # DATETIME: to the next 1/300 s tick
+    last = milliseconds % 10
+    rounded = (
+        milliseconds - last + {0: 0, 1: 0, 2: 3, 3: 3, 4: 3, 5: 7, 6: 7, 7: 7, 8: 7}.get(last, 10)
+    )
+    return value.replace(microsecond=0) + datetime.timedelta(milliseconds=rounded)
+
+
+def _mssql_datetime_types():
+    from sqlalchemy.dialects import mssql
+
+    return [
+        sa.DateTime(),  # DATETIME on SQL Server
+        mssql.SMALLDATETIME(),
+        mssql.DATETIME2(precision=3),
+        mssql.DATETIME2(),
+        mssql.DATETIMEOFFSET(precision=7),
+    ]
+
+
+def test_generated_datetimes_read_back_as_written_at_each_types_precision():
+    """pymssql sends .mmm without use_datetime2 (_mssql.pyx _quote_simple_value); DATETIME keeps
+    1/300 s, SMALLDATETIME the minute. Every generated value must come back as it was written, or
+    nearly every row of a plugin with a DateTime column reads as "values changed"."""
+    for type_ in _mssql_datetime_types():
+        written = [synthetic.value_for(type_, n, None, MSSQL) for n in range(1, 1500)]
+        assert len(set(written)) == len(written), type_  # still one value per row
+        for value in written:
+            back = sql_server_keeps(pymssql_sends(value), type_)
+            assert back == value.replace(tzinfo=None), (type_, value, back)
+
+
+def test_postgresql_timestamps_keep_their_own_precision_too():
+    from sqlalchemy.dialects import postgresql
+
+    assert POSTGRESQL.time_resolution(postgresql.TIMESTAMP(precision=0)) == datetime.timedelta(
+        seconds=1
+    )
+    value = synthetic.value_for(postgresql.TIMESTAMP(precision=0), 7, None, POSTGRESQL)
+    assert value.microsecond == 0
+    default = synthetic.value_for(postgresql.TIMESTAMP(), 7, None, POSTGRESQL)
+    assert default.microsecond == 7  # timestamp keeps microseconds: the full counter
+
+
+def test_a_value_rounded_by_a_coarser_datetime_column_is_the_same_value():
+    """A revision turns a DATETIME2(3) column into DATETIME: SQL Server rounds .995 to .997
+    ("datetime (Transact-SQL)", Rounding of datetime fractional second precision)."""
+    from sqlalchemy.dialects import mssql
+
+    written = datetime.datetime(2020, 1, 1, 0, 5, 0, 995000)
+    found = sql_server_keeps(pymssql_sends(written), sa.DateTime())
+    assert found == datetime.datetime(2020, 1, 1, 0, 5, 0, 997000)
+    assert synthetic.same(found, written, "UTC", MSSQL.time_resolution(sa.DateTime()))
+    assert not synthetic.same(found, written, "UTC", MSSQL.time_resolution(mssql.DATETIME2(3)))
+
+
+# -- the bulk fill and the row inserts --------------------------------------------------------
+
+
+def test_a_tinyint_gets_a_value_it_can_hold():
+    """Recorded: 1000 into TINYINT is error 220, "Arithmetic overflow error for data type tinyint,
+    value = 1000." ("Database engine events and errors (0 to 999)"; "int, bigint, smallint, and
+    tinyint (Transact-SQL)": 0 to 255)."""
+    from sqlalchemy.dialects import mssql
+
+    assert all(0 <= synthetic.value_for(mssql.TINYINT(), n) <= 255 for n in range(1, 2000))
+
+
+def test_bytes_are_sent_as_binary_not_as_a_varchar_literal():
+    """Recorded: a varchar literal into VARBINARY is error 257, "Implicit conversion from data type
+    varchar to varbinary(max) is not allowed. Use the CONVERT function to run this query."
+    ("Database engine events and errors (0 to 999)"); pymssql sends ASCII bytes as '...'."""
+    metadata = sa.MetaData(schema="pl_x")
+    table = sa.Table("Blob", metadata, sa.Column("data", sa.LargeBinary()))
+    assert pymssql_sends(b"r5") == "'r5'"  # what went out before
+    _, rows = MSSQL.bulk_statement(table, ["data"], [(b"r5",)])
+    assert pymssql_sends(rows[0][0]) == "0x7235"
+
+
+def test_a_geography_column_is_built_with_the_geography_constructor():
+    """A geography column refuses a geometry ("geography (Transact-SQL)"): Operand type clash,
+    error 206. GeoAlchemy2 reflects it as Geography on SQL Server."""
+    import pymssql
+    from geoalchemy2 import Geography
+
+    metadata = sa.MetaData(schema="pl_x")
+    table = sa.Table("Place", metadata, sa.Column("where", Geography("POINT", srid=4326)))
+    value = synthetic.value_for(table.c["where"].type, 3)
+    assert value.kind == "geography"
+    sql, rows = MSSQL.bulk_statement(table, ["where"], [(value,)])
+    assert "geography::STGeomFromText(%s, %s)" in sql
+    pymssql._mssql.quote_data(rows[0])  # plain values the driver can send
+    single = MSSQL.geometry_from_text(value.wkt, value.srid, value.kind)
+    assert str(single).startswith("geography::STGeomFromText(N'POINT(")
+
+
+def test_a_row_insert_reads_its_key_without_output_which_a_trigger_refuses():
+    """Recorded: error 334, "The target table 'pl_x.Item' of the DML statement cannot have any
+    enabled triggers if the statement contains an OUTPUT clause without INTO clause."
+    ("OUTPUT clause (Transact-SQL)", Triggers)."""
+    from sqlalchemy.dialects import mssql, postgresql
+
+    def table():
+        return sa.Table(
+            "Item",
+            sa.MetaData(schema="pl_x"),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String(20)),
+        )
+
+    tsql = str(
+        synthetic.insert_statement(MSSQL, table(), {"name": "r1"}).compile(dialect=mssql.dialect())
+    )
+    assert "OUTPUT" not in tsql, tsql
+    pg = str(
+        synthetic.insert_statement(POSTGRESQL, table(), {"name": "r1"}).compile(
+            dialect=postgresql.dialect()
+        )
+    )
+    assert "RETURNING" in pg
+
+
+def test_sql_servers_multipoint_text_is_the_same_multipoint():
+    """SQL Server's STAsText() writes each point of a MULTIPOINT in parentheses of its own
+    ("STAsText (geometry Data Type)"); PostGIS and the generator do not."""
+    written = synthetic.Geometry("MULTIPOINT(1.25 2.25, 2.25 3.25)", 4326)
+    assert synthetic.same("MULTIPOINT ((1.25 2.25), (2.25 3.25))", written)
+    assert not synthetic.same("MULTIPOINT ((1.25 2.25), (2.25 4.25))", written)
+
+
+def test_a_geometry_only_rewrite_changes_the_fingerprint():
+    """BINARY_CHECKSUM(*) ignores noncomparable types: text, ntext, image, xml and CLR types such
+    as geometry ("BINARY_CHECKSUM (Transact-SQL)"): they are hashed on their own."""
+    sql = MSSQL.fingerprint_sql(
+        "pl_tutorial",
+        ["StringIntTuple", "SpatialFeature"],
+        {"SpatialFeature": [("geom", "geometry"), ("notes", "ntext")]},
+    )
+    assert "HASHBYTES('SHA2_256', t.[geom].STAsBinary())" in sql
+    assert "HASHBYTES('SHA2_256', CAST(t.[notes] AS NVARCHAR(MAX)))" in sql
+    assert sql.count("HASHBYTES") == 2  # StringIntTuple has none
+    sqlglot.parse(sql, read="tsql")
+    assert "'geometry', 'geography', 'text', 'ntext', 'image', 'xml'" in MSSQL.unhashed_columns_sql
+
+
+def test_objects_outside_the_schema_include_database_scoped_ones_and_any_owners_schema():
+    """Types ("sys.types"), XML schema collections, partition functions and schemes, DDL triggers
+    (parent_class 0: "sys.triggers") and a schema owned by another principal than dbo."""
+    sql = MSSQL.outside_schema_sql
+    for view in (
+        "sys.types",
+        "sys.xml_schema_collections",
+        "sys.partition_functions",
+        "sys.partition_schemes",
+        "parent_class = 0",
+    ):
+        assert view in sql, view
+    assert "principal_id = 1" not in sql
+    sqlglot.parse(sql.replace(":schema", "N'pl_x'"), read="tsql")

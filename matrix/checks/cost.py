@@ -216,9 +216,16 @@ class CostObserver:
         if missing <= 0:
             return
         try:
-            columns, rows = synthetic.bulk_rows(self.conn, table, missing, self.ledger)
+            columns, rows = synthetic.bulk_rows(
+                self.conn, self.cell.engine, table, missing, self.ledger
+            )
             self.cell.engine.bulk_load(self.conn, table, columns, rows)
-        except (synthetic.Unfillable, sa.exc.DBAPIError, sa.exc.StatementError) as error:
+        except (
+            synthetic.Unfillable,
+            sa.exc.DBAPIError,
+            sa.exc.StatementError,
+            self.conn.dialect.loaded_dbapi.Error,  # bulk loads talk to the driver directly
+        ) as error:
             self.unfilled[table.name] = synthetic.first_line(error)
 
     def _row_counts(self) -> dict[str, int]:

@@ -137,7 +137,7 @@ def constraints_named(cell, out: CheckOutput) -> None:
     for drop in found:
         out.find(
             "unpromised_name",
-            drop_message(drop, cell.engine.label),
+            drop_message(drop, cell.engine.label, blocking),
             revision=drop.revision,
             detail=_advice(drop),
             blocking=blocking,
@@ -150,7 +150,7 @@ def constraints_named(cell, out: CheckOutput) -> None:
         )
 
 
-def drop_message(drop: Unpromised, engine: str) -> str:
+def drop_message(drop: Unpromised, engine: str, blocking: bool) -> str:
     creators = "; ".join(
         f"{c.describe()}, created without a name by {c.revision}"
         + (" (its downgrade)" if c.how == "downgrade" else "")
@@ -161,13 +161,19 @@ def drop_message(drop: Unpromised, engine: str) -> str:
             "drops a constraint by None, which Alembic cannot render on any engine "
             "(CompileError: it has no name)"
         )
+    elif blocking:
+        what = (
+            f"drops {drop.name!r}, the name PostgreSQL would give it; {engine} gives an "
+            "unnamed constraint a name of its own, different on every site"
+        )
     else:
         what = (
-            f"drops {drop.name!r}, the name only PostgreSQL gives an unnamed constraint; "
-            f"{engine} names it otherwise, differently on every site"
+            f"drops {drop.name!r}, the name {engine} gives an unnamed constraint, which an "
+            "engine naming it itself (SQL Server: a random suffix per site) does not"
         )
-    where = f"its {drop.how}()" if drop.how == "downgrade" else "its upgrade()"
-    return f"{drop.revision} ({where}) {what}: {creators or 'created outside the DDL followed'}"
+    return f"{drop.revision} (its {drop.how}()) {what}: " + (
+        creators or "created outside the DDL followed"
+    )
 
 
 def _advice(drop: Unpromised) -> str:
@@ -266,6 +272,11 @@ def _dropped(ledger: Ledger, table: str, name: str | None, kind, revision: str, 
             return None  # created by raw SQL or before the history: not this check's to judge
         return Unpromised(revision, how, table, name, tuple(guessed))
     candidates = ledger.unnamed(table, kind)
+    own = [
+        c for c in candidates if how == "downgrade" and (c.revision, c.how) == (revision, "upgrade")
+    ]
+    if len(own) == 1:
+        candidates = own  # a downgrade undoes what its own upgrade created
     if len(candidates) == 1:
         ledger.remove(candidates[0])
     return Unpromised(revision, how, table, None, tuple(candidates))

@@ -15,6 +15,7 @@ plugin's own environment, uses the engines too.
 
 from __future__ import annotations
 
+import datetime
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
@@ -240,12 +241,30 @@ class Engine(ABC):
         """A row (next_value, highest): what the key's sequence gives next, the highest key."""
 
     @abstractmethod
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
         """Rows (n, c, h): the n-th table's row count and a hash of all its rows, in one query.
 
         A revision that deletes, adds or rewrites rows changes the table's
         fingerprint; the data walk blames lost or changed rows on it.
+        ``unhashed`` gives, per table, the (column, type) pairs a whole-row hash
+        would skip (:attr:`unhashed_columns_sql`), to be hashed on their own.
         """
+
+    # Rows (table, column, type) of ``:schema``'s columns a whole-row hash skips; None: none.
+    unhashed_columns_sql: ClassVar[str | None] = None
+    # Whether INSERT ... RETURNING (or OUTPUT) works on a table with triggers.
+    returning_with_triggers: ClassVar[bool] = True
+    # The finest step of the fractional seconds the driver sends.
+    driver_time_step: ClassVar[datetime.timedelta] = datetime.timedelta(microseconds=1)
+
+    @abstractmethod
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """The step a date-time (or time) column keeps its values at; None for other types."""
 
     @property
     @abstractmethod
@@ -262,8 +281,8 @@ class Engine(ABC):
         """An expression reading a geometry column back as WKT."""
 
     @abstractmethod
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
-        """An expression building a geometry value from WKT and an SRID (0: none)."""
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        """An expression building a ``kind`` (geometry, geography) value from WKT and an SRID."""
 
     @abstractmethod
     def split_script(self, sql: str) -> list[Statement]:

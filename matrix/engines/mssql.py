@@ -21,11 +21,13 @@ What differs from PostgreSQL, in one place:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME
 
 from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.sqlscript import Statement, split_tsql
@@ -298,6 +300,12 @@ def column_type(name: str, max_length: int, precision: int, scale: int) -> str:
     return name
 
 
+def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
+    """``geometry`` or ``geography`` for a spatial column's type (GeoAlchemy2's or a plugin's)."""
+    name = type(type_).__name__.lower()
+    return next((kind for kind in ("geography", "geometry") if kind in name), None)
+
+
 def error_number(error: BaseException) -> int | None:
     """The SQL Server (or DB-Lib) error number of a pymssql error, wrapped or not.
 
@@ -426,6 +434,14 @@ class MssqlEngine(Engine):
 
     @property
     def outside_schema_sql(self) -> str:
+        """Schema-scoped objects, and the database-scoped ones no schema holds.
+
+        Types, XML schema collections, partition functions and schemes, and
+        DDL triggers live outside ``sys.objects``' schemas or outside any
+        schema at all; a schema counts whoever owns it (only the fixed ones,
+        ``dbo``, ``guest``, ``sys``, ``INFORMATION_SCHEMA`` and the ``db_*`` role
+        schemas, ids 16384 to 16399, are the server's).
+        """
         internal = ", ".join(f"'{t}'" for t in INTERNAL_TYPES)
         return f"""
             SELECT s.name AS [schema], o.type_desc AS kind, o.name AS name
@@ -434,7 +450,23 @@ class MssqlEngine(Engine):
               AND s.name NOT IN ('sys', 'INFORMATION_SCHEMA') AND s.name <> :schema
             UNION ALL
             SELECT s.name, 'SCHEMA', s.name FROM sys.schemas s
-            WHERE s.principal_id = 1 AND s.name <> :schema
+            WHERE s.schema_id > 4 AND s.schema_id NOT BETWEEN 16384 AND 16399
+              AND s.name <> :schema
+            UNION ALL
+            SELECT s.name, 'TYPE', y.name
+            FROM sys.types y JOIN sys.schemas s ON s.schema_id = y.schema_id
+            WHERE y.is_user_defined = 1 AND s.name <> :schema
+            UNION ALL
+            SELECT s.name, 'XML_SCHEMA_COLLECTION', x.name
+            FROM sys.xml_schema_collections x JOIN sys.schemas s ON s.schema_id = x.schema_id
+            WHERE s.name NOT IN ('sys', :schema)
+            UNION ALL
+            SELECT '', 'PARTITION_FUNCTION', f.name FROM sys.partition_functions f
+            UNION ALL
+            SELECT '', 'PARTITION_SCHEME', p.name FROM sys.partition_schemes p
+            UNION ALL
+            SELECT '', 'DATABASE_DDL_TRIGGER', g.name FROM sys.triggers g
+            WHERE g.parent_class = 0 AND g.is_ms_shipped = 0
         """
 
     @property
@@ -488,12 +520,20 @@ class MssqlEngine(Engine):
         """
 
     def bulk_statement(self, table, columns: list[str], rows: list[tuple]) -> tuple[str, list]:
-        """The INSERT and its parameter rows: geometry through its static constructor,
-        with the WKT and the SRID as two parameters (STGeomFromText takes no EWKT, and
-        GeoAlchemy2's CHECK constraints on SQL Server refuse SRID 0 for a 4326 column)."""
-        geometry = {c.name for c in table.columns if "geometry" in type(c.type).__name__.lower()}
+        """The INSERT and its parameter rows, as pymssql must be given them.
+
+        Geometry and geography go through their own static constructor
+        (``geography::STGeomFromText`` for a geography column), with the WKT and
+        the SRID as two parameters: STGeomFromText takes no EWKT, and
+        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column. Bytes
+        go as a ``bytearray``, which pymssql sends as ``0x...``: plain ASCII
+        ``bytes`` it sends as a varchar literal, which a VARBINARY column
+        refuses (error 257, implicit conversion not allowed).
+        """
+        spatial = {c.name: kind for c in table.columns if (kind := _spatial_kind(c.type))}
         marks = ", ".join(
-            "geometry::STGeomFromText(%s, %s)" if name in geometry else "%s" for name in columns
+            f"{spatial[name]}::STGeomFromText(%s, %s)" if name in spatial else "%s"
+            for name in columns
         )
         names = ", ".join(self.quote(c) for c in columns)
         target = f"{self.quote(table.schema)}.{self.quote(table.name)}"
@@ -501,8 +541,10 @@ class MssqlEngine(Engine):
         for row in rows:
             values: list = []
             for name, value in zip(columns, row, strict=True):
-                if name in geometry:
+                if name in spatial:
                     values += [getattr(value, "wkt", None), getattr(value, "srid", None)]
+                elif isinstance(value, bytes):
+                    values.append(bytearray(value))
                 else:
                     values.append(value)
             flat.append(tuple(values))
@@ -528,14 +570,55 @@ class MssqlEngine(Engine):
             {"table": qualified},
         )
 
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
-        parts = [
-            f"SELECT {i} AS n, COUNT_BIG(*) AS c, "
-            f"CAST(CHECKSUM_AGG(BINARY_CHECKSUM(*)) AS VARCHAR(20)) AS h "
-            f"FROM {self.quote(schema)}.{self.quote(table)}"
-            for i, table in enumerate(tables)
-        ]
+    # BINARY_CHECKSUM(*) skips "noncomparable" types: text, ntext, image, xml and CLR types
+    # such as geometry and geography ("BINARY_CHECKSUM (Transact-SQL)").
+    unhashed_columns_sql = """
+        SELECT t.name AS [table], c.name AS [column], y.name AS [type]
+        FROM sys.tables t
+        JOIN sys.columns c ON c.object_id = t.object_id
+        JOIN sys.types y ON y.user_type_id = c.user_type_id
+        WHERE t.schema_id = SCHEMA_ID(:schema)
+          AND y.name IN ('geometry', 'geography', 'text', 'ntext', 'image', 'xml')
+    """
+
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
+        """``CHECKSUM_AGG(BINARY_CHECKSUM(*))``, and the skipped columns hashed on their own.
+
+        A geometry is hashed as its ``STAsBinary()``, the others as their text
+        or bytes (``HASHBYTES`` takes any length since SQL Server 2016).
+        """
+        parts = []
+        for i, table in enumerate(tables):
+            hashed = [
+                f"HASHBYTES('SHA2_256', {self._hashable(column, kind)})"
+                for column, kind in (unhashed or {}).get(table, [])
+            ]
+            extra = (
+                " + ':' + CAST(CHECKSUM_AGG(BINARY_CHECKSUM("
+                + ", ".join(hashed)
+                + ")) AS VARCHAR(20))"
+                if hashed
+                else ""
+            )
+            parts.append(
+                f"SELECT {i} AS n, COUNT_BIG(*) AS c, "
+                f"CAST(CHECKSUM_AGG(BINARY_CHECKSUM(*)) AS VARCHAR(20)){extra} AS h "
+                f"FROM {self.quote(schema)}.{self.quote(table)} AS t"
+            )
         return " UNION ALL ".join(parts)
+
+    def _hashable(self, column: str, kind: str) -> str:
+        quoted = f"t.{self.quote(column)}"
+        if kind in ("geometry", "geography"):
+            return f"{quoted}.STAsBinary()"
+        if kind == "image":
+            return f"CAST({quoted} AS VARBINARY(MAX))"
+        return f"CAST({quoted} AS NVARCHAR(MAX))"
 
     @property
     def list_databases_sql(self) -> str:
@@ -568,15 +651,39 @@ class MssqlEngine(Engine):
             f"{self.quote(table.name)}.{self.quote(column.name)}.STAsText()", sa.UnicodeText
         )
 
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
-        """``geometry::STGeomFromText(N'...', srid)``, the static method, inlined.
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        """``geometry::STGeomFromText(N'...', srid)`` (or ``geography::``), inlined.
 
         The WKT is the harness's own (numbers and keywords only), so inlining
         it is safe; a bound parameter cannot sit in a static method call.
         """
-        if not re.fullmatch(r"[A-Z() ,.0-9-]+", wkt):
-            raise ValueError(f"not a generated WKT: {wkt!r}")
-        return sa.literal_column(f"geometry::STGeomFromText(N'{wkt}', {int(srid)})")
+        if not re.fullmatch(r"[A-Z() ,.0-9-]+", wkt) or kind not in ("geometry", "geography"):
+            raise ValueError(f"not a generated {kind}: {wkt!r}")
+        return sa.literal_column(f"{kind}::STGeomFromText(N'{wkt}', {int(srid)})")
+
+    # pymssql without use_datetime2 sends a datetime as HH:MM:SS.mmm (_mssql.pyx,
+    # _quote_simple_value): milliseconds, whatever the column holds.
+    driver_time_step = datetime.timedelta(milliseconds=1)
+    # OUTPUT inserted.id without INTO is refused on a table with an enabled trigger (error 334);
+    # SQLAlchemy then reads the new key with SCOPE_IDENTITY() instead.
+    returning_with_triggers = False
+
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """The steps of "Date and time types (Transact-SQL)".
+
+        ``datetime`` rounds to 1/300 s (.000, .003, .007), ``smalldatetime`` to
+        the minute, ``datetime2(n)``, ``datetimeoffset(n)`` and ``time(n)`` keep n
+        digits (7 when unsaid, of which Python keeps 6).
+        """
+        if isinstance(type_, SMALLDATETIME):
+            return datetime.timedelta(minutes=1)
+        if isinstance(type_, DATETIME2 | DATETIMEOFFSET | sa.Time):
+            precision = getattr(type_, "precision", None)
+            digits = 7 if precision is None else int(precision)
+            return datetime.timedelta(microseconds=10 ** (6 - min(digits, 6)))
+        if isinstance(type_, sa.DateTime):
+            return datetime.timedelta(seconds=1 / 300)
+        return None
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_tsql(sql)

@@ -6,6 +6,7 @@ configuration), so the plugin's migrations run on that driver here too.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -308,7 +309,12 @@ class PostgresqlEngine(Engine):
             {"table": qualified, "column": column},
         )
 
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
         parts = [
             f"SELECT {i} AS n, COUNT(*) AS c, "
             f"md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS h "
@@ -335,8 +341,18 @@ class PostgresqlEngine(Engine):
     def geometry_as_text(self, column: sa.ColumnElement) -> sa.ColumnElement:
         return sa.func.ST_AsText(column)
 
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        if kind == "geography":
+            return sa.func.ST_GeogFromText(f"SRID={srid};{wkt}" if srid else wkt)
         return sa.func.ST_GeomFromText(wkt, srid)
+
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """``timestamp(p)`` and ``time(p)`` keep p fractional digits, 6 when unsaid."""
+        if not isinstance(type_, sa.DateTime | sa.Time):
+            return None
+        precision = getattr(type_, "precision", None)
+        digits = 6 if precision is None else min(int(precision), 6)
+        return datetime.timedelta(microseconds=10 ** (6 - digits))
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_postgresql(sql)
