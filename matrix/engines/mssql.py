@@ -156,6 +156,7 @@ FROM sys.sequences q WHERE q.schema_id = @schema_id;
 SELECT y.name, y.is_table_type, b.name AS base, y.max_length, y.precision, y.scale, y.is_nullable
 FROM sys.types y LEFT JOIN sys.types b ON b.user_type_id = y.system_type_id
 WHERE y.is_user_defined = 1 AND y.schema_id = @schema_id;
+SET NOCOUNT OFF;
 """
 # Kinds of sys.objects, and sys.key_constraints.type, as the document names them.
 _MODULES = {
