@@ -235,7 +235,7 @@ SECOND = (
 
 
 def _state(sets):
-    from matrix.engines.mssql import catalogue_document
+    from matrix.engines.mssql_catalogue import catalogue_document
     from matrix.snapshot import state_of
 
     return state_of(catalogue_document(sets, "pl_tutorial"))
@@ -304,7 +304,7 @@ def test_precision_checks_and_procedures_are_facts_the_inspector_never_gave():
 
 def test_column_types_are_spelled_with_their_length_precision_and_scale():
     """sys.columns.max_length is in bytes, -1 for max ("sys.columns (Transact-SQL)")."""
-    from matrix.engines.mssql import column_type
+    from matrix.engines.mssql_catalogue import column_type
 
     assert column_type("nvarchar", 100, 0, 0) == "nvarchar(50)"
     assert column_type("varbinary", -1, 0, 0) == "varbinary(max)"
@@ -317,11 +317,11 @@ def test_column_types_are_spelled_with_their_length_precision_and_scale():
 
 
 def test_the_catalogue_batch_parses_as_tsql_and_reads_every_kind():
-    from matrix.engines.mssql import _CATALOGUE, _CATALOGUE_SETS
+    from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS
 
-    sql = _CATALOGUE.format(schema="N'pl_x'", leave_out="N'alembic_version'")
+    sql = CATALOGUE.format(schema="N'pl_x'", leave_out="N'alembic_version'")
     statements = sqlglot.parse(sql, read="tsql")
-    assert sum(isinstance(s, exp.Select) for s in statements) == len(_CATALOGUE_SETS)
+    assert sum(isinstance(s, exp.Select) for s in statements) == len(CATALOGUE_SETS)
     for view in (
         "sys.default_constraints",
         "sys.identity_columns",
