@@ -206,3 +206,15 @@ def test_a_target_no_server_reached_is_still_judged(tmp_path, monkeypatch, engin
     assert BY_NAME["constraints_named"].live is False
     result = check(tmp_path, monkeypatch, chat_shaped(f"offline{engine}"), engine=engine)
     assert result.status in ("failed", "passed") and len(result.findings) == 2
+
+
+def test_a_declared_irreversible_downgrade_ends_the_walk_without_a_warning(tmp_path, monkeypatch):
+    spec = chat_shaped("irreversible")
+    spec.revisions[2] = Revision("c3", "b2", RECREATE_FK, 'raise NotImplementedError("no")')
+    result = check(tmp_path, monkeypatch, spec)
+    assert [f.revision for f in result.findings] == ["c3"]  # the upgrade's guess only
+    assert result.warnings == []
+    spec = chat_shaped("broken")
+    spec.revisions[2] = Revision("c3", "b2", RECREATE_FK, 'op.drop_column("Tag")')
+    (warning,) = check(tmp_path / "b", monkeypatch, spec).warnings
+    assert warning.startswith("the downgrade() of c3 raised when followed offline (TypeError")

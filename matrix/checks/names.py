@@ -128,9 +128,12 @@ def constraints_named(cell, out: CheckOutput) -> None:
         cell.migrator.revisions, cell.engine.offline_url, metadata
     )
     for revision, how, error in unreadable:
+        if how == "downgrade" and cell.downgrade_kind(revision) == "irreversible":
+            continue  # declared: the walk down ends there, as a site's does
         out.warn(
-            f"the {how} of {revision} cannot be followed without a database "
-            f"({describe_error(error)}); constraints it drops are not judged"
+            f"the {how}() of {revision} raised when followed offline ({describe_error(error)}); "
+            "what it would drop after that point is not judged"
+            + ("" if how == "upgrade" else ", nor the downgrades below it")
         )
     blocking = not cell.engine.stable_constraint_names
     found = unpromised_drops(events, dialect)
@@ -139,7 +142,7 @@ def constraints_named(cell, out: CheckOutput) -> None:
             "unpromised_name",
             drop_message(drop, cell.engine.label, blocking),
             revision=drop.revision,
-            detail=_advice(drop),
+            detail=ADVICE,
             blocking=blocking,
         )
     if not found:
@@ -176,18 +179,17 @@ def drop_message(drop: Unpromised, engine: str, blocking: bool) -> str:
     )
 
 
-def _advice(drop: Unpromised) -> str:
-    return (
-        "Name constraints the same on every engine: give the plugin's MetaData a naming "
-        "convention, e.g. MetaData(schema=..., naming_convention={'pk': 'pk_%(table_name)s', "
-        "'fk': 'fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s', "
-        "'uq': 'uq_%(table_name)s_%(column_0_name)s', "
-        "'ck': 'ck_%(table_name)s_%(constraint_name)s', "
-        "'ix': 'ix_%(table_name)s_%(column_0_name)s'}), so that Alembic's operations name what "
-        "they create; drop by that name (op.f(...)). A constraint already created without a name "
-        "on SQL Server sites must be found by its columns (sys.foreign_keys, "
-        "sys.key_constraints) before it can be dropped."
-    )
+ADVICE = (
+    "Name constraints the same on every engine: give the plugin's MetaData a naming "
+    "convention, e.g. MetaData(schema=..., naming_convention={'pk': 'pk_%(table_name)s', "
+    "'fk': 'fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s', "
+    "'uq': 'uq_%(table_name)s_%(column_0_name)s', "
+    "'ck': 'ck_%(table_name)s_%(constraint_name)s', "
+    "'ix': 'ix_%(table_name)s_%(column_0_name)s'}), so that Alembic's operations name what "
+    "they create; drop by that name (op.f(...)). A constraint already created without a name "
+    "on SQL Server sites must be found by its columns (sys.foreign_keys, "
+    "sys.key_constraints) before it can be dropped."
+)
 
 
 # -- following the DDL -------------------------------------------------------------------------
