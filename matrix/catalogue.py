@@ -82,6 +82,12 @@ CHECKS: tuple[CheckInfo, ...] = (
         live=False,
     ),
     CheckInfo(
+        "constraints_named",
+        "Every constraint a revision drops was created under the name it is dropped by.",
+        needs=("single_head",),
+        live=False,
+    ),
+    CheckInfo(
         "released_revisions_unchanged",
         "Every revision of the previous release ships unchanged in this one.",
         live=False,

@@ -217,12 +217,31 @@ def check_memory(server_url: URL, needed_mb: int) -> None:
             available = conn.execute(sa.text(engine.memory_sql)).scalar_one()
     finally:
         sa_engine.dispose()
-    if available is not None and int(available) < needed_mb:
+    refusal = memory_refusal(engine, available, needed_mb)
+    if refusal:
         raise ProviderUnavailable(
-            f"The {engine.label} server has {int(available)} MB of memory to use; the matrix "
-            f"asks for {needed_mb} MB (min_memory_mb).",
-            "Give the service more memory, or lower min_memory_mb in the matrix file.",
+            refusal, "Give the service more memory, or lower min_memory_mb in the matrix file."
         )
+
+
+def memory_refusal(engine: Engine, reported_mb: float | None, needed_mb: int) -> str | None:
+    """Why a server reporting ``reported_mb`` has too little memory, or None.
+
+    A server reports its own share of the memory it was given (SQL Server on
+    Linux 80 %), while ``min_memory_mb`` is the memory to give it: the figure
+    is scaled back before it is compared.
+    """
+    if reported_mb is None:
+        return None
+    given = int(reported_mb) / engine.memory_share
+    if given >= needed_mb:
+        return None
+    share = f" ({int(reported_mb)} MB reported, its share of {given:.0f} MB)"
+    return (
+        f"The {engine.label} server has {given:.0f} MB of memory"
+        f"{share if engine.memory_share != 1 else ''}; the matrix asks for {needed_mb} MB "
+        "(min_memory_mb)."
+    )
 
 
 def _login(probe: URL, postgis: bool, engine: Engine) -> None:

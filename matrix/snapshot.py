@@ -11,10 +11,13 @@ Columns, constraints and indexes are keyed by name, not position: a column
 added by a later revision sits at the end of the table while ``create_all``
 puts it where the model declares it, and no Peek code depends on the order.
 
-On PostgreSQL the state comes from one catalog query per schema (a few
-milliseconds for a hundred tables); elsewhere from SQLAlchemy's inspector
-(:func:`inspected`), which ``tests/test_snapshot.py`` also runs on PostgreSQL,
-with and without the constraint reflection SQL Server's dialect lacks.
+The engine reads the state from its catalogue in one round trip (a few
+milliseconds for a hundred tables on PostgreSQL) and hands it over as one
+document (:meth:`~matrix.engines.Engine.schema_document`); this module only
+turns documents into facts and compares them, so both engines are judged by
+the same kinds of facts: columns with their exact types, nullability,
+defaults, identity and computed definitions; keys, foreign keys with their
+actions, checks; indexes; triggers, views, sequences, types and functions.
 Alembic's own version table is left out: only the plugin's objects are on
 trial.
 """
@@ -24,9 +27,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from matrix.engines import Engine
 
 VERSION_TABLE = "alembic_version"
 
@@ -104,6 +110,7 @@ _SINGULAR = {
     "sequences": "sequence",
     "types": "type",
     "functions": "function",
+    "procedures": "procedure",
 }
 
 
@@ -117,161 +124,14 @@ def describe(expected: Iterable[str], actual: Iterable[str]) -> str:
 # -- taking a state ---------------------------------------------------------------
 
 
-def plugin_schema(conn: sa.Connection, schema: str) -> SchemaState:
-    """The state of ``schema`` on this connection's database."""
-    if conn.dialect.name == "postgresql":
-        return catalogued(conn, schema)
-    return inspected(conn, schema)
+def plugin_schema(conn: sa.Connection, engine: Engine, schema: str) -> SchemaState:
+    """The state of ``schema`` on this connection's database, from the engine's catalogue."""
+    return state_of(engine.schema_document(conn, schema, VERSION_TABLE))
 
 
-_PG_SCHEMA = """
-WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = :schema),
-rel AS (
-    SELECT c.oid, c.relname, c.relkind FROM pg_class c
-    WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname <> :version_table
-)
-SELECT json_build_object(
-  'tables', (SELECT json_object_agg(t.relname, json_build_object(
-      'kind', t.relkind,
-      'columns', (SELECT json_object_agg(a.attname, json_build_object(
-              'type', format_type(a.atttypid, a.atttypmod),
-              'nullable', NOT a.attnotnull,
-              'default', pg_get_expr(d.adbin, d.adrelid),
-              'identity', a.attidentity,
-              'generated', a.attgenerated,
-              'collation', CASE WHEN a.attcollation <> 0
-                                 AND a.attcollation <> (SELECT typcollation FROM pg_type
-                                                        WHERE oid = a.atttypid)
-                                THEN (SELECT collname FROM pg_collation
-                                      WHERE oid = a.attcollation) END))
-          FROM pg_attribute a
-          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'constraints', (SELECT json_object_agg(k.conname, pg_get_constraintdef(k.oid))
-          FROM pg_constraint k WHERE k.conrelid = t.oid),
-      'indexes', (SELECT json_object_agg(ic.relname, pg_get_indexdef(i.indexrelid))
-          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-          WHERE i.indrelid = t.oid AND NOT EXISTS (
-              SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid
-                AND k.conrelid = t.oid AND k.contype IN ('p', 'u', 'x'))),
-      'triggers', (SELECT json_object_agg(g.tgname, pg_get_triggerdef(g.oid))
-          FROM pg_trigger g WHERE g.tgrelid = t.oid AND NOT g.tgisinternal)
-    )) FROM rel t WHERE t.relkind IN ('r', 'p', 'f')),
-  'views', (SELECT json_object_agg(v.relname, pg_get_viewdef(v.oid))
-      FROM rel v WHERE v.relkind IN ('v', 'm')),
-  'sequences', (SELECT json_object_agg(s.relname, json_build_object(
-          'type', format_type(q.seqtypid, NULL), 'increment', q.seqincrement,
-          'start', q.seqstart, 'cycle', q.seqcycle))
-      FROM rel s JOIN pg_sequence q ON q.seqrelid = s.oid WHERE s.relkind = 'S'),
-  'types', (SELECT json_object_agg(y.typname, CASE y.typtype
-          WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
-                         FROM pg_enum e WHERE e.enumtypid = y.oid)
-          ELSE format_type(y.typbasetype, y.typtypmod) END)
-      FROM pg_type y WHERE y.typnamespace = (SELECT oid FROM ns) AND y.typtype IN ('e', 'd')),
-  'functions', (SELECT json_object_agg(
-          p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-          md5(pg_get_functiondef(p.oid)))
-      FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p'))
-)
-"""
-
-
-def catalogued(conn: sa.Connection, schema: str) -> SchemaState:
-    """PostgreSQL: the whole schema in one catalog query."""
-    raw = conn.execute(
-        sa.text(_PG_SCHEMA), {"schema": schema, "version_table": VERSION_TABLE}
-    ).scalar_one()
-    document = raw if isinstance(raw, dict) else json.loads(raw)
+def state_of(document: dict[str, Any]) -> SchemaState:
+    """A schema document (see :meth:`Engine.schema_document`) as facts."""
     return SchemaState(frozenset(_facts({k: v or {} for k, v in document.items()})))
-
-
-def inspected(conn: sa.Connection, schema: str) -> SchemaState:
-    """Any engine: the schema through SQLAlchemy's inspector, one call per kind."""
-    inspector = sa.inspect(conn)
-    if schema not in inspector.get_schema_names():
-        return SchemaState(frozenset())
-    names = [n for n in inspector.get_table_names(schema=schema) if n != VERSION_TABLE]
-    if not names:
-        return SchemaState(frozenset(_facts(_objects(inspector, schema))))
-    columns = inspector.get_multi_columns(schema=schema, filter_names=names)
-    keys = inspector.get_multi_pk_constraint(schema=schema, filter_names=names)
-    foreign = inspector.get_multi_foreign_keys(schema=schema, filter_names=names)
-    indexes = inspector.get_multi_indexes(schema=schema, filter_names=names)
-    # SQL Server's dialect reflects no unique or check constraints: its unique
-    # constraints come back as unique indexes instead.
-    uniques = _optional(inspector.get_multi_unique_constraints, schema, names)
-    checks = _optional(inspector.get_multi_check_constraints, schema, names)
-    tables: dict[str, Any] = {}
-    for name in names:
-        key = (schema, name)
-        constraints: dict[str, str] = {}
-        pk = keys.get(key) or {}
-        if pk.get("constrained_columns"):
-            constraints[pk.get("name") or "primary key"] = (
-                f"PRIMARY KEY ({', '.join(pk['constrained_columns'])})"
-            )
-        for fk in foreign.get(key, []):
-            options = " ".join(f"{k}={v}" for k, v in sorted((fk.get("options") or {}).items()))
-            constraints[fk.get("name") or f"fk {fk['constrained_columns']}"] = (
-                f"FOREIGN KEY ({', '.join(fk['constrained_columns'])}) REFERENCES "
-                f"{fk.get('referred_schema')}.{fk['referred_table']}"
-                f"({', '.join(fk['referred_columns'])}) {options}".strip()
-            )
-        for uq in uniques.get(key, []):
-            constraints[uq.get("name") or f"unique {uq['column_names']}"] = (
-                f"UNIQUE ({', '.join(uq['column_names'])})"
-            )
-        for ck in checks.get(key, []):
-            constraints[ck.get("name") or f"check {ck['sqltext']}"] = f"CHECK ({ck['sqltext']})"
-        tables[name] = {
-            "kind": "table",
-            "columns": {
-                c["name"]: {
-                    "type": _type_name(c["type"]),
-                    "nullable": c["nullable"],
-                    "default": c.get("default"),
-                    "identity": bool(c.get("identity")),
-                    "generated": bool(c.get("computed")),
-                }
-                for c in columns.get(key, [])
-            },
-            "constraints": constraints,
-            "indexes": {
-                ix.get("name") or f"index {ix.get('column_names')}": (
-                    f"{'UNIQUE ' if ix.get('unique') else ''}INDEX ("
-                    f"{', '.join(str(c) for c in ix.get('column_names') or [])})"
-                    + "".join(
-                        f" {k}={v}" for k, v in sorted((ix.get("dialect_options") or {}).items())
-                    )
-                )
-                for ix in indexes.get(key, [])
-                if not ix.get("duplicates_constraint")
-            },
-        }
-    return SchemaState(frozenset(_facts({"tables": tables, **_objects(inspector, schema)})))
-
-
-def _objects(inspector: sa.Inspector, schema: str) -> dict[str, Any]:
-    views = {name: "view" for name in inspector.get_view_names(schema=schema)}
-    try:
-        sequences = {name: "sequence" for name in inspector.get_sequence_names(schema=schema)}
-    except NotImplementedError:
-        sequences = {}
-    return {"views": views, "sequences": sequences}
-
-
-def _optional(method, schema: str, names: list[str]) -> dict:
-    try:
-        return method(schema=schema, filter_names=names)
-    except NotImplementedError:
-        return {}
-
-
-def _type_name(type_: sa.types.TypeEngine) -> str:
-    try:
-        return str(type_)
-    except (sa.exc.CompileError, NotImplementedError, TypeError):  # uncompilable type
-        return type(type_).__name__
 
 
 def _facts(value: Any, path: str = "") -> Iterator[str]:

@@ -143,7 +143,11 @@ class Ledger:
         if not ours:
             return {}
         names = [by_identity[identity] for identity in ours]
-        rows = conn.execute(sa.text(engine.fingerprint_sql(schema, names))).all()
+        unhashed: dict[str, list[tuple[str, str]]] = {}
+        if engine.unhashed_columns_sql:
+            for row in conn.execute(sa.text(engine.unhashed_columns_sql), {"schema": schema}):
+                unhashed.setdefault(row.table, []).append((row.column, row.type))
+        rows = conn.execute(sa.text(engine.fingerprint_sql(schema, names, unhashed))).all()
         return {ours[row.n]: (int(row.c), str(row.h)) for row in rows}
 
     def wrote(self, row: WrittenRow) -> None:
@@ -311,7 +315,13 @@ def _insert(
 
 
 def insert_statement(engine: Engine, table: sa.Table, values: dict[str, Any]) -> sa.Insert:
-    """One generated row; geometry goes in as WKT through the database's own constructor."""
+    """One generated row; geometry goes in as WKT through the database's own constructor.
+
+    Where a table with a trigger refuses ``OUTPUT inserted...`` (SQL Server),
+    the new key is read without it.
+    """
+    if not engine.returning_with_triggers:
+        table.implicit_returning = False
     return table.insert().values({name: _bindable(engine, value) for name, value in values.items()})
 
 
@@ -341,7 +351,7 @@ def row_values(
             continue
         if _generated_key(table, column):
             continue
-        value = value_for(column.type, serial, column)
+        value = value_for(column.type, serial, column, engine)
         if value is None:
             if column.nullable or column.server_default is not None:
                 continue
@@ -407,16 +417,17 @@ def _generated_key(table: sa.Table, column: sa.Column) -> bool:
 def _bindable(engine: Engine, value: Any) -> Any:
     """Geometry goes in as WKT through the database's own constructor."""
     if isinstance(value, Geometry):
-        return engine.geometry_from_text(value.wkt, value.srid)
+        return engine.geometry_from_text(value.wkt, value.srid, value.kind)
     return value
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """A generated geometry value: WKT and SRID, compared as normalised WKT."""
+    """A generated geometry (or geography) value: WKT and SRID, compared as normalised WKT."""
 
     wkt: str
     srid: int
+    kind: str = "geometry"  # or "geography": SQL Server builds each with its own type
 
     @property
     def ewkt(self) -> str:
@@ -424,8 +435,17 @@ class Geometry:
         return f"SRID={self.srid};{self.wkt}" if self.srid else self.wkt
 
 
-def value_for(type_: sa.types.TypeEngine, n: int, column: sa.Column | None = None) -> Any:
-    """A valid value of ``type_`` derived from ``n``, unique where the type allows."""
+def value_for(
+    type_: sa.types.TypeEngine,
+    n: int,
+    column: sa.Column | None = None,
+    engine: Engine | None = None,
+) -> Any:
+    """A valid value of ``type_`` derived from ``n``, unique where the type allows.
+
+    A date-time holds only what its column keeps through ``engine``'s driver
+    (:func:`time_step`), so that it reads back as it was written.
+    """
     type_ = getattr(type_, "impl_instance", None) or type_
     geometry = _geometry(type_, n)
     if geometry is not None:
@@ -440,6 +460,8 @@ def value_for(type_: sa.types.TypeEngine, n: int, column: sa.Column | None = Non
     if isinstance(type_, sa.Integer):
         if isinstance(type_, sa.SmallInteger):
             return n % 32767
+        if name == "TINYINT":  # SQL Server's: 0 to 255
+            return n % 256
         return n
     if isinstance(type_, sa.Numeric):
         precision, scale = type_.precision or 18, type_.scale or 0
@@ -447,7 +469,9 @@ def value_for(type_: sa.types.TypeEngine, n: int, column: sa.Column | None = Non
         value = decimal.Decimal(whole) + (decimal.Decimal("0.5") if scale else 0)
         return value if type_.asdecimal else float(value)
     if isinstance(type_, sa.DateTime):
-        stamp = EPOCH + datetime.timedelta(minutes=n, microseconds=n % 1000)
+        step = time_step(engine, type_)
+        within_a_minute = max(1, min(1000, datetime.timedelta(minutes=1) // step))
+        stamp = EPOCH + datetime.timedelta(minutes=n) + step * (n % within_a_minute)
         return stamp.replace(tzinfo=datetime.UTC) if type_.timezone else stamp
     if isinstance(type_, sa.Date):
         return EPOCH.date() + datetime.timedelta(days=n % 30000)
@@ -480,6 +504,25 @@ def value_for(type_: sa.types.TypeEngine, n: int, column: sa.Column | None = Non
     return None
 
 
+def time_step(engine: Engine | None, type_: sa.types.TypeEngine) -> datetime.timedelta:
+    """The step generated date-times take: kept exactly by the column and by the driver.
+
+    The finer of the two rounded up to a power of ten of a second (SQL Server's
+    ``datetime`` keeps 1/300 s, whose multiples of 10 ms are exact), or the
+    column's own step from a second up (``smalldatetime``: the minute).
+    """
+    if engine is None:
+        return datetime.timedelta(microseconds=1)
+    kept = engine.time_resolution(type_) or datetime.timedelta(microseconds=1)
+    finest = max(kept, engine.driver_time_step)
+    if finest >= datetime.timedelta(seconds=1):
+        return finest
+    step = datetime.timedelta(microseconds=1)
+    while step < finest:
+        step *= 10
+    return step
+
+
 def _text(n: int, length: int | None) -> str:
     """``r<n>``, or ``n`` in base 36 squeezed into a short column."""
     text = f"r{n}"
@@ -499,13 +542,13 @@ def _geometry(type_: sa.types.TypeEngine, n: int) -> Geometry | None:
     x, y = (n % 170) - 85 + 0.25, (n % 80) - 40 + 0.25
     wkt = _WKT.get(kind, _WKT["POINT"]).format(x=x, y=y, x2=x + 1, y2=y + 1)
     srid = type_.srid if type_.srid and type_.srid > 0 else 0
-    if isinstance(type_, geoalchemy2.Geography) and not srid:
-        srid = 4326
+    if isinstance(type_, geoalchemy2.Geography):
+        return Geometry(wkt, srid or 4326, "geography")
     return Geometry(wkt, srid)
 
 
 def bulk_rows(
-    conn: sa.Connection, table: sa.Table, count: int, ledger: Ledger
+    conn: sa.Connection, engine: Engine, table: sa.Table, count: int, ledger: Ledger
 ) -> tuple[list[str], list[tuple]]:
     """``count`` rows for a bulk load: the columns and their values, keys left to the database.
 
@@ -538,7 +581,7 @@ def bulk_rows(
                 index, keys = parents[column.name]
                 row.append(keys[i % len(keys)][index] if keys else None)
                 continue
-            value = value_for(column.type, n, column)
+            value = value_for(column.type, n, column, engine)
             if value is None and not column.nullable and column.server_default is None:
                 raise Unfillable(f"no value for the NOT NULL column {column.name}")
             if isinstance(value, dict | list):  # geometry stays a Geometry: each engine loads it
@@ -556,7 +599,7 @@ def encode(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Geometry):
-        return {"$": "geometry", "wkt": value.wkt, "srid": value.srid}
+        return {"$": "geometry", "wkt": value.wkt, "srid": value.srid, "kind": value.kind}
     if isinstance(value, decimal.Decimal):
         return {"$": "decimal", "v": str(value)}
     if isinstance(value, datetime.datetime):
@@ -579,7 +622,7 @@ def decode(value: Any) -> Any:
         return value
     kind = value["$"]
     if kind == "geometry":
-        return Geometry(value["wkt"], value["srid"])
+        return Geometry(value["wkt"], value["srid"], value.get("kind", "geometry"))
     readers = {
         "decimal": decimal.Decimal,
         "datetime": datetime.datetime.fromisoformat,
@@ -622,10 +665,11 @@ def verify(
             why = f"column {column} was dropped"
             losses.append(Loss(name, had, "column", revision, why, column=column))
         present = _read(conn, engine, table)
+        steps = {c.name: engine.time_resolution(c.type) for c in table.columns}
         missing, changed = [], []
         for row in rows:
             # In a table created again, keys restarted: only the values identify a row.
-            match = _find(row, present, table, timezone, by_key=not recreated)
+            match = _find(row, present, table, timezone, steps, by_key=not recreated)
             if match is None:
                 missing.append(row)
             elif match:
@@ -744,32 +788,36 @@ def _find(
     present: list[dict[str, Any]],
     table: sa.Table,
     timezone: str,
+    steps: dict[str, datetime.timedelta | None],
     by_key: bool = True,
 ) -> list[str] | None:
     """The differences of ``row`` from its match ([] when equal), None when absent.
 
     A row matches by its key when every key value is ours; otherwise, and when
     the key finds nothing, by the generated values that still have a column.
+    Date-times compare at their column's own step (``steps``).
     """
     values = {k: v for k, v in row.values if k in table.c}
     key = dict(row.key)
+
+    def equal(found: dict[str, Any], name: str, written: Any) -> bool:
+        return same(found[name], written, timezone, steps.get(name))
+
     candidates = []
     usable = key and all(v is not None for v in key.values()) and all(k in table.c for k in key)
     if by_key and usable:
-        candidates = [p for p in present if all(same(p[k], v, timezone) for k, v in key.items())]
+        candidates = [p for p in present if all(equal(p, k, v) for k, v in key.items())]
     if not candidates:
         distinctive = {k: v for k, v in values.items() if _distinctive(v, table.c[k])}
         if distinctive:
-            candidates = [
-                p for p in present if all(same(p[k], v, timezone) for k, v in distinctive.items())
-            ]
+            candidates = [p for p in present if all(equal(p, k, v) for k, v in distinctive.items())]
     if not candidates:
         return None
     found = candidates[0]
     return [
         f"{name} was {_show(old)}, now {_show(found[name])}"
         for name, old in values.items()
-        if not same(found[name], old, timezone)
+        if not equal(found, name, old)
     ]
 
 
@@ -785,14 +833,22 @@ def _distinctive(value: Any, column: sa.Column) -> bool:
     return isinstance(value, str | int | float | decimal.Decimal | datetime.datetime)
 
 
-def same(found: Any, written: Any, timezone: str = "UTC") -> bool:
-    """Whether a value read back is the value written, in the column's semantics."""
+def same(
+    found: Any, written: Any, timezone: str = "UTC", step: datetime.timedelta | None = None
+) -> bool:
+    """Whether a value read back is the value written, in the column's semantics.
+
+    Date-times are the same instant to within their column's ``step``: a
+    revision that moves a column to a coarser type rounds what it holds (SQL
+    Server's ``datetime`` turns .995 into .997), and that is not a changed value.
+    """
     if found is None or written is None:
         return found is None and written is None
     if isinstance(written, Geometry):
         return _wkt(found) == _wkt(written.wkt)
     if isinstance(written, datetime.datetime) and isinstance(found, datetime.datetime):
-        return _instant(found, timezone) == _instant(written, timezone)
+        apart = abs(_instant(found, timezone) - _instant(written, timezone))
+        return not apart or (step is not None and apart < step)
     if isinstance(written, bool) or isinstance(found, bool):
         return _as_bool(found) == _as_bool(written)
     if isinstance(written, float) or isinstance(found, float):
@@ -829,10 +885,19 @@ def _instant(value: datetime.datetime, timezone: str) -> datetime.datetime:
 
 
 def _wkt(text: Any) -> str:
-    """WKT with spacing and number formatting normalised, as both sides print it."""
+    """WKT with spacing and number formatting normalised, as both sides print it.
+
+    A multipoint's points may stand in parentheses of their own: SQL Server's
+    ``STAsText()`` writes ``MULTIPOINT ((1 2), (3 4))``, PostGIS ``MULTIPOINT(1 2,3 4)``.
+    """
     text = re.sub(r"\s+", " ", str(text).upper()).strip()
     text = re.sub(r"\s*([(),])\s*", r"\1", text)
+    if text.startswith("MULTIPOINT"):
+        text = _POINT_IN_PARENTHESES.sub(r"\1", text)
     return _NUMBER.sub(lambda m: repr(float(m.group())), text)
+
+
+_POINT_IN_PARENTHESES = re.compile(r"(?<=[(,])\(([^(),]+)\)")
 
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:E[-+]?\d+)?")

@@ -106,7 +106,7 @@ import pkgutil
 from sqlalchemy.orm import DeclarativeBase as _Base
 from sqlalchemy.schema import MetaData
 
-metadata = MetaData(schema="{schema}")
+metadata = MetaData(schema="{schema}", naming_convention={naming_convention})
 
 
 class DeclarativeBase(_Base):
@@ -190,6 +190,7 @@ class PluginSpec:
     env: str = "offline"  # or "peek": Peek's AlembicEnvBase, online only
     offline_schema: bool = True
     models: dict[str, str] = field(default_factory=dict)  # extra model modules: name -> code
+    naming_convention: dict[str, str] | None = None  # the MetaData's, when it has one
 
     @property
     def package(self) -> str:
@@ -240,7 +241,9 @@ def write_plugin(root: Path, spec: PluginSpec) -> Path:
             offline_schema=spec.offline_schema,
         )
     (package_dir / "_private" / "alembic" / "env.py").write_text(env_py)
-    (storage / "DeclarativeBase.py").write_text(DECLARATIVE_BASE.format(schema=spec.schema))
+    (storage / "DeclarativeBase.py").write_text(
+        DECLARATIVE_BASE.format(schema=spec.schema, naming_convention=repr(spec.naming_convention))
+    )
     (storage / "Item.py").write_text(
         ITEM_MODEL.format(package=spec.package, extra_columns=spec.extra_columns)
     )

@@ -4,7 +4,8 @@ For each plugin of ``tests/corpus/verdicts.toml`` the harness fetches the
 pinned release, builds its own environment (cached), and runs every check on
 PostgreSQL 15 + PostGIS. Each check's status, and for a failing check the
 revisions it blames, must equal the table, which was established without
-the harness (plain alembic and psql, the evidence beside each row). A verdict
+the harness (plain alembic and psql, the evidence beside each row); so must
+the revisions of its notes, where a row lists them (``noted``). A verdict
 that changes fails CI; a new one needs new evidence.
 
 Marked ``corpus`` (and ``live``): it needs the package index and takes a few
@@ -69,6 +70,12 @@ def test_a_published_plugin_gets_the_verdicts_established_by_hand(
             wrong.append(
                 f"{name}: harness says {check['status']} blaming {blamed} ({check['reason']}); "
                 f"established {row['status']} blaming {want}: {row['evidence']}"
+            )
+        noted = sorted({f["revision"] for f in check["findings"] if not f["blocking"]})
+        if "noted" in row and noted != sorted(row["noted"]):
+            wrong.append(
+                f"{name}: harness notes {noted}; established {sorted(row['noted'])}: "
+                f"{row['evidence']}"
             )
     assert not wrong, "\n".join(wrong)
     assert report["environment"]["Twisted"].startswith("25.")  # the environment is on record

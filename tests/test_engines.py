@@ -132,26 +132,119 @@ def test_benchmark_driver_statements_are_tsql():
 
 # -- connection failures, classified ------------------------------------------------------------
 
+# Recorded: pymssql raises OperationalError(e.args[0]) where e.args[0] is (number, message) of the
+# login's most severe message (pymssql _pymssql.pyx connect(), _mssql.pyx
+# raise_MSSQLDatabaseException and err_handler, which appends DB-Lib's own lines). The numbers and
+# texts are Microsoft's, from learn.microsoft.com "Database engine events and errors" (0 to 999,
+# 4000 to 4999, 17000 to 17999, 18000 to 18999) and "MSSQLSERVER_18456"; 20009 and 20003 are
+# DB-Lib's (FreeTDS sybdb.h: SYBECONN, SYBETIME).
+_DBLIB_TAIL = (
+    "DB-Lib error message 20018, severity 14:\nGeneral SQL Server error: Check messages from the "
+    "SQL Server\nDB-Lib error message 20002, severity 9:\nAdaptive Server connection failed "
+    "(127.0.0.1)\n"
+)
+RECORDED_LOGIN_ERRORS = {
+    18401: "Login failed for user 'sa'. Reason: Server is in script upgrade mode. Only "
+    "administrator can connect at this time.",
+    18456: "Login failed for user 'sa'.",
+    4060: 'Cannot open database "matrix_1" requested by the login. The login failed.',
+    17187: "SQL Server is not ready to accept new client connections. Wait a few minutes before "
+    "trying again. If you have access to the error log, look for the informational message that "
+    "indicates that SQL Server is ready before trying again.",
+    922: "Database 'master' is being recovered. Waiting until recovery is finished.",
+    20009: "DB-Lib error message 20009, severity 9:\nUnable to connect: Adaptive Server is "
+    "unavailable or does not exist (127.0.0.1)\nNet-Lib error during Connection refused (111)\n",
+    20003: "DB-Lib error message 20003, severity 6:\nAdaptive Server connection timed out "
+    "(127.0.0.1)\n",
+}
+
+
+def pymssql_login_error(number: int) -> sa.exc.OperationalError:
+    """A recorded login failure as SQLAlchemy hands it over: wrapped pymssql OperationalError."""
+    import pymssql
+
+    text = RECORDED_LOGIN_ERRORS[number]
+    message = (text if number > 20000 else text + _DBLIB_TAIL).encode()
+    return sa.exc.OperationalError("SELECT 1", {}, pymssql.OperationalError((number, message)))
+
 
 @pytest.mark.parametrize(
-    ("engine", "message", "failure"),
+    ("number", "failure"),
     [
-        (POSTGRESQL, 'password authentication failed for user "peek"', "authentication"),
-        (POSTGRESQL, "connection to server at 127.0.0.1 failed: Connection refused", "refused"),
-        (POSTGRESQL, 'database "x" does not exist', "no_database"),
-        (POSTGRESQL, "timeout expired", "timeout"),
-        (POSTGRESQL, "the database system is starting up", "starting"),
-        (MSSQL, "Login failed for user 'sa'. (18456)", "authentication"),
-        (
-            MSSQL,
-            "DB-Lib error message 20009 ... Net-Lib error during Connection refused",
-            "refused",
-        ),
-        (MSSQL, 'Cannot open database "x" requested by the login. (4060)', "no_database"),
+        (18401, "starting"),  # first boot: "Login failed" in the text, yet it only needs time
+        (18456, "authentication"),
+        (4060, "no_database"),  # "The login failed." ends its text too
+        (17187, "starting"),
+        (922, "starting"),
+        (20009, "refused"),
+        (20003, "timeout"),
     ],
 )
-def test_connection_failures_are_classified(engine, message, failure):
-    assert engine.classify(Exception(message)) == ConnectFailure(failure)
+def test_sql_server_login_failures_are_classified_by_number_not_text(number, failure):
+    assert MSSQL.classify(pymssql_login_error(number)) == ConnectFailure(failure)
+
+
+def test_a_pymssql_error_without_a_number_is_other_not_guessed():
+    import pymssql
+
+    assert MSSQL.classify(pymssql.OperationalError("Cannot start transaction: x")) == (
+        ConnectFailure.OTHER
+    )
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "message", "failure"),
+    [
+        # lc_messages = 'de_DE': the server's own words are not English (PostgreSQL's de.po)
+        (
+            "28P01",
+            "Passwort-Authentifizierung für Benutzer »peek« fehlgeschlagen",
+            "authentication",
+        ),
+        ("3D000", "Datenbank »x« existiert nicht", "no_database"),
+        ("57P03", "das Datenbanksystem fährt gerade hoch", "starting"),
+        ("28000", "Rolle »nobody« existiert nicht", "authentication"),
+    ],
+)
+def test_postgresql_errors_with_a_sqlstate_are_classified_by_it(sqlstate, message, failure):
+    """SQLSTATEs from PostgreSQL's "Appendix A. PostgreSQL Error Codes"."""
+    import psycopg
+
+    error = psycopg.errors.lookup(sqlstate)(message)
+    assert POSTGRESQL.classify(error) == ConnectFailure(failure)
+
+
+@pytest.mark.parametrize(
+    ("message", "failure"),
+    [
+        ('password authentication failed for user "peek"', "authentication"),
+        ("connection to server at 127.0.0.1 failed: Connection refused", "refused"),
+        ('database "x" does not exist', "no_database"),
+        ("timeout expired", "timeout"),
+        ("the database system is starting up", "starting"),
+        ("the database system is not yet accepting connections", "starting"),
+    ],
+)
+def test_postgresql_connection_phase_errors_have_no_sqlstate_and_read_as_libpq_says(
+    message, failure
+):
+    """libpq gives no SQLSTATE before a connection exists (see the live test below)."""
+    assert POSTGRESQL.classify(Exception(message)) == ConnectFailure(failure)
+
+
+def test_psycopg_reports_no_sqlstate_for_a_failed_login_so_the_text_decides(postgres_url):
+    """On a real server: the fallback exists because the driver really gives no code."""
+    wrong = postgres_url.set(password="not-the-password", drivername="postgresql+psycopg")
+    missing = postgres_url.set(database="no_such_database", drivername="postgresql+psycopg")
+    for url, failure in ((wrong, "authentication"), (missing, "no_database")):
+        engine = sa.create_engine(url)
+        try:
+            with pytest.raises(sa.exc.OperationalError) as caught:
+                engine.connect()
+        finally:
+            engine.dispose()
+        assert caught.value.orig.sqlstate is None
+        assert POSTGRESQL.classify(caught.value) == ConnectFailure(failure)
 
 
 @pytest.mark.parametrize(
@@ -201,10 +294,52 @@ def test_tsql_splitter_splits_on_go_lines_only():
     )
     batches = split_tsql(sql)
     assert [(b.revision, b.text.splitlines()[0]) for b in batches] == [
-        (None, "CREATE SCHEMA [pl_x];"),
+        ("a1", "CREATE SCHEMA [pl_x];"),  # before the first marker: the first revision's
         ("a1", "CREATE TABLE [pl_x].[Item] (id INTEGER NOT NULL);"),
         ("a1", "INSERT INTO [pl_x].[GO] VALUES (1)"),
     ]
+
+
+# Alembic's own markers in --sql mode: MigrationStep.short_log in alembic/runtime/migration.py,
+# "%s %s -> %s" % (name, from_revisions, to_revisions), written as "-- Running <short_log>".
+DOWNGRADE_SCRIPT = (
+    "BEGIN;\n\n-- Running downgrade 57f8be797dd0 -> 1d840cd061e3\n\n"
+    'DROP INDEX pl_tutorial."idx_SpatialFeature_geom";\n\n'
+    "UPDATE pl_tutorial.alembic_version SET version_num='1d840cd061e3' "
+    "WHERE pl_tutorial.alembic_version.version_num = '57f8be797dd0';\n\n"
+    "-- Running downgrade 8a16497a79b8 -> \n\n"
+    'DROP TABLE pl_tutorial."StringIntTuple";\n\n'
+    "DELETE FROM pl_tutorial.alembic_version WHERE "
+    "pl_tutorial.alembic_version.version_num = '8a16497a79b8';\n\n"
+    "DROP TABLE pl_tutorial.alembic_version;\n\nCOMMIT;\n"
+)
+
+
+def test_a_downgrade_statement_is_the_revision_it_undoes_down_to_base():
+    """`downgrade 57f8 -> 1d84` undoes 57f8; the last marker, to base, has nothing after ->."""
+    statements = split_postgresql(DOWNGRADE_SCRIPT)
+    assert [(s.revision, s.text.split()[0]) for s in statements] == [
+        ("57f8be797dd0", "BEGIN"),
+        ("57f8be797dd0", "DROP"),
+        ("57f8be797dd0", "UPDATE"),
+        ("8a16497a79b8", "DROP"),
+        ("8a16497a79b8", "DELETE"),
+        ("8a16497a79b8", "DROP"),
+        ("8a16497a79b8", "COMMIT"),
+    ]
+    batches = split_tsql(DOWNGRADE_SCRIPT.replace(";\n", ";\nGO\n"))
+    assert [b.revision for b in batches][1:4] == ["57f8be797dd0", "57f8be797dd0", "8a16497a79b8"]
+
+
+def test_the_version_table_belongs_to_the_first_revision_never_to_none():
+    """What precedes every marker is written because the script starts at that revision."""
+    sql = (
+        "BEGIN;\n\nCREATE TABLE pl_x.alembic_version (version_num VARCHAR(32) NOT NULL);\n\n"
+        "-- Running upgrade  -> a1\n\nCREATE TABLE pl_x.t (x int);\n\n"
+        "-- Running upgrade a1 -> b2\n\nALTER TABLE pl_x.t ADD y int;\n"
+    )
+    assert [s.revision for s in split_postgresql(sql)] == ["a1", "a1", "a1", "b2"]
+    assert split_postgresql("CREATE TABLE t (x int);")[0].revision is None  # no revision at all
 
 
 @pytest.mark.parametrize(
@@ -284,3 +419,20 @@ def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():
     assert MSSQL.session_settings_sql(0, 0) == ["SET LOCK_TIMEOUT -1"]
     assert MSSQL.session_settings_sql(0, 2.5) == ["SET LOCK_TIMEOUT 2500"]
     assert "SET lock_timeout = 0" in POSTGRESQL.session_settings_sql(0, 0)
+
+
+def test_a_container_with_microsofts_two_gigabytes_is_not_refused():
+    """Recorded: a 2 GB container's SQL Server shows committed_target_kb of about 1,640 MB.
+
+    SQL Server on Linux caps its memory at memory.memorylimitmb, 80 % of the container's memory
+    by default (learn.microsoft.com "Configure SQL Server on Linux with the mssql-conf tool");
+    Microsoft's minimum is 2 GB ("Installation guidance for SQL Server on Linux").
+    """
+    from matrix.databases import memory_refusal
+    from matrix.definition import load_matrix
+
+    needed = next(t.settings.min_memory_mb for t in load_matrix().targets if t.engine == "mssql")
+    assert memory_refusal(MSSQL, 1640, needed) is None
+    starved = memory_refusal(MSSQL, 1200, needed)  # memorylimitmb lowered to 1,200 MB
+    assert starved and "1200 MB reported, its share of 1500 MB" in starved
+    assert memory_refusal(POSTGRESQL, 1640, 2000)  # PostgreSQL reports no share

@@ -242,3 +242,26 @@ def test_a_rewrite_of_a_filled_table_is_measured_and_fails_a_policy_limit(pg_ser
     assert cost["status"] == "failed"
     assert cost["revision"] in ("b2", "c3")
     assert "over the policy's" in cost["reason"]
+
+
+def test_a_bulk_fill_the_driver_refuses_is_a_warning_not_a_harness_error(pg_server_url, tmp_path):
+    """COPY (and pymssql's executemany on SQL Server) raise the driver's own errors, which are not
+    SQLAlchemy's: a table the generator cannot fill must still be said, not crash the check."""
+    a1, b2 = healthy_revisions()
+    strict = (
+        'op.create_table("Strict", sa.Column("id", sa.Integer(), primary_key=True), '
+        'sa.Column("count", sa.Integer(), sa.CheckConstraint("count < 0")), schema="{schema}")'
+    )
+    c3 = Revision("c3", "b2", strict, 'op.drop_table("Strict", schema="{schema}")')
+    d4 = Revision(
+        "d4",
+        "c3",
+        'op.add_column("Item", sa.Column("extra", sa.Integer()), schema="{schema}")',
+        'op.drop_column("Item", "extra", schema="{schema}")',
+    )
+    plugin = write_plugin(tmp_path / "src", PluginSpec("unfillable", [a1, b2, c3, d4]))
+    reports = tmp_path / "reports"
+    run(pg_server_url, reports, "--plugin", str(plugin), "--scale", "10")
+    cost = check(compat(reports), "migration_cost")
+    assert cost["status"] == "passed", cost
+    assert any("Strict could not be filled to 10 rows" in w for w in cost["warnings"]), cost

@@ -10,6 +10,7 @@ from matrix.checks import (  # noqa: F401 - each module registers its checks
     downgrade,
     history,
     models,
+    names,
     offline,
     release,
     upgrade,

@@ -138,7 +138,7 @@ class Cell:
         return conn
 
     def state(self, conn: sa.Connection | None = None) -> SchemaState:
-        return plugin_schema(conn or self.connection(), self.schema)
+        return plugin_schema(conn or self.connection(), self.engine, self.schema)
 
     def outside(self) -> frozenset[str]:
         return outside_plugin_schema(self.connection(), self.engine.outside_schema_sql, self.schema)
@@ -239,13 +239,21 @@ def _dedent(source: str) -> str:
 
 def metadata_schema(package: str) -> str | None:
     """The schema of the one schema-bound MetaData among the plugin's loaded modules."""
-    found: dict[int, str] = {}
+    metadata = plugin_metadata(package)
+    return metadata.schema if metadata is not None else None
+
+
+def plugin_metadata(package: str) -> sa.MetaData | None:
+    """The one schema-bound MetaData among the plugin's loaded modules, or None."""
+    found: dict[int, sa.MetaData] = {}
     for name, module in list(sys.modules.items()):
         if module is None or not (name == package or name.startswith(package + ".")):
             continue
         for value in vars(module).values():
             metadata = value if isinstance(value, sa.MetaData) else getattr(value, "metadata", None)
             if isinstance(metadata, sa.MetaData) and metadata.schema:
-                found[id(metadata)] = metadata.schema
-    schemas = set(found.values())
-    return schemas.pop() if len(schemas) == 1 else None
+                found[id(metadata)] = metadata
+    schemas = {metadata.schema for metadata in found.values()}
+    if len(schemas) != 1:
+        return None
+    return next(iter(found.values()))

@@ -36,12 +36,12 @@ class _Held:
 
 @dataclass
 class LockSampler:
-    """Samples, on a connection of its own, the locks other sessions hold on the schema."""
+    """Samples, on a connection of its own, the locks other sessions hold (by relation id)."""
 
     cell: object
     url: sa.engine.URL
     exclude: tuple[int, ...] = ()
-    held: dict[str, _Held] = field(default_factory=dict)
+    held: dict[int, _Held] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._conn = self.cell.open(self.url)
@@ -56,7 +56,7 @@ class LockSampler:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
-    def stop(self) -> dict[str, _Held]:
+    def stop(self) -> dict[int, _Held]:
         """The locks seen; a sampler that died raises, since its silence proves nothing."""
         self._stop.set()
         if self._thread is not None:
@@ -82,21 +82,53 @@ class LockSampler:
             self._failure = error
 
     def _sample_until_stopped(self) -> None:
-        engine = self.cell.engine
-        statement = sa.text(engine.locks_sql)
+        statement = sa.text(self.cell.engine.locks_sql)
         sessions = ",".join(str(pid) for pid in (self._pid, *self.exclude))
-        params = {"schema": self.cell.schema, "sessions": sessions}
         while not self._stop.is_set():
             now = time.perf_counter()
-            for relation, mode in self._conn.execute(statement, params):
-                current = self.held.get(relation)
-                if current is None:
-                    self.held[relation] = _Held(mode, now, now)
-                    continue
-                if engine.lock_strength(mode) > engine.lock_strength(current.mode):
-                    current.mode = mode
-                current.last = now
+            keep_strongest(
+                self.cell.engine,
+                self.held,
+                self._conn.execute(statement, {"sessions": sessions}),
+                now,
+            )
             self._stop.wait(SAMPLE_INTERVAL_S)
+
+
+def keep_strongest(engine, held: dict[int, _Held], rows, now: float) -> None:
+    """Fold one sample of (relation id, mode) rows into the strongest lock seen per relation."""
+    for relation, mode in rows:
+        current = held.get(int(relation))
+        if current is None:
+            held[int(relation)] = _Held(mode, now, now)
+            continue
+        if engine.lock_strength(mode) > engine.lock_strength(current.mode):
+            current.mode = mode
+        current.last = now
+
+
+def named_locks(
+    held: dict[int, _Held],
+    names: dict[int, str],
+    exclusive: frozenset[str],
+    counts: dict[str, int],
+) -> list[LockHeld]:
+    """The locks on the plugin's relations, named from catalogue reads taken between revisions.
+
+    ``names`` maps the plugin schema's relation ids (before and after the
+    revision) to names; a lock on any other relation is not the plugin's.
+    """
+    return [
+        LockHeld(
+            names[relation],
+            lock.mode,
+            round(lock.last - lock.first + SAMPLE_INTERVAL_S, 4),
+            counts.get(names[relation]),
+            lock.mode in exclusive,
+        )
+        for relation, lock in sorted(held.items(), key=lambda item: names.get(item[0], ""))
+        if relation in names
+    ]
 
 
 class CostObserver:
@@ -112,6 +144,10 @@ class CostObserver:
         self.evidence: list[RevisionEvidence] = []
         self.unfilled: dict[str, str] = {}
         self._rows = 0
+        self._names: dict[int, str] = {}
+        setting_sql = cell.engine.exclusive_setting_sql
+        setting = conn.execute(sa.text(setting_sql)).scalar() if setting_sql else None
+        self._exclusive = cell.engine.exclusive_modes(setting)
         self._storage: dict[str, object] = {}
         self._counts: dict[str, int] = {}
         self._sent: dict[str, int] = {}  # statement -> times sent, in first-sent order
@@ -128,6 +164,7 @@ class CostObserver:
         self._counts = self._row_counts()
         self._rows = sum(self._counts.values())
         self._storage = self._storages()
+        self._names = self._relations()
         self._sent = {}
         self._capture = True
         self.sampler.start()
@@ -141,16 +178,8 @@ class CostObserver:
             for name, before in self._storage.items()
             if before is not None and name in storage and storage[name] != before
         )
-        locks = [
-            LockHeld(
-                relation,
-                lock.mode,
-                round(lock.last - lock.first + SAMPLE_INTERVAL_S, 4),
-                self._counts.get(relation),
-                lock.mode == self.cell.engine.exclusive_lock,
-            )
-            for relation, lock in sorted(held.items())
-        ]
+        names = {**self._relations(), **self._names}  # dropped ones keep their old names
+        locks = named_locks(held, names, self._exclusive, self._counts)
         state = self.cell.state(self.conn)
         change = self.state.changes_to(state)
         self.state = state
@@ -187,9 +216,16 @@ class CostObserver:
         if missing <= 0:
             return
         try:
-            columns, rows = synthetic.bulk_rows(self.conn, table, missing, self.ledger)
+            columns, rows = synthetic.bulk_rows(
+                self.conn, self.cell.engine, table, missing, self.ledger
+            )
             self.cell.engine.bulk_load(self.conn, table, columns, rows)
-        except (synthetic.Unfillable, sa.exc.DBAPIError, sa.exc.StatementError) as error:
+        except (
+            synthetic.Unfillable,
+            sa.exc.DBAPIError,
+            sa.exc.StatementError,
+            self.conn.dialect.loaded_dbapi.Error,  # bulk loads talk to the driver directly
+        ) as error:
             self.unfilled[table.name] = synthetic.first_line(error)
 
     def _row_counts(self) -> dict[str, int]:
@@ -197,6 +233,13 @@ class CostObserver:
         if not tables:
             return {}
         return synthetic.row_counts(self.conn, self.cell.engine, self.cell.schema, tables)
+
+    def _relations(self) -> dict[int, str]:
+        """The plugin schema's relation ids and names, read while no revision runs."""
+        rows = self.conn.execute(
+            sa.text(self.cell.engine.relations_sql), {"schema": self.cell.schema}
+        )
+        return {int(row.id): row.name for row in rows}
 
     def _storages(self) -> dict[str, object]:
         sql = self.cell.engine.storage_sql

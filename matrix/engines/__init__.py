@@ -15,6 +15,7 @@ plugin's own environment, uses the engines too.
 
 from __future__ import annotations
 
+import datetime
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,6 +81,11 @@ class Engine(ABC):
     script_session_sql: ClassVar[tuple[str, ...]] = ()
     # The memory (MB) the server may use, and what a login that never comes may mean.
     memory_sql: ClassVar[str | None] = None
+    # Whether a constraint created without a name gets the same name on every site
+    # (PostgreSQL: <table>_<columns>_<kind>), so that a revision may drop it by that name.
+    stable_constraint_names: ClassVar[bool] = False
+    # The share of its machine's (container's) memory a server reports by default.
+    memory_share: ClassVar[float] = 1.0
     not_ready_hint: ClassVar[str] = ""
 
     # -- connecting -----------------------------------------------------------
@@ -158,6 +164,18 @@ class Engine(ABC):
 
     # -- what the checks ask ------------------------------------------------------
 
+    @abstractmethod
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """The plugin schema as one document, read from the catalogue in one round trip.
+
+        ``{"tables": {name: {"kind", "columns", "constraints", "indexes",
+        "triggers"}}, "views", "sequences", "types", "functions", ...}``, each
+        leaf one comparable value; the table ``leave_out`` (Alembic's version
+        table) is not in it. A constraint the server named itself (a random
+        suffix on SQL Server) is keyed by its definition, so two databases
+        built by the same DDL give the same document.
+        """
+
     @property
     @abstractmethod
     def outside_schema_sql(self) -> str:
@@ -179,17 +197,33 @@ class Engine(ABC):
     # -- migration cost ------------------------------------------------------------
 
     session_id_sql: ClassVar[str]  # this session's id, to leave it out of the lock samples
-    exclusive_lock: ClassVar[str]  # the mode that blocks reads and writes alike
     storage_sql: ClassVar[str | None] = None  # rows (name, storage) of ``:schema``'s tables
+    # One value the exclusive lock modes depend on (a database setting), or None.
+    exclusive_setting_sql: ClassVar[str | None] = None
 
     @property
     @abstractmethod
     def locks_sql(self) -> str:
-        """Rows (relation, mode) of the locks other sessions hold on ``:schema``'s relations.
+        """Rows (relation, mode): the id of each relation other sessions hold a lock on.
 
         ``:sessions`` is a comma-separated list of session ids to leave out (the
-        harness's own).
+        harness's own). Only ids, never names: a name is read from the
+        catalogue, which the migration being sampled may hold locked; the ids
+        are named from :attr:`relations_sql`, read between revisions.
         """
+
+    @property
+    @abstractmethod
+    def relations_sql(self) -> str:
+        """Rows (id, name) of ``:schema``'s relations, as :attr:`locks_sql` identifies them."""
+
+    def exclusive_modes(self, setting: Any = None) -> frozenset[str]:
+        """The lock modes that block every other session, readers included.
+
+        ``setting`` is what :attr:`exclusive_setting_sql` returned, when the
+        engine has one.
+        """
+        return frozenset(self.lock_order[-1:])
 
     # Lock modes from weakest to strongest, as locks_sql names them.
     lock_order: ClassVar[tuple[str, ...]]
@@ -207,12 +241,30 @@ class Engine(ABC):
         """A row (next_value, highest): what the key's sequence gives next, the highest key."""
 
     @abstractmethod
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
         """Rows (n, c, h): the n-th table's row count and a hash of all its rows, in one query.
 
         A revision that deletes, adds or rewrites rows changes the table's
         fingerprint; the data walk blames lost or changed rows on it.
+        ``unhashed`` gives, per table, the (column, type) pairs a whole-row hash
+        would skip (:attr:`unhashed_columns_sql`), to be hashed on their own.
         """
+
+    # Rows (table, column, type) of ``:schema``'s columns a whole-row hash skips; None: none.
+    unhashed_columns_sql: ClassVar[str | None] = None
+    # Whether INSERT ... RETURNING (or OUTPUT) works on a table with triggers.
+    returning_with_triggers: ClassVar[bool] = True
+    # The finest step of the fractional seconds the driver sends.
+    driver_time_step: ClassVar[datetime.timedelta] = datetime.timedelta(microseconds=1)
+
+    @abstractmethod
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """The step a date-time (or time) column keeps its values at; None for other types."""
 
     @property
     @abstractmethod
@@ -229,8 +281,8 @@ class Engine(ABC):
         """An expression reading a geometry column back as WKT."""
 
     @abstractmethod
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
-        """An expression building a geometry value from WKT and an SRID (0: none)."""
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        """An expression building a ``kind`` (geometry, geography) value from WKT and an SRID."""
 
     @abstractmethod
     def split_script(self, sql: str) -> list[Statement]:

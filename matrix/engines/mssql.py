@@ -21,19 +21,60 @@ What differs from PostgreSQL, in one place:
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME
 
 from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS, catalogue_document
 from matrix.engines.sqlscript import Statement, split_tsql
 
 # sys.objects types that belong to the server, not to any plugin: internal
 # tables (spatial indexes, Query Store, change tracking) and system tables.
 INTERNAL_TYPES = ("IT", "S")
+# Login error numbers (Microsoft's "Database engine events and errors" pages; 20003 and
+# 20009 are DB-Lib's, FreeTDS's sybdb.h SYBETIME and SYBECONN) and what waiting can do.
+_LOGIN_FAILURES = {
+    18456: ConnectFailure.AUTHENTICATION,  # Login failed for user
+    18452: ConnectFailure.AUTHENTICATION,  # the login is from an untrusted domain
+    18470: ConnectFailure.AUTHENTICATION,  # the account is disabled
+    18486: ConnectFailure.AUTHENTICATION,  # the account is locked out
+    18487: ConnectFailure.AUTHENTICATION,  # the password has expired
+    18488: ConnectFailure.AUTHENTICATION,  # the password must be changed
+    4060: ConnectFailure.NO_DATABASE,  # Cannot open database requested by the login
+    18401: ConnectFailure.STARTING,  # Server is in script upgrade mode (first boot, upgrades)
+    17187: ConnectFailure.STARTING,  # not ready to accept new client connections
+    922: ConnectFailure.STARTING,  # Database is being recovered
+    20009: ConnectFailure.REFUSED,  # DB-Lib: Unable to connect, server unavailable
+    20003: ConnectFailure.TIMEOUT,  # DB-Lib: server connection timed out
+}
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
+
+
+def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
+    """``geometry`` or ``geography`` for a spatial column's type (GeoAlchemy2's or a plugin's)."""
+    name = type(type_).__name__.lower()
+    return next((kind for kind in ("geography", "geometry") if kind in name), None)
+
+
+def error_number(error: BaseException) -> int | None:
+    """The SQL Server (or DB-Lib) error number of a pymssql error, wrapped or not.
+
+    pymssql's DB-API errors carry ``(number, message)`` as ``args[0]``; its
+    ``_mssql`` exceptions have ``number`` as an attribute.
+    """
+    original = getattr(error, "orig", None) or error
+    number = getattr(original, "number", None)
+    if isinstance(number, int):
+        return number
+    first = original.args[0] if original.args else None
+    if isinstance(first, tuple) and first and isinstance(first[0], int):
+        return first[0]
+    return None
 
 
 class MssqlEngine(Engine):
@@ -65,20 +106,16 @@ class MssqlEngine(Engine):
         return {"login_timeout": max(1, round(login_timeout))}
 
     def classify(self, error: BaseException) -> ConnectFailure:
-        text = str(getattr(error, "orig", error)).lower()
-        if "login failed" in text or "18456" in text:
-            return ConnectFailure.AUTHENTICATION
-        if "cannot open database" in text or "4060" in text:
-            return ConnectFailure.NO_DATABASE
-        if "connection refused" in text:
-            return ConnectFailure.REFUSED
-        if "timed out" in text or "timeout" in text:
-            return ConnectFailure.TIMEOUT
-        if "20009" in text:  # DB-Lib: "Unable to connect: server unavailable"
-            return ConnectFailure.REFUSED
-        if "in the process of" in text or "recovery" in text:
-            return ConnectFailure.STARTING
-        return ConnectFailure.OTHER
+        """By the error number, never the English text.
+
+        pymssql raises ``OperationalError((number, message))`` (``args[0]``),
+        the number of the most severe message of the login: the server's
+        (18456, 18401, ...) or, where no server spoke, DB-Lib's own (20009
+        for a refused or unreachable port), so every failure has a number.
+        Text would mislead: 18401, a server in script upgrade mode on its
+        first boot, reads "Login failed for user 'sa'" like a wrong password.
+        """
+        return _LOGIN_FAILURES.get(error_number(error), ConnectFailure.OTHER)
 
     def quote(self, name: str) -> str:
         return "[" + name.replace("]", "]]") + "]"
@@ -107,8 +144,12 @@ class MssqlEngine(Engine):
         return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000) if lock_timeout_s else -1}"]
 
     # SQL Server exits soon after start with less than 2 GB; one that answers
-    # may still run starved, and says so in sys.dm_os_sys_info.
+    # may still run starved, and says so in sys.dm_os_sys_info. On Linux its
+    # memory manager's target is capped by memory.memorylimitmb, 80 % of the
+    # container's memory by default ("Configure SQL Server on Linux with the
+    # mssql-conf tool"): a 2 GB container shows about 1,640 MB.
     memory_sql = "SELECT CAST(committed_target_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
+    memory_share = 0.8
     not_ready_hint = (
         "SQL Server needs at least 2 GB of memory: a service given less exits after "
         "starting and never accepts a login; check the service's memory"
@@ -125,8 +166,37 @@ class MssqlEngine(Engine):
         ).scalar_one()
         return ServerInfo(str(version))
 
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """``sys.*`` in one batch, read as its result sets (see :func:`catalogue_document`).
+
+        ``get_check_constraints`` is not implemented in SQLAlchemy's mssql
+        dialect, its reflected types lose their precision (``DATETIME2(3)``
+        prints as ``DATETIME2``) and geometry reflects without its SRID, so the
+        inspector cannot give this: the catalogue can.
+        """
+        batch = CATALOGUE.format(schema=self._literal(schema), leave_out=self._literal(leave_out))
+        cursor = conn.connection.dbapi_connection.cursor()
+        sets: dict[str, list[dict[str, Any]]] = {}
+        try:
+            cursor.execute(batch)
+            for name in CATALOGUE_SETS:
+                columns = [column[0] for column in cursor.description or ()]
+                sets[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                cursor.nextset()
+        finally:
+            cursor.close()
+        return catalogue_document(sets, schema)
+
     @property
     def outside_schema_sql(self) -> str:
+        """Schema-scoped objects, and the database-scoped ones no schema holds.
+
+        Types, XML schema collections, partition functions and schemes, and
+        DDL triggers live outside ``sys.objects``' schemas or outside any
+        schema at all; a schema counts whoever owns it (only the fixed ones,
+        ``dbo``, ``guest``, ``sys``, ``INFORMATION_SCHEMA`` and the ``db_*`` role
+        schemas, ids 16384 to 16399, are the server's).
+        """
         internal = ", ".join(f"'{t}'" for t in INTERNAL_TYPES)
         return f"""
             SELECT s.name AS [schema], o.type_desc AS kind, o.name AS name
@@ -135,7 +205,23 @@ class MssqlEngine(Engine):
               AND s.name NOT IN ('sys', 'INFORMATION_SCHEMA') AND s.name <> :schema
             UNION ALL
             SELECT s.name, 'SCHEMA', s.name FROM sys.schemas s
-            WHERE s.principal_id = 1 AND s.name <> :schema
+            WHERE s.schema_id > 4 AND s.schema_id NOT BETWEEN 16384 AND 16399
+              AND s.name <> :schema
+            UNION ALL
+            SELECT s.name, 'TYPE', y.name
+            FROM sys.types y JOIN sys.schemas s ON s.schema_id = y.schema_id
+            WHERE y.is_user_defined = 1 AND s.name <> :schema
+            UNION ALL
+            SELECT s.name, 'XML_SCHEMA_COLLECTION', x.name
+            FROM sys.xml_schema_collections x JOIN sys.schemas s ON s.schema_id = x.schema_id
+            WHERE s.name NOT IN ('sys', :schema)
+            UNION ALL
+            SELECT '', 'PARTITION_FUNCTION', f.name FROM sys.partition_functions f
+            UNION ALL
+            SELECT '', 'PARTITION_SCHEME', p.name FROM sys.partition_schemes p
+            UNION ALL
+            SELECT '', 'DATABASE_DDL_TRIGGER', g.name FROM sys.triggers g
+            WHERE g.parent_class = 0 AND g.is_ms_shipped = 0
         """
 
     @property
@@ -147,31 +233,62 @@ class MssqlEngine(Engine):
         """
 
     session_id_sql = "SELECT @@SPID"
-    # Sch-M blocks every other session, reads included, as ACCESS EXCLUSIVE does.
-    exclusive_lock = "Sch-M"
     lock_order = ("Sch-S", "IS", "S", "IU", "U", "IX", "SIU", "SIX", "UIX", "X", "Sch-M")
     storage_sql = None  # no cheap trace of a rewrite; reported as unknown
+    exclusive_setting_sql = (
+        "SELECT CAST(is_read_committed_snapshot_on AS INT) FROM sys.databases "
+        "WHERE database_id = DB_ID()"
+    )
+
+    def exclusive_modes(self, setting: Any = None) -> frozenset[str]:
+        """Sch-M always; a table-level X too unless readers read row versions.
+
+        Sch-M blocks every session, as ACCESS EXCLUSIVE does. An X lock on the
+        whole table (lock escalation, past about 5,000 row locks) blocks every
+        reader under READ COMMITTED with locking, the default outside Azure
+        SQL Database; with READ_COMMITTED_SNAPSHOT on
+        (``sys.databases.is_read_committed_snapshot_on``) readers take no S
+        lock and pass it. ``setting`` unknown counts as off, the default.
+        """
+        return frozenset({"Sch-M"} if setting else {"Sch-M", "X"})
 
     @property
     def locks_sql(self) -> str:
+        # No OBJECT_NAME() or OBJECT_SCHEMA_NAME(): they read metadata under READ
+        # COMMITTED and so wait on the very Sch-M lock being sampled.
         return """
-            SELECT OBJECT_NAME(l.resource_associated_entity_id) AS relation,
+            SELECT CAST(l.resource_associated_entity_id AS BIGINT) AS relation,
                    l.request_mode AS mode
             FROM sys.dm_tran_locks l
             WHERE l.resource_type = 'OBJECT' AND l.request_status = 'GRANT'
               AND l.resource_database_id = DB_ID()
-              AND OBJECT_SCHEMA_NAME(l.resource_associated_entity_id) = :schema
               AND l.request_session_id NOT IN (SELECT CAST(value AS INT)
                                                FROM STRING_SPLIT(:sessions, ','))
         """
 
+    @property
+    def relations_sql(self) -> str:
+        return """
+            SELECT CAST(o.object_id AS BIGINT) AS id, o.name AS name
+            FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id
+            WHERE s.name = :schema AND o.parent_object_id = 0
+        """
+
     def bulk_statement(self, table, columns: list[str], rows: list[tuple]) -> tuple[str, list]:
-        """The INSERT and its parameter rows: geometry through its static constructor,
-        with the WKT and the SRID as two parameters (STGeomFromText takes no EWKT, and
-        GeoAlchemy2's CHECK constraints on SQL Server refuse SRID 0 for a 4326 column)."""
-        geometry = {c.name for c in table.columns if "geometry" in type(c.type).__name__.lower()}
+        """The INSERT and its parameter rows, as pymssql must be given them.
+
+        Geometry and geography go through their own static constructor
+        (``geography::STGeomFromText`` for a geography column), with the WKT and
+        the SRID as two parameters: STGeomFromText takes no EWKT, and
+        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column. Bytes
+        go as a ``bytearray``, which pymssql sends as ``0x...``: plain ASCII
+        ``bytes`` it sends as a varchar literal, which a VARBINARY column
+        refuses (error 257, implicit conversion not allowed).
+        """
+        spatial = {c.name: kind for c in table.columns if (kind := _spatial_kind(c.type))}
         marks = ", ".join(
-            "geometry::STGeomFromText(%s, %s)" if name in geometry else "%s" for name in columns
+            f"{spatial[name]}::STGeomFromText(%s, %s)" if name in spatial else "%s"
+            for name in columns
         )
         names = ", ".join(self.quote(c) for c in columns)
         target = f"{self.quote(table.schema)}.{self.quote(table.name)}"
@@ -179,8 +296,10 @@ class MssqlEngine(Engine):
         for row in rows:
             values: list = []
             for name, value in zip(columns, row, strict=True):
-                if name in geometry:
+                if name in spatial:
                     values += [getattr(value, "wkt", None), getattr(value, "srid", None)]
+                elif isinstance(value, bytes):
+                    values.append(bytearray(value))
                 else:
                     values.append(value)
             flat.append(tuple(values))
@@ -206,14 +325,55 @@ class MssqlEngine(Engine):
             {"table": qualified},
         )
 
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
-        parts = [
-            f"SELECT {i} AS n, COUNT_BIG(*) AS c, "
-            f"CAST(CHECKSUM_AGG(BINARY_CHECKSUM(*)) AS VARCHAR(20)) AS h "
-            f"FROM {self.quote(schema)}.{self.quote(table)}"
-            for i, table in enumerate(tables)
-        ]
+    # BINARY_CHECKSUM(*) skips "noncomparable" types: text, ntext, image, xml and CLR types
+    # such as geometry and geography ("BINARY_CHECKSUM (Transact-SQL)").
+    unhashed_columns_sql = """
+        SELECT t.name AS [table], c.name AS [column], y.name AS [type]
+        FROM sys.tables t
+        JOIN sys.columns c ON c.object_id = t.object_id
+        JOIN sys.types y ON y.user_type_id = c.user_type_id
+        WHERE t.schema_id = SCHEMA_ID(:schema)
+          AND y.name IN ('geometry', 'geography', 'text', 'ntext', 'image', 'xml')
+    """
+
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
+        """``CHECKSUM_AGG(BINARY_CHECKSUM(*))``, and the skipped columns hashed on their own.
+
+        A geometry is hashed as its ``STAsBinary()``, the others as their text
+        or bytes (``HASHBYTES`` takes any length since SQL Server 2016).
+        """
+        parts = []
+        for i, table in enumerate(tables):
+            hashed = [
+                f"HASHBYTES('SHA2_256', {self._hashable(column, kind)})"
+                for column, kind in (unhashed or {}).get(table, [])
+            ]
+            extra = (
+                " + ':' + CAST(CHECKSUM_AGG(BINARY_CHECKSUM("
+                + ", ".join(hashed)
+                + ")) AS VARCHAR(20))"
+                if hashed
+                else ""
+            )
+            parts.append(
+                f"SELECT {i} AS n, COUNT_BIG(*) AS c, "
+                f"CAST(CHECKSUM_AGG(BINARY_CHECKSUM(*)) AS VARCHAR(20)){extra} AS h "
+                f"FROM {self.quote(schema)}.{self.quote(table)} AS t"
+            )
         return " UNION ALL ".join(parts)
+
+    def _hashable(self, column: str, kind: str) -> str:
+        quoted = f"t.{self.quote(column)}"
+        if kind in ("geometry", "geography"):
+            return f"{quoted}.STAsBinary()"
+        if kind == "image":
+            return f"CAST({quoted} AS VARBINARY(MAX))"
+        return f"CAST({quoted} AS NVARCHAR(MAX))"
 
     @property
     def list_databases_sql(self) -> str:
@@ -246,15 +406,39 @@ class MssqlEngine(Engine):
             f"{self.quote(table.name)}.{self.quote(column.name)}.STAsText()", sa.UnicodeText
         )
 
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
-        """``geometry::STGeomFromText(N'...', srid)``, the static method, inlined.
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        """``geometry::STGeomFromText(N'...', srid)`` (or ``geography::``), inlined.
 
         The WKT is the harness's own (numbers and keywords only), so inlining
         it is safe; a bound parameter cannot sit in a static method call.
         """
-        if not re.fullmatch(r"[A-Z() ,.0-9-]+", wkt):
-            raise ValueError(f"not a generated WKT: {wkt!r}")
-        return sa.literal_column(f"geometry::STGeomFromText(N'{wkt}', {int(srid)})")
+        if not re.fullmatch(r"[A-Z() ,.0-9-]+", wkt) or kind not in ("geometry", "geography"):
+            raise ValueError(f"not a generated {kind}: {wkt!r}")
+        return sa.literal_column(f"{kind}::STGeomFromText(N'{wkt}', {int(srid)})")
+
+    # pymssql without use_datetime2 sends a datetime as HH:MM:SS.mmm (_mssql.pyx,
+    # _quote_simple_value): milliseconds, whatever the column holds.
+    driver_time_step = datetime.timedelta(milliseconds=1)
+    # OUTPUT inserted.id without INTO is refused on a table with an enabled trigger (error 334);
+    # SQLAlchemy then reads the new key with SCOPE_IDENTITY() instead.
+    returning_with_triggers = False
+
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """The steps of "Date and time types (Transact-SQL)".
+
+        ``datetime`` rounds to 1/300 s (.000, .003, .007), ``smalldatetime`` to
+        the minute, ``datetime2(n)``, ``datetimeoffset(n)`` and ``time(n)`` keep n
+        digits (7 when unsaid, of which Python keeps 6).
+        """
+        if isinstance(type_, SMALLDATETIME):
+            return datetime.timedelta(minutes=1)
+        if isinstance(type_, DATETIME2 | DATETIMEOFFSET | sa.Time):
+            precision = getattr(type_, "precision", None)
+            digits = 7 if precision is None else int(precision)
+            return datetime.timedelta(microseconds=10 ** (6 - min(digits, 6)))
+        if isinstance(type_, sa.DateTime):
+            return datetime.timedelta(seconds=1 / 300)
+        return None
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_tsql(sql)

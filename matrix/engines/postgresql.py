@@ -6,6 +6,8 @@ configuration), so the plugin's migrations run on that driver here too.
 
 from __future__ import annotations
 
+import datetime
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +16,66 @@ from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.sqlscript import Statement, split_postgresql
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
+# The plugin schema as one JSON document, in one query (see Engine.schema_document).
+_SCHEMA_DOCUMENT = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = :schema),
+rel AS (
+    SELECT c.oid, c.relname, c.relkind FROM pg_class c
+    WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname <> :version_table
+)
+SELECT json_build_object(
+  'tables', (SELECT json_object_agg(t.relname, json_build_object(
+      'kind', t.relkind,
+      'columns', (SELECT json_object_agg(a.attname, json_build_object(
+              'type', format_type(a.atttypid, a.atttypmod),
+              'nullable', NOT a.attnotnull,
+              'default', pg_get_expr(d.adbin, d.adrelid),
+              'identity', a.attidentity,
+              'generated', a.attgenerated,
+              'collation', CASE WHEN a.attcollation <> 0
+                                 AND a.attcollation <> (SELECT typcollation FROM pg_type
+                                                        WHERE oid = a.atttypid)
+                                THEN (SELECT collname FROM pg_collation
+                                      WHERE oid = a.attcollation) END))
+          FROM pg_attribute a
+          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'constraints', (SELECT json_object_agg(k.conname, pg_get_constraintdef(k.oid))
+          FROM pg_constraint k WHERE k.conrelid = t.oid),
+      'indexes', (SELECT json_object_agg(ic.relname, pg_get_indexdef(i.indexrelid))
+          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = t.oid AND NOT EXISTS (
+              SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid
+                AND k.conrelid = t.oid AND k.contype IN ('p', 'u', 'x'))),
+      'triggers', (SELECT json_object_agg(g.tgname, pg_get_triggerdef(g.oid))
+          FROM pg_trigger g WHERE g.tgrelid = t.oid AND NOT g.tgisinternal)
+    )) FROM rel t WHERE t.relkind IN ('r', 'p', 'f')),
+  'views', (SELECT json_object_agg(v.relname, pg_get_viewdef(v.oid))
+      FROM rel v WHERE v.relkind IN ('v', 'm')),
+  'sequences', (SELECT json_object_agg(s.relname, json_build_object(
+          'type', format_type(q.seqtypid, NULL), 'increment', q.seqincrement,
+          'start', q.seqstart, 'cycle', q.seqcycle))
+      FROM rel s JOIN pg_sequence q ON q.seqrelid = s.oid WHERE s.relkind = 'S'),
+  'types', (SELECT json_object_agg(y.typname, CASE y.typtype
+          WHEN 'e' THEN (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+                         FROM pg_enum e WHERE e.enumtypid = y.oid)
+          ELSE format_type(y.typbasetype, y.typtypmod) END)
+      FROM pg_type y WHERE y.typnamespace = (SELECT oid FROM ns) AND y.typtype IN ('e', 'd')),
+  'functions', (SELECT json_object_agg(
+          p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+          md5(pg_get_functiondef(p.oid)))
+      FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prokind IN ('f', 'p'))
+)
+"""
+
+# SQLSTATEs ("PostgreSQL Error Codes", the documentation's appendix A) and what waiting can do.
+_SQLSTATES = {
+    "28P01": ConnectFailure.AUTHENTICATION,  # invalid_password
+    "28000": ConnectFailure.AUTHENTICATION,  # invalid_authorization_specification
+    "3D000": ConnectFailure.NO_DATABASE,  # invalid_catalog_name
+    "57P03": ConnectFailure.STARTING,  # cannot_connect_now: starting, recovering, stopping
+    "57P01": ConnectFailure.STARTING,  # admin_shutdown: a restart in progress
+}
 
 
 class PostgresqlEngine(Engine):
@@ -23,6 +85,7 @@ class PostgresqlEngine(Engine):
     # The binary wheel needs no compiler or libpq headers on a CI runner.
     driver_requirement = "psycopg[binary]>=3.1"
     maintenance_database = "postgres"
+    stable_constraint_names = True
     sqlglot_dialect = "postgres"
     # A Unix socket that does not exist: the connection fails before any packet.
     offline_url = "postgresql+psycopg://offline@/offline?host=/nonexistent-peek-matrix-offline"
@@ -44,7 +107,21 @@ class PostgresqlEngine(Engine):
         return {"connect_timeout": max(1, round(login_timeout)), "prepare_threshold": None}
 
     def classify(self, error: BaseException) -> ConnectFailure:
-        text = str(getattr(error, "orig", error)).lower()
+        """By the SQLSTATE where the error has one; by libpq's message where it has none.
+
+        libpq reports a failure to connect as a message only, without the
+        SQLSTATE the server sent (no result exists yet), so psycopg's
+        ``sqlstate`` is None for a wrong password, an unknown role or database,
+        a server starting up, a refused port alike (measured: psycopg 3.3.9,
+        PostgreSQL 15). Those are read from the text, the only thing the
+        driver gives; a server with non-English ``lc_messages`` reads as
+        ``other``, which the readiness wait treats as worth waiting for.
+        """
+        original = getattr(error, "orig", None) or error
+        state = getattr(original, "sqlstate", None)
+        if state:
+            return _SQLSTATES.get(state, ConnectFailure.OTHER)
+        text = str(original).lower()
         if "password authentication failed" in text or "no pg_hba.conf entry" in text:
             return ConnectFailure.AUTHENTICATION
         if "role" in text and "does not exist" in text:
@@ -58,6 +135,8 @@ class PostgresqlEngine(Engine):
         if "timeout expired" in text or "timed out" in text:
             return ConnectFailure.TIMEOUT
         if "starting up" in text or "shutting down" in text or "recovery" in text:
+            return ConnectFailure.STARTING
+        if "not yet accepting connections" in text:
             return ConnectFailure.STARTING
         return ConnectFailure.OTHER
 
@@ -110,6 +189,14 @@ class PostgresqlEngine(Engine):
     def clones_databases(self) -> bool:
         return True
 
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """``pg_catalog`` in one query; PostgreSQL names an unnamed constraint after its
+        table and columns (``Item_pkey``), the same on every site, so names key them."""
+        raw = conn.execute(
+            sa.text(_SCHEMA_DOCUMENT), {"schema": schema, "version_table": leave_out}
+        ).scalar_one()
+        return raw if isinstance(raw, dict) else json.loads(raw)
+
     @property
     def outside_schema_sql(self) -> str:
         return f"""
@@ -153,7 +240,6 @@ class PostgresqlEngine(Engine):
         """
 
     session_id_sql = "SELECT pg_backend_pid()"
-    exclusive_lock = "AccessExclusiveLock"
     lock_order = (
         "AccessShareLock",
         "RowShareLock",
@@ -168,12 +254,19 @@ class PostgresqlEngine(Engine):
     @property
     def locks_sql(self) -> str:
         return """
-            SELECT c.relname AS relation, l.mode AS mode
-            FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE l.locktype = 'relation' AND l.granted AND n.nspname = :schema
+            SELECT l.relation::bigint AS relation, l.mode AS mode
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.granted
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND l.pid <> ALL(string_to_array(:sessions, ',')::int[])
+        """
+
+    @property
+    def relations_sql(self) -> str:
+        return """
+            SELECT c.oid::bigint AS id, c.relname AS name
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = :schema
         """
 
     @property
@@ -216,7 +309,12 @@ class PostgresqlEngine(Engine):
             {"table": qualified, "column": column},
         )
 
-    def fingerprint_sql(self, schema: str, tables: list[str]) -> str:
+    def fingerprint_sql(
+        self,
+        schema: str,
+        tables: list[str],
+        unhashed: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> str:
         parts = [
             f"SELECT {i} AS n, COUNT(*) AS c, "
             f"md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS h "
@@ -243,8 +341,18 @@ class PostgresqlEngine(Engine):
     def geometry_as_text(self, column: sa.ColumnElement) -> sa.ColumnElement:
         return sa.func.ST_AsText(column)
 
-    def geometry_from_text(self, wkt: str, srid: int) -> sa.ColumnElement:
+    def geometry_from_text(self, wkt: str, srid: int, kind: str = "geometry") -> sa.ColumnElement:
+        if kind == "geography":
+            return sa.func.ST_GeogFromText(f"SRID={srid};{wkt}" if srid else wkt)
         return sa.func.ST_GeomFromText(wkt, srid)
+
+    def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
+        """``timestamp(p)`` and ``time(p)`` keep p fractional digits, 6 when unsaid."""
+        if not isinstance(type_, sa.DateTime | sa.Time):
+            return None
+        precision = getattr(type_, "precision", None)
+        digits = 6 if precision is None else min(int(precision), 6)
+        return datetime.timedelta(microseconds=10 ** (6 - digits))
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_postgresql(sql)

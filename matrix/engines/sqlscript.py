@@ -8,9 +8,14 @@ a string or a comment is not a separator, and neither is a ``GO`` inside a
 block comment. :func:`split_postgresql` and :func:`split_tsql` are small
 tokenizers that know the quoting rules of each dialect.
 
-Each statement carries the revision whose ``-- Running upgrade a -> b``
-marker (written by Alembic in ``--sql`` mode) precedes it, and the line it
-starts on, so that a statement that fails names its revision and place.
+Each statement carries the revision it belongs to, and the line it starts
+on, so that a statement that fails names its revision and place. Alembic
+writes ``-- Running upgrade a -> b`` before the statements of revision ``b``
+and ``-- Running downgrade b -> a`` before those undoing ``b``: the revision
+is the one on the right of an upgrade marker and on the left of a downgrade
+marker (the last downgrade, to base, has nothing on its right). What comes
+before the first marker (``CREATE SCHEMA``, the version table's creation) is
+written because the script starts at that first revision, and is its.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_RUNNING = re.compile(r"--\s*Running (?:upgrade|downgrade) (.*?)\s*->\s*(\S+)")
+_RUNNING = re.compile(r"--[ \t]*Running (upgrade|downgrade) (.*?)[ \t]*->[ \t]*(.*?)[ \t]*$")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z_0-9\x80-\uffff]*)?\$")
 _GO_LINE = re.compile(r"[ \t]*GO(?:[ \t]+(\d+))?[ \t]*(?:--[^\n]*)?(?:\n|$)", re.IGNORECASE)
 
@@ -57,9 +62,9 @@ class _Scanner:
     def line_comment(self) -> None:
         end = self.sql.find("\n", self.i)
         end = len(self.sql) if end < 0 else end
-        marker = _RUNNING.search(self.sql, self.i, end)
+        marker = _RUNNING.match(self.sql, self.i, end)
         if marker:
-            self.pending_revision = marker.group(2).rstrip(",")
+            self.pending_revision = revision_of_marker(*marker.groups())
         self.i = end
 
     def block_comment(self) -> None:
@@ -112,6 +117,28 @@ class _Scanner:
             )
         self.start = self.i
 
+    def done(self) -> list[Statement]:
+        """The statements, those before the first marker given the first marker's revision."""
+        first = next((s.revision for s in self.statements if s.revision is not None), None)
+        leading = next(
+            (i for i, s in enumerate(self.statements) if s.revision is not None),
+            len(self.statements),
+        )
+        return [
+            Statement(s.text, s.line, first) if i < leading else s
+            for i, s in enumerate(self.statements)
+        ]
+
+
+def revision_of_marker(direction: str, before: str, after: str) -> str:
+    """The revision a ``-- Running <direction> <before> -> <after>`` marker introduces.
+
+    An upgrade runs the revision it arrives at; a downgrade undoes the one it
+    leaves (``-- Running downgrade 57f8 -> 1d84`` is 57f8's downgrade, and
+    ``-- Running downgrade 8a16 -> `` the last one, to base).
+    """
+    return after if direction == "upgrade" else before
+
 
 def _body_start(text: str) -> int:
     """Where the statement's own text starts, after whitespace and leading comments."""
@@ -160,7 +187,7 @@ def split_postgresql(sql: str) -> list[Statement]:
         else:
             scan.i += 1
     scan.emit(len(sql))
-    return scan.statements
+    return scan.done()
 
 
 def split_tsql(sql: str) -> list[Statement]:
@@ -193,7 +220,7 @@ def split_tsql(sql: str) -> list[Statement]:
         else:
             scan.i += 1
     scan.emit(len(sql))
-    return scan.statements
+    return scan.done()
 
 
 def _token_start(sql: str, index: int) -> bool:
