@@ -25,6 +25,7 @@ from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 from matrix.cli import main
 from matrix.definition import load_matrix
 from matrix.errors import MatrixFileError
+from matrix.results import REPORT_SCHEMA_VERSION
 
 MATRIX_FILE = ROOT / "matrix" / "targets.toml"
 Make = Callable[[Path], list[str]]
@@ -239,7 +240,7 @@ BAD_INPUTS: dict[str, tuple[Make, tuple[str, ...]]] = {
         ("unknown limit 'max_speed'",),
     ),
     "per-target report without its fields": (
-        lambda tmp: _target_file(tmp, {"schema_version": 2, "target": {}}),
+        lambda tmp: _target_file(tmp, {"schema_version": REPORT_SCHEMA_VERSION, "target": {}}),
         ("is not a per-target report (KeyError", "do not edit them by hand"),
     ),
 }

@@ -151,9 +151,10 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
             Text(str(target.status), style=STYLE.get(str(target.status), "")),
             f"{passed}/{len(target.checks)}",
             f"{target.duration_s:.1f}",
-            masking.mask(" ".join(why.split())[:200]),
+            Text(masking.mask(" ".join(why.split())[:200])),
         )
     console = Console(highlight=False, width=max(Console().width, 120))
+    console.print(Text(f"plugin: {masking.mask(report.plugin.source.describe())}"))
     console.print(table)
     for entry in report.policy.get("stale") or []:
         console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
