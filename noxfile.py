@@ -6,7 +6,7 @@ arguments after ``--`` go to the harness (``nox -s migrate-postgres --
 ``MATRIX_PLUGIN`` names (default: ``plugin_under_test``, built into a wheel
 in ``dist/`` and installed from it, so what is proven is what ships);
 ``MATRIX_PLUGIN_WITH``, ``MATRIX_PLUGIN_WITH_NO_DEPS`` and
-``MATRIX_CONSTRAINTS`` shape its environment (see the README's settings).
+``MATRIX_CONSTRAINTS`` shape its environment (see docs/settings.md).
 """
 
 from __future__ import annotations

@@ -328,19 +328,21 @@ def _file(tmp: Path, name: str = "a-file.txt") -> Path:
     return path
 
 
-def test_the_readme_lists_every_setting_and_the_code_reads_no_other():
-    """One table of MATRIX_* variables (matrix/settings.py), the README's the same, no strays."""
+def test_the_settings_page_lists_every_setting_and_the_code_reads_no_other():
+    """matrix/settings.py's two tables and docs/settings.md's the same; no reads elsewhere."""
     import re
 
-    from matrix.settings import SETTINGS
+    from matrix.settings import FOREIGN, SETTINGS
 
-    table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"`(MATRIX_[A-Z_]+)`", table))
-    assert documented == {s.name for s in SETTINGS}
+    page = (ROOT / "docs" / "settings.md").read_text()
+    own, foreign = page.split("\n## ", 2)[1:]
+    assert set(re.findall(r"`(MATRIX_[A-Z_]+)`", own)) == {s.name for s in SETTINGS}
+    assert set(re.findall(r"^\| `([A-Z_]+)`", foreign, re.M)) == {s.name for s in FOREIGN}
 
     read = re.compile(r"""["'$]\{?(MATRIX_[A-Z_]+)|(?<![\w.])(MATRIX_[A-Z_]+)(?=[=:]\S)""")
     sources = [*ROOT.joinpath("matrix").rglob("*.py"), *ROOT.joinpath("scripts").rglob("*")]
     sources += [ROOT / "noxfile.py", ROOT / ".gitlab-ci.yml", ROOT / ".ci" / "run"]
+    documented = {s.name for s in SETTINGS}
     strays = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in sources
@@ -350,3 +352,12 @@ def test_the_readme_lists_every_setting_and_the_code_reads_no_other():
         if name and name not in documented
     }
     assert not strays
+    names = "|".join(s.name for s in FOREIGN)
+    environment = re.compile(rf"""(?:environ\.get\(|environ\[|getenv\()["']({names})["']""")
+    foreign_reads = {
+        f"{path.relative_to(ROOT)}: {match[1]}"
+        for path in ROOT.joinpath("matrix").rglob("*.py")
+        if path.name != "settings.py"
+        for match in environment.finditer(path.read_text())
+    }
+    assert not foreign_reads, "read these through matrix/settings.py"

@@ -465,6 +465,7 @@ def dist(tmp_path_factory) -> Path:
         [sys.executable, "-m", "matrix", "build", "--plugin", "plugin_under_test"]
         + ["--dist", str(dist)],
         cwd=ROOT,
+        env={**os.environ, "CI_COMMIT_SHA": COMMIT},  # the tag's build job
         capture_output=True,
         text=True,
         timeout=300,
@@ -556,7 +557,10 @@ def test_gate_refuses_a_report_for_another_commit(reports_dir, dist):
     )
     assert done.returncode == 1
     assert "REFUSED, 1 reason:" in done.stdout
-    assert f"compat.json is about commit {COMMIT}, but this is commit {'f' * 40}" in done.stdout
+    assert (
+        f"compat.json is about plugin_under_test at commit {COMMIT}, but it is now at commit "
+        f"{'f' * 40}; rerun the matrix on this commit (python -m matrix run --plugin "
+    ) in done.stdout
 
 
 @pytest.mark.live
@@ -588,7 +592,7 @@ def test_missing_inputs_are_one_paragraph_and_exit_2(tmp_path, dist):
     assert f"There is no matrix report at {tmp_path}/compat.json. Run the matrix first" in error(
         "--reports", str(tmp_path), "--dist", str(dist)
     )
-    (tmp_path / "compat.json").write_text(json.dumps({"schema_version": 2}))
+    (tmp_path / "compat.json").write_text(json.dumps({"schema_version": REPORT_SCHEMA_VERSION}))
     assert "is not a matrix report" in error("--reports", str(tmp_path), "--dist", str(dist))
     (tmp_path / "compat.json").write_text(json.dumps(report().to_dict(), default=str))
     assert f"There is no wheel in {tmp_path}, so there is nothing to gate. Build it first" in error(

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from matrix import catalogue, masking, reports, settings
+from matrix import catalogue, databases, masking, reports, settings
 from matrix.cli import ExitCode
 from matrix.cli.console import make_progress, print_summary
 from matrix.cli.options import (
@@ -206,6 +206,8 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
 
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
+    for engine in sorted({target.engine for target in targets}):
+        databases.require_driver(engine)  # the harness's own: an extra of the core install
     reports.check_folder(args.reports)
     with_requirements = tuple(_requirement(r, "--with") for r in args.with_requirements)
     without_dependencies = tuple(
