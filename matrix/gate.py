@@ -147,10 +147,10 @@ class Verdict:
         count = len(self.acknowledged)
         waived = f" with {count} waived finding{'s' if count != 1 else ''}" if count else ""
         commit = " and commit" if self.report.plugin.commit else ""
-        said = (
-            f"every required target passed for this wheel{commit}"
-            + (", or passed except for findings the plugin's policy waives" if count else "")
-            + (", except those allowed missing" if self.allowed_missing else "")
+        excepted = ["the findings the plugin's policy waives (listed)"] if count else []
+        excepted += ["the targets allowed missing on purpose"] if self.allowed_missing else []
+        said = f"every required target passed for this wheel{commit}" + (
+            f", except {' and '.join(excepted)}" if excepted else ""
         )
         return f"{waived}: {said}" if headline else said
 
@@ -432,8 +432,8 @@ def target_refusal(
         return Refusal(
             Cause.MISSING,
             target.id,
-            f"{name} is required but missing from compat.json; run it ({rerun}, then "
-            f"merge with python -m matrix report) {waiver}.",
+            f"{name} is required but missing from compat.json; run it ({rerun}: runs of the "
+            f"same build add up in one reports folder) {waiver}.",
         )
     if never_reached(result):
         return Refusal(
@@ -493,6 +493,32 @@ def acknowledged(report: RunReport) -> list[Acknowledged]:
             if check.status == Status.WAIVED and not waived:
                 found.append(Acknowledged(target.id, check.name, "not_run", check.reason))
     return found
+
+
+def acknowledged_lines(items: list[Acknowledged]) -> list[str]:
+    """One line per fact: the same waiver of the same finding on several targets is one line.
+
+    A finding waived on every target (and a revision's several lost tables)
+    would otherwise repeat its reason once per target and finding.
+    """
+    groups: dict[tuple, list[Acknowledged]] = {}
+    for item in items:
+        groups.setdefault((item.check, item.kind, item.revision, item.reason), []).append(item)
+    lines = []
+    for found in groups.values():
+        first = found[0]
+        targets = list(dict.fromkeys(a.target for a in found))
+        if len(found) == 1:
+            lines.append(first.describe())
+            continue
+        at = f" at revision {first.revision}" if first.revision else ""
+        why = f" (waived: {first.reason})" if first.reason else ""
+        more = len(found) - len(targets)
+        also = f", and {more} more like it" if more else ""
+        lines.append(
+            f"{first.check}{at}, {first.kind}, on {', '.join(targets)}: {first.message}{also}{why}"
+        )
+    return lines
 
 
 # -- reading the inputs ------------------------------------------------------------
@@ -591,7 +617,7 @@ def gate_markdown(verdict: Verdict) -> str:
         "- Allowed missing (deliberate exception, `--allow-missing`): "
         + (", ".join(f"`{i}`" for i in verdict.allowed_missing) or "none"),
         "- Acknowledged by the plugin's policy:" + ("" if verdict.acknowledged else " nothing"),
-        *[f"  - {a.describe()}" for a in verdict.acknowledged],
+        *[f"  - {line}" for line in acknowledged_lines(verdict.acknowledged)],
     ]
     return "\n".join(lines) + "\n"
 
@@ -611,10 +637,21 @@ def render(verdict: Verdict) -> str:
         count = len(verdict.refusals)
         lines.append(f"REFUSED, {count} reason{'s' if count > 1 else ''}:")
         lines += [f"  - {r.message}" for r in verdict.refusals]
+    waivable = [r.target for r in verdict.refusals if r.cause in (Cause.MISSING, Cause.NOT_RUN)]
+    waivable = [t for t in waivable if never_reached(_result(verdict.report, t))]
+    if len(waivable) > 1:
+        lines.append(
+            f"  to release without all of {', '.join(waivable)} on purpose: --allow-missing "
+            f"{','.join(waivable)} (recorded in the reports)"
+        )
     if verdict.allowed_missing:
         lines.append(f"  allowed missing (deliberate): {', '.join(verdict.allowed_missing)}")
     if verdict.acknowledged:
         lines.append("  waived by the plugin's policy:")
-        lines += [f"    - {a.describe()}" for a in verdict.acknowledged]
+        lines += [f"    - {line}" for line in acknowledged_lines(verdict.acknowledged)]
     lines += [f"  note: {note}" for note in verdict.notes]
     return masking.mask("\n".join(lines))
+
+
+def _result(report: RunReport, target_id: str | None) -> TargetResult | None:
+    return next((t for t in report.targets if t.id == target_id), None)

@@ -333,7 +333,7 @@ def release_notes(verdict: gate.Verdict) -> str:
             "Passed with findings the plugin's policy acknowledges (target, check, "
             "revision, kind: finding (reason)):",
             "",
-            *[f"- {a.describe()}" for a in verdict.acknowledged],
+            *[f"- {line}" for line in gate.acknowledged_lines(verdict.acknowledged)],
             "",
         ]
     lines += [

@@ -361,3 +361,21 @@ def test_the_settings_page_lists_every_setting_and_the_code_reads_no_other():
         for match in environment.finditer(path.read_text())
     }
     assert not foreign_reads, "read these through matrix/settings.py"
+
+
+def test_the_summary_ends_with_the_next_step(capsys):
+    from helpers import checks, judged, report, target
+
+    from matrix.cli.console import print_summary
+    from matrix.results import Finding
+
+    dropped = Finding("table_dropped", "table cache dropped with its rows", "4795161756fc")
+    failed = target(
+        "pg15-postgis33", with_checks=checks(data_survives=judged("data_survives", dropped))
+    )
+    print_summary(report(failed), Path("reports/chat"))
+    said = " ".join(capsys.readouterr().out.split())
+    assert "next: read why in reports/chat/compat.md (or index.html)" in said
+    assert "a [[waive]] entry in peek-matrix-policy.toml beside the plugin (--policy FILE" in said
+    print_summary(report(), Path("reports"))
+    assert "next: python -m matrix gate --reports reports" in capsys.readouterr().out

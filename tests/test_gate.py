@@ -658,3 +658,21 @@ def test_allow_missing_takes_commas_as_its_variable_does(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "allowed missing (deliberate): " + ", ".join([*OTHER_PG, *MSSQL]) in done.stdout
+
+
+def test_a_waiver_used_on_every_target_is_one_line():
+    """The same acknowledged finding on three targets, and its like, is said once."""
+    second = replace(ACKNOWLEDGED, message="table log dropped with its rows")
+    waived = [
+        target(t, with_checks=checks(data_survives=judged("data_survives", ACKNOWLEDGED, second)))
+        for t in ("pg13-postgis31", "pg15-postgis33", "pg17-postgis35")
+    ]
+    verdict = evaluate(evidence(report(*waived)), MATRIX, BUILD)
+    assert verdict.passed and len(verdict.acknowledged) == 6
+    (line,) = [line for line in render(verdict).splitlines() if line.startswith("    - ")]
+    assert line == (
+        "    - data_survives at revision 4795161756fc, table_dropped, on pg13-postgis31, "
+        "pg15-postgis33, pg17-postgis35: table cache dropped with its rows, and 3 more like it "
+        "(waived: the cache is rebuilt)"
+    )
+    assert "PASSED with 6 waived findings" in render(verdict)

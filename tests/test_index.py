@@ -118,6 +118,7 @@ def test_an_index_that_refuses_the_credentials_is_a_reason_not_a_crash(pypi, mon
     assert "publisher" not in found.why  # no credentials in the URL it names
 
 
+@pytest.mark.live  # a real HTTP index on 127.0.0.1
 def test_a_yanked_release_is_taken_only_when_every_earlier_one_is_yanked(static_index, tmp_path):
     url = static_index({"1.0.0": None, "1.1.0": "broke the upgrade", "2.0.0": None})
     found = index.previous_release(NAME, "2.0.0", url)
@@ -139,6 +140,7 @@ def test_a_yanked_release_is_taken_only_when_every_earlier_one_is_yanked(static_
     ]
 
 
+@pytest.mark.live  # a real HTTP index on 127.0.0.1
 def test_an_index_without_the_project_lists_nothing(static_index):
     url = static_index({"1.0.0": None})
     assert index.releases("peek-plugin-absent", url) == []

@@ -451,3 +451,20 @@ def test_publish_needs_a_repository_and_never_prints_the_password(proven, report
     assert "The package index answered 403" in one_paragraph(done.stderr)
     assert wrong not in done.stdout + done.stderr
     assert pypi.files() == []
+
+
+@pytest.mark.live
+@pytest.mark.skipif(shutil.which("nox") is None, reason="nox is not installed")
+def test_the_nox_sessions_dist_yields_to_the_users(tmp_path):
+    """``nox -s build -- --dist DIR`` builds into DIR only: the session adds no second --dist."""
+    done = subprocess.run(
+        ["nox", "-s", "build", "--", "--plugin", str(PROJECT), "--dist", str(tmp_path / "mine")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (command,) = [line for line in done.stderr.splitlines() if "python -m matrix build" in line]
+    assert command.count("--dist") == 1 and command.endswith(f"--dist {tmp_path / 'mine'}")
+    assert (tmp_path / "mine" / WHEEL).is_file()

@@ -159,3 +159,15 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
     for entry in report.policy.get("stale") or []:
         console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
     console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")
+    console.print(Text(next_step(report, reports_dir)))
+
+
+def next_step(report: RunReport, reports_dir: Path) -> str:
+    """The one thing to do next, after this run."""
+    if report.status in (Status.PASSED, Status.WAIVED):
+        return f"next: python -m matrix gate --reports {reports_dir} (may this wheel be released?)"
+    return (
+        f"next: read why in {reports_dir}/compat.md (or index.html); fix the plugin, or "
+        "acknowledge a finding with a [[waive]] entry in peek-matrix-policy.toml beside the "
+        "plugin (--policy FILE for a requirement); python -m matrix list shows the kinds"
+    )

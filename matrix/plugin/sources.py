@@ -295,7 +295,7 @@ def download(requirement: str, cache: Path) -> Path:
     """
     exact = _exact_pin(requirement)
     folder = cache / "downloads" / hashlib.sha256(requirement.encode()).hexdigest()[:16]
-    if exact and folder.is_dir():
+    if exact and (folder / DOWNLOAD_RECORD).is_file():  # the record says which index served it
         found = _artifacts(folder)
         if len(found) == 1:
             return found[0]
