@@ -11,6 +11,7 @@ made, so this is the unit tier.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -379,3 +380,69 @@ def test_the_summary_ends_with_the_next_step(capsys):
     assert "a [[waive]] entry in peek-matrix-policy.toml beside the plugin (--policy FILE" in said
     print_summary(report(), Path("reports"))
     assert "next: python -m matrix gate --reports reports" in capsys.readouterr().out
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every (sub)command's parser, with the words that reach it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _subcommands(child, (*path, name))
+
+
+def test_every_command_explains_itself_with_an_example_and_no_markup():
+    from matrix.cli import build_parser
+
+    found = list(_subcommands(build_parser()))
+    assert {" ".join(path) for path, _ in found} >= {
+        "",
+        "run",
+        "list",
+        "report",
+        "bench",
+        "html",
+        "images",
+        "images build",
+        "images list",
+        "build",
+        "gate",
+        "publish",
+    }
+    for path, parser in found:
+        text = parser.format_help()
+        assert parser.description and len(parser.description) > 60, path
+        assert "examples:" in text or "the loop" in text, path
+        assert "``" not in text and ":mod:" not in text and ":class:" not in text, path
+
+
+def test_list_takes_no_option_it_would_ignore():
+    from matrix.cli import build_parser
+
+    (listing,) = [p for path, p in _subcommands(build_parser()) if path == ("list",)]
+    options = {o for action in listing._actions for o in action.option_strings}
+    assert options == {"-h", "--help", "--matrix", "-v", "--verbose"}
+
+
+@pytest.mark.live
+def test_list_shows_the_image_a_run_starts():
+    """Where the matrix image is absent and the offline one present, list names the offline one."""
+    from matrix.errors import HarnessError
+    from matrix.images import docker_client, run_image
+
+    try:
+        client = docker_client(timeout=5)
+    except HarnessError as error:
+        pytest.skip(f"no Docker engine: {error.cause}")
+    done = cli("list", timeout=120)
+    assert done.returncode == 0, done.stderr
+    for target in load_matrix().targets:
+        expected = run_image(client, target) or f"{target.image} (not present: a run pulls it"
+        row = next(line for line in done.stdout.splitlines() if f" {target.id} " in line)
+        assert expected[:40] in row, (target.id, row)
+    offline = [
+        t for t in load_matrix().targets if t.recipe and run_image(client, t) == t.recipe.tag
+    ]
+    for target in offline:  # e.g. peek-matrix/postgis:13-3.1, never postgis/postgis:13-3.1
+        row = next(line for line in done.stdout.splitlines() if f" {target.id} " in line)
+        assert target.image not in row, row

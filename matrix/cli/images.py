@@ -23,18 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "python -m matrix images build --targets pg15-postgis33",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="{build,list}")
-    build = actions.add_parser(
+    build = add_command(
+        actions,
         "build",
-        help="build the missing offline images (about a minute each, needs root)",
-        description="Build the offline image of every target (or --targets) that has a "
-        "recipe in the matrix file; images already present are kept unless --force.",
+        "build the missing offline images (about a minute each, needs root)",
+        "Build the offline image of every target (or --targets) that has a recipe in the "
+        "matrix file; images already present are kept unless --force.",
+        "python -m matrix images build",
+        "python -m matrix images build --targets pg17-postgis35 --force",
     )
     build.add_argument("--force", action="store_true", help="rebuild images already present")
-    listing = actions.add_parser(
+    listing = add_command(
+        actions,
         "list",
-        help="show which offline images are present, and their size",
-        description="Show each target's offline image and whether the local engine has it; "
-        "exit 1 when one is missing.",
+        "show which offline images are present, and their size",
+        "Show each target's offline image and whether the local engine has it; exit 1 "
+        "when one is missing.",
+        "python -m matrix images list",
     )
     for action in (build, listing):
         action.add_argument("--targets", help="comma-separated target ids (default: all)")
