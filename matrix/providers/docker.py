@@ -366,10 +366,8 @@ class DockerProvider(Provider):
         try:
             self._refuse_if_closed(target)  # close() has listed, or will list, the containers
             _start_container(container, spec)
-            log(
-                f"started {spec.name} from {spec.image} on {LOCALHOST}:{spec.host_port} "
-                f"({spec.network_mode} network)"
-            )
+            # The image and the network are the target's notes, said once however many starts.
+            log(f"started {spec.name} on {LOCALHOST}:{spec.host_port}")
             _wait_ready(container, target, spec)
         except BaseException:
             _remove(container)
