@@ -106,3 +106,44 @@ def test_provenance_reads_back_as_it_was_written():
     source = Provenance("project", commit="cd" * 20, tree="plugin_under_test")
     assert Provenance.from_dict(json.loads(json.dumps(source.__dict__))) == source
     assert source.describe() == f"project plugin_under_test at commit {'cd' * 20}"
+
+
+def test_a_project_run_without_dist_keeps_its_wheel_for_the_gate(run_matrix_cli, tmp_path):
+    """The wheel a project run built outlives the run, and the gate gates it at its commit."""
+    from helpers import MATRIX, cli
+
+    run = run_matrix_cli(
+        "--plugin",
+        "plugin_under_test",
+        "--targets",
+        "pg15-postgis33",
+        "--provider",
+        "external",
+        env={"MATRIX_CACHE_DIR": str(tmp_path / "cache"), "CI_COMMIT_SHA": ""},
+    )
+    assert run.exit_code == 0, run.output
+    plugin = run.report["plugin"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert plugin["source"] == {
+        "kind": "project",
+        "requirement": None,
+        "index": None,
+        "file": None,
+        "sha256": None,
+        "commit": head,
+        "tree": "plugin_under_test",
+    }
+    assert plugin["wheel"].startswith(str(tmp_path / "cache" / "builds"))
+    others = ",".join(t.id for t in MATRIX.targets if t.id != "pg15-postgis33")
+    gated = cli(
+        "gate",
+        "--reports",
+        str(run.reports),
+        "--allow-missing",
+        others,
+        env={"CI_COMMIT_SHA": ""},
+    )
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert "PASSED: every required target passed for this wheel and commit, except" in gated.stdout

@@ -182,8 +182,9 @@ def build(source: Source, cache: Path, dist_dir: Path | None, work: Path) -> Bui
         check_wheel(source.path)
         return Built(Kind.WHEEL, wheel_provenance(source.path), wheel=source.path)
     if source.kind == Kind.PROJECT:
-        # Without --dist the wheel is kept in the cache, where the gate finds it after the run.
-        wheel = build_wheel(source.path, dist_dir or cache / "builds")
+        wheel = build_wheel(source.path, dist_dir or work / "dist")
+        if dist_dir is None:
+            wheel = _keep(wheel, cache)
         recorded = recorded_build(wheel) or Provenance(str(Kind.PROJECT), tree=shown(source.path))
         return Built(Kind.PROJECT, recorded, wheel=wheel)
     if source.kind == Kind.SDIST:
@@ -276,6 +277,21 @@ def _record_build(project: Path, built: list[Path]) -> None:
     for file in built:
         record[file.name] = {"sha256": sha256_of(file), "tree": shown(project), "commit": commit}
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _keep(wheel: Path, cache: Path) -> Path:
+    """A wheel built in the run's scratch folder, kept (with its record) for the gate.
+
+    Kept under its sha256, written atomically: runs side by side never write
+    the same file, and a report's wheel is still there after its run.
+    """
+    folder = cache / "builds" / sha256_of(wheel)[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in (wheel, wheel.parent / BUILD_RECORD):
+        temporary = folder / f".{file.name}.{os.getpid()}"
+        shutil.copyfile(file, temporary)
+        os.replace(temporary, folder / file.name)
+    return folder / wheel.name
 
 
 def _download_index(artifact: Path) -> str | None:
