@@ -115,7 +115,9 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help="never build an offline image when one is missing",
     )
     add_dist(
-        run, "build a project --plugin into DIR (default: a temporary folder), as a release does"
+        run,
+        "build a project --plugin into DIR, as a release does (default: the cache's builds/, "
+        "where the gate finds the wheel after the run)",
     )
     run.add_argument(
         "--with",
