@@ -6,7 +6,7 @@ arguments after ``--`` go to the harness (``nox -s migrate-postgres --
 ``MATRIX_PLUGIN`` names (default: ``plugin_under_test``, built into a wheel
 in ``dist/`` and installed from it, so what is proven is what ships);
 ``MATRIX_PLUGIN_WITH``, ``MATRIX_PLUGIN_WITH_NO_DEPS`` and
-``MATRIX_CONSTRAINTS`` shape its environment (see the README's settings).
+``MATRIX_CONSTRAINTS`` shape its environment (see docs/settings.md).
 """
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ def _install_harness(session: nox.Session, *extras: str) -> None:
     session.install("-e", f".[{','.join(('all', *extras))}]")
 
 
+def _dist(session: nox.Session) -> list[str]:
+    """``--dist dist``, unless the user's own arguments name a --dist: theirs wins."""
+    given = any(arg == "--dist" or arg.startswith("--dist=") for arg in session.posargs)
+    return [] if given else ["--dist", "dist"]
+
+
 def _migrate(session: nox.Session, engine: str) -> None:
     _install_harness(session)
     session.run(
-        "python", "-m", "matrix", "run", "--dist", "dist", "--engine", engine, *session.posargs
+        "python", "-m", "matrix", "run", *_dist(session), "--engine", engine, *session.posargs
     )
 
 
@@ -79,14 +85,18 @@ def clean(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Build the plugin's sdist and wheel into dist/, reproducibly, and check them."""
     _install_harness(session)
-    session.run("python", "-m", "matrix", "build", "--dist", "dist", *session.posargs)
+    session.run("python", "-m", "matrix", "build", *_dist(session), *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def publish(session: nox.Session) -> None:
-    """Gate on compat.json, then upload dist/'s wheel with twine (-- --dry-run to preview)."""
+    """Gate on compat.json, then upload the wheel it proves with twine (-- --dry-run to preview).
+
+    The wheel is the one compat.json names (for the tutorial, dist/'s); ``-- --dist DIR``
+    says which folder's wheel to release instead.
+    """
     _install_harness(session)
-    session.run("python", "-m", "matrix", "publish", "--dist", "dist", *session.posargs)
+    session.run("python", "-m", "matrix", "publish", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -103,8 +113,7 @@ def benchmark(session: nox.Session) -> None:
         "-m",
         "matrix",
         "bench",
-        "--dist",
-        "dist",
+        *_dist(session),
         "--engine",
         "postgresql",
         "--screenshot",

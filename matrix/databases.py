@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_of
+from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_named, engine_of
 from matrix.errors import HarnessError, ProviderUnavailable
 
 LOGIN_TIMEOUT_S = 5
@@ -30,13 +30,20 @@ def connect_engine(url: URL, **kwargs) -> sa.Engine:
     never answers must not hang the run.
     """
     engine = engine_of(url)
+    require_driver(engine.name)
+    return sa.create_engine(
+        engine.url(url),
+        poolclass=NullPool,
+        connect_args=engine.connect_args(LOGIN_TIMEOUT_S),
+        **kwargs,
+    )
+
+
+def require_driver(name: str) -> None:
+    """The harness's own driver for an engine is importable; else which extra installs it."""
+    engine = engine_named(name)
     try:
-        return sa.create_engine(
-            engine.url(url),
-            poolclass=NullPool,
-            connect_args=engine.connect_args(LOGIN_TIMEOUT_S),
-            **kwargs,
-        )
+        make_url(f"{engine.driver}://").get_dialect().import_dbapi()
     except ModuleNotFoundError as error:
         raise HarnessError(
             f"The {engine.label} driver is not installed ({error}).",

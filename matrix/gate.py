@@ -2,11 +2,15 @@
 
 ``python -m matrix gate`` reads ``compat.json`` and passes (exit 0) only when
 every target the matrix marks ``required`` has passed (or passed with
-findings the plugin's policy acknowledges: ``waived``) for the same git
-commit and the same wheel (by sha256) as the one in ``dist/``. Anything else
-is refused (exit 1) with every reason listed, one sentence each, naming the
-target, the cause and what to do. Broken input (no report, a report of
-another schema, no wheel) is a :class:`HarnessError` (exit 2).
+findings the plugin's policy acknowledges: ``waived``) for the wheel about
+to ship: the one ``compat.json`` names (or the one wheel in ``--dist``), by
+sha256, and, where the report records a commit (a plugin built from a
+repository's tree), for the commit that tree is at now. A published plugin
+(a requirement) records no commit, so only its bytes are compared. Anything
+else is refused (exit 1) with every reason listed, one sentence each, naming
+the target, the cause and what to do: the commands it suggests repeat the
+run's own options (``run_options`` in compat.json). Broken input (no report,
+a report of another schema, no wheel) is a :class:`HarnessError` (exit 2).
 
 The gate verifies rather than trusts: a stored status is only believed when
 the report's own pieces agree with it. Each target's status is recomputed
@@ -31,18 +35,26 @@ carries it.
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 
-from matrix import catalogue, masking, reports
+from matrix import catalogue, masking, reports, settings
 from matrix.definition import Matrix, Target, load_matrix
 from matrix.engines import ServerInfo, engine_named
 from matrix.errors import HarnessError
-from matrix.plugin.sources import sha256_of
+from matrix.plugin.sources import sha256_of, tree_commit
 from matrix.reports.markdown import markdown
-from matrix.results import CheckResult, RunReport, Status, TargetResult, target_status
+from matrix.results import (
+    CheckResult,
+    Provenance,
+    RunReport,
+    Status,
+    TargetResult,
+    target_status,
+)
 
 REASON_WIDTH = 160  # of a target's own reason, quoted; compat.md has it whole
 PROVEN = (Status.PASSED, Status.WAIVED)
@@ -72,7 +84,11 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Build:
-    """What is about to be published: the wheel in dist/ and the commit."""
+    """What is about to be published: a wheel, and the commit its source tree is at now.
+
+    ``commit`` is None where the report records none (nothing to compare) or
+    where the tree's commit cannot be known any more.
+    """
 
     wheel: Path
     sha256: str
@@ -126,6 +142,18 @@ class Verdict:
     def passed(self) -> bool:
         return not self.refusals
 
+    def summary(self, headline: bool = False) -> str:
+        """What a pass means here: clean, with waived findings, with targets allowed missing."""
+        count = len(self.acknowledged)
+        waived = f" with {count} waived finding{'s' if count != 1 else ''}" if count else ""
+        commit = " and commit" if self.report.plugin.commit else ""
+        excepted = ["the findings the plugin's policy waives (listed)"] if count else []
+        excepted += ["the targets allowed missing on purpose"] if self.allowed_missing else []
+        said = f"every required target passed for this wheel{commit}" + (
+            f", except {' and '.join(excepted)}" if excepted else ""
+        )
+        return f"{waived}: {said}" if headline else said
+
 
 # -- the decision: pure functions ------------------------------------------------
 
@@ -157,7 +185,7 @@ def evaluate(
         elif target.id in allowed and never_reached(found):
             verdict.allowed_missing.append(target.id)
         else:
-            verdict.refusals.append(target_refusal(target, found, allowed))
+            verdict.refusals.append(target_refusal(target, found, allowed, report))
     idle = sorted(allowed - set(verdict.allowed_missing))
     if idle:
         verdict.notes.append(f"--allow-missing {', '.join(idle)}: nothing to waive.")
@@ -177,32 +205,51 @@ def never_reached(result: TargetResult | None) -> bool:
 
 
 def build_refusals(report: RunReport, build: Build) -> list[Refusal]:
-    """The report must be about this very wheel and commit."""
+    """The report must be about this very wheel, and, where it records one, this commit."""
     refusals = []
-    proven = report.plugin.wheel_sha256
-    if proven != build.sha256:
-        what = f"wheel sha256 {proven}" if proven else f"the {report.plugin.source} plugin"
+    plugin = report.plugin
+    if plugin.wheel_sha256 != build.sha256:
+        what = (
+            f"the wheel {Path(plugin.wheel).name} (sha256 {plugin.wheel_sha256})"
+            if plugin.wheel_sha256
+            else "a package folder used in place, no wheel"
+        )
         refusals.append(
             Refusal(
                 Cause.OTHER_WHEEL,
                 None,
-                f"compat.json proves {what}, but {build.wheel} has sha256 {build.sha256}: "
-                f"the wheel changed after the matrix ran; rerun the matrix on this wheel "
-                f"(python -m matrix run --plugin {build.wheel}) or publish the wheel "
-                "that was proven.",
+                f"compat.json proves {what}, but the wheel to publish, {build.wheel}, has "
+                f"sha256 {build.sha256}: that is not the wheel the matrix ran; rerun the "
+                f"matrix on it ({rerun_command(report, plugin=str(build.wheel))}) or publish "
+                "the wheel that was proven (without --dist the gate takes the one compat.json "
+                "names).",
             )
         )
-    if report.git_commit is None or report.git_commit != build.commit:
+    recorded = plugin.commit
+    if recorded is not None and recorded != build.commit:
         refusals.append(
             Refusal(
                 Cause.OTHER_COMMIT,
                 None,
-                f"compat.json is about commit {report.git_commit or 'unknown'}, but this is "
-                f"commit {build.commit or 'unknown'}; rerun the matrix on this commit "
-                "(the tag's pipeline does) before publishing.",
+                f"compat.json is about {plugin.source.tree} at commit {recorded}, but it is "
+                f"now at commit {build.commit or 'unknown'}; rerun the matrix on this commit "
+                f"({rerun_command(report)}; the tag's pipeline does) before publishing.",
             )
         )
     return refusals
+
+
+def rerun_command(report: RunReport, target: str | None = None, plugin: str | None = None) -> str:
+    """``python -m matrix run`` with the run's own options, for one target or another wheel."""
+    options = list(report.run_options)
+    if plugin is not None:
+        at = options.index("--plugin") + 1 if "--plugin" in options else None
+        if at is None:
+            options = ["--plugin", plugin, *options]
+        else:
+            options[at] = plugin
+    targets = ["--targets", target] if target else []
+    return shlex.join(["python", "-m", "matrix", "run", *targets, *options])
 
 
 def integrity_refusals(evidence: Evidence) -> list[Refusal]:
@@ -222,7 +269,7 @@ def integrity_refusals(evidence: Evidence) -> list[Refusal]:
             )
         )
     for result in report.targets:
-        refusals += target_integrity(result)
+        refusals += target_integrity(report, result)
     ids = [result.id for result in report.targets]
     for repeated in sorted({i for i in ids if ids.count(i) > 1}):
         refusals.append(
@@ -260,11 +307,11 @@ def server_refusals(report: RunReport, matrix: Matrix) -> list[Refusal]:
     return refusals
 
 
-def target_integrity(result: TargetResult) -> list[Refusal]:
+def target_integrity(report: RunReport, result: TargetResult) -> list[Refusal]:
     """A target's stored status against its checks, and each check against its findings."""
     name = f"{result.id} ({result.label})"
     rerun = (
-        f"rerun python -m matrix run --targets {result.id} with this harness and do not "
+        f"rerun {rerun_command(report, result.id)} with this harness and do not "
         "edit the reports by hand"
     )
     names = {check.name for check in result.checks}
@@ -339,8 +386,8 @@ def file_refusals(report: RunReport, files: dict[Path, RunReport]) -> list[Refus
     for path, part in files.items():
         (target,) = part.targets
         ours = by_id.get(target.id)
-        theirs = (part.plugin.wheel_sha256, part.git_commit)
-        if theirs != (report.plugin.wheel_sha256, report.git_commit):
+        theirs = (part.plugin.wheel_sha256, part.plugin.commit)
+        if theirs != (report.plugin.wheel_sha256, report.plugin.commit):
             problem = (
                 f"is about another build (wheel sha256 {theirs[0]}, commit {theirs[1]}) "
                 "than compat.json"
@@ -372,19 +419,21 @@ def file_refusals(report: RunReport, files: dict[Path, RunReport]) -> list[Refus
     return refusals
 
 
-def target_refusal(target: Target, result: TargetResult | None, allowed: frozenset[str]) -> Refusal:
+def target_refusal(
+    target: Target, result: TargetResult | None, allowed: frozenset[str], report: RunReport
+) -> Refusal:
     """One sentence: the required target, what happened to it, what to do."""
     name = f"{target.id} ({target.label})"
     status = result.status if result else None
     why = _why(result)
-    rerun = f"python -m matrix run --targets {target.id}"
+    rerun = rerun_command(report, target.id)
     waiver = f"or pass --allow-missing {target.id} to release without it on purpose"
     if status is None:
         return Refusal(
             Cause.MISSING,
             target.id,
-            f"{name} is required but missing from compat.json; run it ({rerun}, then "
-            f"merge with python -m matrix report) {waiver}.",
+            f"{name} is required but missing from compat.json; run it ({rerun}: runs of the "
+            f"same build add up in one reports folder) {waiver}.",
         )
     if never_reached(result):
         return Refusal(
@@ -446,11 +495,67 @@ def acknowledged(report: RunReport) -> list[Acknowledged]:
     return found
 
 
+def acknowledged_lines(items: list[Acknowledged]) -> list[str]:
+    """One line per fact: the same waiver of the same finding on several targets is one line.
+
+    A finding waived on every target (and a revision's several lost tables)
+    would otherwise repeat its reason once per target and finding.
+    """
+    groups: dict[tuple, list[Acknowledged]] = {}
+    for item in items:
+        groups.setdefault((item.check, item.kind, item.revision, item.reason), []).append(item)
+    lines = []
+    for found in groups.values():
+        first = found[0]
+        targets = list(dict.fromkeys(a.target for a in found))
+        if len(found) == 1:
+            lines.append(first.describe())
+            continue
+        at = f" at revision {first.revision}" if first.revision else ""
+        why = f" (waived: {first.reason})" if first.reason else ""
+        more = len(found) - len(targets)
+        also = f", and {more} more like it" if more else ""
+        lines.append(
+            f"{first.check}{at}, {first.kind}, on {', '.join(targets)}: {first.message}{also}{why}"
+        )
+    return lines
+
+
 # -- reading the inputs ------------------------------------------------------------
 
 
+def gated_wheel(report: RunReport, dist_dir: Path | None) -> Path:
+    """The wheel that would ship: the one wheel in ``--dist``, else the one compat.json names."""
+    if dist_dir is not None:
+        return find_wheel(dist_dir)
+    plugin = report.plugin
+    if plugin.wheel is None:
+        raise HarnessError(
+            f"compat.json is about {plugin.source.describe()}, so there is no wheel to gate.",
+            "Run the matrix on a wheel, an sdist, a requirement or a project folder, or pass "
+            "--dist with the folder of the wheel to publish.",
+        )
+    wheel = Path(plugin.wheel)
+    if not wheel.is_file():
+        raise HarnessError(
+            f"The wheel compat.json proves, {wheel}, is not there any more.",
+            f"Pass --dist with the folder that holds it, or rerun the matrix "
+            f"({rerun_command(report)}).",
+        )
+    return wheel
+
+
+def current_commit(source: Provenance) -> str | None:
+    """The commit the plugin's source tree is at now; None where the report records none."""
+    if source.commit is None:
+        return None
+    if source.tree and Path(source.tree).is_dir():
+        return tree_commit(Path(source.tree))
+    return settings.ci_commit()
+
+
 def find_wheel(dist_dir: Path) -> Path:
-    """The one wheel in dist/: the gate must know exactly what would ship."""
+    """The one wheel in ``--dist``: the gate must know exactly what would ship."""
     wheels = sorted(dist_dir.glob("*.whl"))
     if len(wheels) == 1:
         return wheels[0]
@@ -476,12 +581,12 @@ def load_evidence(reports_dir: Path) -> Evidence:
 
 
 def decide(
-    reports_dir: Path, dist_dir: Path, matrix_file: Path, allowed: frozenset[str]
+    reports_dir: Path, dist_dir: Path | None, matrix_file: Path, allowed: frozenset[str]
 ) -> Verdict:
-    """Load the evidence, the matrix and the wheel, and decide."""
+    """Load the evidence, the matrix and the wheel to ship, and decide."""
     evidence = load_evidence(reports_dir)
-    wheel = find_wheel(dist_dir)
-    build = Build(wheel, sha256_of(wheel), reports.git_commit())
+    wheel = gated_wheel(evidence.report, dist_dir)
+    build = Build(wheel, sha256_of(wheel), current_commit(evidence.report.plugin.source))
     return evaluate(evidence, load_matrix(matrix_file), build, allowed)
 
 
@@ -507,12 +612,12 @@ def gate_markdown(verdict: Verdict) -> str:
         "",
         "## Release gate",
         "",
-        f"- Passed for `{build.wheel.name}` (sha256 `{build.sha256}`) at commit "
-        f"`{build.commit}`: every required target passed, except those allowed missing.",
+        f"- Passed for `{build.wheel.name}` (sha256 `{build.sha256}`), "
+        f"{verdict.report.plugin.source.describe()}: {verdict.summary()}.",
         "- Allowed missing (deliberate exception, `--allow-missing`): "
         + (", ".join(f"`{i}`" for i in verdict.allowed_missing) or "none"),
         "- Acknowledged by the plugin's policy:" + ("" if verdict.acknowledged else " nothing"),
-        *[f"  - {a.describe()}" for a in verdict.acknowledged],
+        *[f"  - {line}" for line in acknowledged_lines(verdict.acknowledged)],
     ]
     return "\n".join(lines) + "\n"
 
@@ -522,20 +627,31 @@ def render(verdict: Verdict) -> str:
     plugin, build = verdict.report.plugin, verdict.build
     lines = [
         f"Release gate for {plugin.name} {plugin.version}",
+        f"  plugin {plugin.source.describe()}",
         f"  wheel  {build.wheel} (sha256 {build.sha256})",
-        f"  commit {build.commit or 'unknown'}",
         f"  report run {verdict.report.run_id} started {verdict.report.started_at}",
     ]
     if verdict.passed:
-        lines.append("PASSED: every required target passed for this wheel and commit.")
+        lines.append(f"PASSED{verdict.summary(headline=True)}.")
     else:
         count = len(verdict.refusals)
         lines.append(f"REFUSED, {count} reason{'s' if count > 1 else ''}:")
         lines += [f"  - {r.message}" for r in verdict.refusals]
+    waivable = [r.target for r in verdict.refusals if r.cause in (Cause.MISSING, Cause.NOT_RUN)]
+    waivable = [t for t in waivable if never_reached(_result(verdict.report, t))]
+    if len(waivable) > 1:
+        lines.append(
+            f"  to release without all of {', '.join(waivable)} on purpose: --allow-missing "
+            f"{','.join(waivable)} (recorded in the reports)"
+        )
     if verdict.allowed_missing:
         lines.append(f"  allowed missing (deliberate): {', '.join(verdict.allowed_missing)}")
     if verdict.acknowledged:
         lines.append("  waived by the plugin's policy:")
-        lines += [f"    - {a.describe()}" for a in verdict.acknowledged]
+        lines += [f"    - {line}" for line in acknowledged_lines(verdict.acknowledged)]
     lines += [f"  note: {note}" for note in verdict.notes]
     return masking.mask("\n".join(lines))
+
+
+def _result(report: RunReport, target_id: str | None) -> TargetResult | None:
+    return next((t for t in report.targets if t.id == target_id), None)

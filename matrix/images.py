@@ -134,6 +134,16 @@ def image_size(client: docker.DockerClient, tag: str) -> int | None:
     return image.attrs["Size"] if image else None
 
 
+def run_image(client: docker.DockerClient, target: Target) -> str | None:
+    """The image a run starts for ``target``: the matrix's when present, else the offline one.
+
+    None when neither is present: a run then pulls the matrix's image, or
+    builds the offline one where the pull fails.
+    """
+    candidates = [target.image] + ([target.recipe.tag] if target.recipe else [])
+    return next((tag for tag in candidates if image_size(client, tag) is not None), None)
+
+
 def image_status(
     targets: Iterable[Target], client: docker.DockerClient | None = None
 ) -> list[ImageStatus]:

@@ -32,22 +32,20 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import requests
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from matrix import gate, masking, processes, reports
 from matrix.errors import HarnessError, PluginError
+from matrix.plugin import index
 from matrix.plugin.manifest import FILE_NAME, read_manifest
 from matrix.plugin.sources import build_wheel, sha256_of
 from matrix.results import TargetResult
 
 SUMS_FILE = "SHA256SUMS"
 RELEASE_NOTES = "release-notes.md"
-HTTP_TIMEOUT_S = 60
 TWINE_TIMEOUT_S = 600
 
 # -- build ---------------------------------------------------------------------------
@@ -74,7 +72,7 @@ def build_release(project: Path, dist_dir: Path) -> list[Path]:
             "Declare them as package data in the plugin's pyproject.toml "
             "(its tool.setuptools.package-data table) and build again.",
         )
-    _check_reproducible(project, wheel)
+    _check_reproducible(project, built)
     (dist_dir / SUMS_FILE).write_text(
         "".join(f"{sha256_of(path)}  {path.name}\n" for path in built), encoding="utf-8"
     )
@@ -117,22 +115,25 @@ def _clear(dist_dir: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def _check_reproducible(project: Path, wheel: Path) -> None:
-    """Build the wheel again and compare the bytes.
+def _check_reproducible(project: Path, built: list[Path]) -> None:
+    """Build the sdist and the wheel again and compare the bytes.
 
-    ``python -m matrix run --plugin <project>`` builds it the same way, so
+    ``python -m matrix run --plugin <project>`` builds them the same way, so
     equal digests also mean a matrix run on the project proves the released wheel.
     """
     with tempfile.TemporaryDirectory(prefix="matrix-rebuild-") as scratch:
-        again = build_wheel(project, Path(scratch))
-        first, second = sha256_of(wheel), sha256_of(again)
-    if first != second:
-        raise PluginError(
-            f"Two builds of {project} gave different wheels (sha256 {first} and {second}), "
-            "so the gate could not tie a report to the published wheel.",
-            "Make the build deterministic: no timestamps or random values written into "
-            "the package at build time (SOURCE_DATE_EPOCH is set for the build).",
-        )
+        build_wheel(project, Path(scratch))
+        for first in built:
+            again = Path(scratch) / first.name
+            digests = sha256_of(first), sha256_of(again) if again.is_file() else "nothing"
+            if digests[0] != digests[1]:
+                raise PluginError(
+                    f"Two builds of {project} gave different {first.name} (sha256 {digests[0]} "
+                    f"and {digests[1]}), so the gate could not tie a report to the published "
+                    "files.",
+                    "Make the build deterministic: no timestamps or random values written "
+                    "into the package at build time (SOURCE_DATE_EPOCH is set for the build).",
+                )
 
 
 # -- publish ---------------------------------------------------------------------------
@@ -185,9 +186,7 @@ def repository_from_env(env: Mapping[str, str], index_url: str | None) -> Reposi
     return Repository(url, index, env.get("TWINE_USERNAME"), password)
 
 
-def publish(
-    verdict: gate.Verdict, repository: Repository | None, reports_dir: Path, dry_run: bool
-) -> str:
+def publish(verdict: gate.Verdict, repository: Repository, reports_dir: Path) -> str:
     """Upload a passing verdict's wheel unless the index already serves these bytes.
 
     Writes the release notes beside the evidence; returns what was done.
@@ -197,11 +196,8 @@ def publish(
             f"The gate refused {verdict.build.wheel.name}, so it cannot be published.",
             "Publish only a verdict that passed: python -m matrix publish runs the gate first.",
         )
+    done = upload(verdict.build, repository)
     notes = write_release_notes(verdict, reports_dir)
-    if dry_run:
-        done = dry_run_upload(verdict.build, repository)
-    else:
-        done = upload(verdict.build, _required(repository))
     evidence = [reports_dir / gate.REPORT_FILE, reports_dir / "compat.md", notes]
     return f"{done}\nEvidence for the release: {', '.join(map(str, evidence))}."
 
@@ -233,18 +229,20 @@ def upload(build: gate.Build, repository: Repository) -> str:
     )
 
 
-def dry_run_upload(build: gate.Build, repository: Repository | None) -> str:
-    """What ``upload`` would do, asking the index (read-only) when there is one."""
-    if repository is None:
-        where, user = "(TWINE_REPOSITORY_URL is not set)", "-"
-    elif _already_served(repository, build):
-        return f"Dry run: {build.wheel.name} is already published: it would be skipped."
-    else:
-        where, user = masking.mask(repository.upload_url), repository.username or "-"
+def dry_run_upload(build: gate.Build, repository: Repository) -> str:
+    """What ``upload`` would do, asking the index (read-only); nothing is written."""
+    where = masking.mask(repository.upload_url)
+    if _already_served(repository, build):
+        return (
+            f"Dry run: {build.wheel.name} is already published at {where} with the same "
+            "sha256: it would be skipped. Nothing was uploaded or written."
+        )
     size = build.wheel.stat().st_size
     return (
         f"Dry run: would upload {build.wheel} ({size} bytes, sha256 {build.sha256})\n"
-        f"  to {where} as {user}; nothing was uploaded."
+        f"  to {where} as {repository.username or '(no user)'}; nothing was uploaded, and "
+        "the reports were left as they are (a real publish records the verdict in them and "
+        "writes release-notes.md)."
     )
 
 
@@ -261,88 +259,39 @@ def _already_served(repository: Repository, build: gate.Build) -> bool:
     return served == build.sha256
 
 
-def _required(repository: Repository | None) -> Repository:
-    if repository is None:
-        raise HarnessError(
-            "TWINE_REPOSITORY_URL is not set, so there is nowhere to publish.",
-            "Set TWINE_REPOSITORY_URL, TWINE_USERNAME and TWINE_PASSWORD in the "
-            "environment (in GitLab: the project's package registry and CI_JOB_TOKEN).",
-        )
-    return repository
-
-
 def published_sha256(repository: Repository, wheel_name: str) -> str | None:
     """The sha256 of the bytes the index serves as ``wheel_name``; None if it has none.
 
     The file is downloaded and hashed rather than trusting a link fragment,
-    which some servers give as md5 or not at all.
+    which some servers give as md5 or not at all. The upload credentials go
+    to the repository's own hosts only.
     """
+    fix = (
+        "Check TWINE_REPOSITORY_URL, TWINE_USERNAME and TWINE_PASSWORD (they must be "
+        "allowed to read), or set MATRIX_INDEX_URL to the repository's simple index."
+    )
     project = canonicalize_name(parse_wheel_filename(wheel_name)[0])
-    page = _get(repository, urljoin(repository.index_url, f"{project}/"))
-    if page is None:
-        return None
-    links = _LinkParser.parse(page.text, page.url)
-    if wheel_name not in links:
-        return None
-    served = _get(repository, links[wheel_name])
+    index_url = repository.index_url
+    try:
+        files = index.project_files(index_url, project, repository.auth_for(index_url), fix)
+        listed = {f.filename: f for f in files or []}
+        if wheel_name not in listed:
+            return None
+        url = listed[wheel_name].url
+        served = index.fetch(url, repository.auth_for(url), fix)
+    except HarnessError as error:
+        raise HarnessError(masking.mask(error.cause), error.fix) from None
     if served is None:
         raise HarnessError(
             f"The index lists {wheel_name} but does not serve it.",
             "Check the repository's storage; rerun the publish once it serves the file.",
         )
-    return hashlib.sha256(served.content).hexdigest()
-
-
-def _get(repository: Repository, url: str) -> requests.Response | None:
-    """GET with the upload credentials; None for a page the index does not have.
-
-    Redirects are not followed: an index that forwards unknown projects to
-    another index (pypiserver's fallback) does not have them.
-    """
-    try:
-        response = requests.get(
-            url, auth=repository.auth_for(url), timeout=HTTP_TIMEOUT_S, allow_redirects=False
-        )
-    except requests.RequestException as error:
-        raise HarnessError(
-            masking.mask(f"The package index at {url} cannot be reached ({error})."),
-            "Check TWINE_REPOSITORY_URL, or set MATRIX_INDEX_URL to its simple index.",
-        ) from None
-    if response.status_code == 404 or response.is_redirect:
-        return None
-    if response.status_code != 200:
-        raise HarnessError(
-            masking.mask(f"The package index answered {response.status_code} for {url}."),
-            "Check TWINE_USERNAME and TWINE_PASSWORD (they must be allowed to read), "
-            "or set MATRIX_INDEX_URL to the repository's simple index.",
-        )
-    return response
+    return hashlib.sha256(served[1]).hexdigest()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port
-
-
-class _LinkParser(HTMLParser):
-    """File name -> absolute URL, from a PEP 503 simple project page."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = base
-        self.links: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        href = dict(attrs).get("href")
-        if tag == "a" and href:
-            url = urljoin(self.base, href).split("#")[0]
-            self.links[url.rsplit("/", 1)[-1]] = url
-
-    @classmethod
-    def parse(cls, html: str, base: str) -> dict[str, str]:
-        parser = cls(base)
-        parser.feed(html)
-        return parser.links
 
 
 # -- release notes -------------------------------------------------------------------
@@ -368,7 +317,8 @@ def release_notes(verdict: gate.Verdict) -> str:
     lines = [
         f"# {report.plugin.name} {report.plugin.version}",
         "",
-        f"Wheel `{build.wheel.name}`, sha256 `{build.sha256}`, from commit `{build.commit}`.",
+        f"Wheel `{build.wheel.name}`, sha256 `{build.sha256}`; the plugin: "
+        f"{report.plugin.source.describe()}.",
         "It passed the release gate: every database the matrix requires proved its "
         f"migrations on this wheel{except_allowed} (matrix run `{report.run_id}`, "
         f"{report.started_at}).",
@@ -383,7 +333,7 @@ def release_notes(verdict: gate.Verdict) -> str:
             "Passed with findings the plugin's policy acknowledges (target, check, "
             "revision, kind: finding (reason)):",
             "",
-            *[f"- {a.describe()}" for a in verdict.acknowledged],
+            *[f"- {line}" for line in gate.acknowledged_lines(verdict.acknowledged)],
             "",
         ]
     lines += [

@@ -22,7 +22,7 @@ from typing import Any
 from matrix.bench.model import BenchmarkResult, known_fields
 from matrix.catalogue import BY_NAME
 
-REPORT_SCHEMA_VERSION = 2
+REPORT_SCHEMA_VERSION = 3  # 3: plugin.source is the plugin's provenance
 
 
 class Status(StrEnum):
@@ -223,19 +223,70 @@ def target_status(
 
 
 @dataclass
+class Provenance:
+    """Where the plugin under test came from, and nothing a reader could mistake for more.
+
+    ``kind`` is what ``--plugin`` named: ``project`` (a source tree, built
+    here), ``requirement`` (fetched from ``index``), ``sdist``, ``wheel`` or
+    ``in-place``. ``file`` and ``sha256`` are what arrived: the downloaded or
+    given sdist or wheel. ``commit`` is recorded only when the plugin was
+    built from a repository's tree (``tree``): a project, or a wheel whose
+    build record vouches for it; the commit of the folder the harness runs
+    in says nothing about a published plugin.
+    """
+
+    kind: str  # project | requirement | sdist | wheel | in-place
+    requirement: str | None = None
+    index: str | None = None  # the index pip fetched the requirement from (masked)
+    file: str | None = None
+    sha256: str | None = None
+    commit: str | None = None
+    tree: str | None = None  # the source tree the commit is of
+
+    def describe(self) -> str:
+        """One line, as every report prints it."""
+        if self.kind == "requirement":
+            what = f"requirement {self.requirement}" + (f" from {self.index}" if self.index else "")
+        elif self.kind == "project":
+            what = f"project {self.tree}"
+        elif self.kind == "in-place":
+            what = f"package folder {self.file} (used in place, no wheel)"
+        else:
+            what = f"{self.kind} {self.file}"
+        named = f"{self.file}, " if self.kind == "requirement" and self.file else ""
+        arrived = f" ({named}sha256 {self.sha256})" if self.sha256 else ""
+        built = f" built from {self.tree}" if self.commit and self.kind != "project" else ""
+        commit = f" at commit {self.commit}" if self.commit else ""
+        return f"{what}{arrived}{built}{commit}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        return cls(**known_fields(cls, data))
+
+
+@dataclass
 class PluginInfo:
     """Which build of which plugin the results are about."""
 
     name: str
     version: str
-    source: str  # wheel | sdist | requirement | project | in-place
+    source: Provenance
     wheel: str | None = None
     wheel_sha256: str | None = None
     distribution: str | None = None
-    requirement: str | None = None
-    sdist_sha256: str | None = None
     revisions: int | None = None
     schema: str | None = None
+
+    @property
+    def commit(self) -> str | None:
+        """The commit of the tree the plugin was built from; None when it was not."""
+        return self.source.commit
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PluginInfo:
+        values = known_fields(cls, data)
+        values["source"] = Provenance.from_dict(data["source"])
+        return cls(**values)
 
 
 @dataclass
@@ -243,7 +294,6 @@ class RunReport:
     """The whole run: ``compat.json``."""
 
     plugin: PluginInfo
-    git_commit: str | None
     run_id: str
     started_at: str
     matrix_file: str
@@ -254,6 +304,8 @@ class RunReport:
     environment: dict[str, str] = field(default_factory=dict)  # distribution -> version
     harness: dict[str, str] = field(default_factory=dict)  # harness and verdict-deciding tools
     policy: dict[str, Any] = field(default_factory=dict)  # the policy file, and stale entries
+    # The options of `python -m matrix run` that repeat this run (targets aside).
+    run_options: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> Status:
@@ -273,6 +325,6 @@ class RunReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
         values = known_fields(cls, data)
-        values["plugin"] = PluginInfo(**known_fields(PluginInfo, data["plugin"]))
+        values["plugin"] = PluginInfo.from_dict(data["plugin"])
         values["targets"] = [TargetResult.from_dict(t) for t in data.get("targets", [])]
         return cls(**values)

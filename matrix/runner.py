@@ -39,7 +39,7 @@ from matrix.child import Child
 from matrix.definition import Target
 from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
-from matrix.plugin import sources
+from matrix.plugin import index, sources
 from matrix.plugin.prepare import PreparedPlugin, prepare_plugin
 from matrix.policy import Policy, stale
 from matrix.providers import ProviderSet
@@ -86,6 +86,8 @@ class RunOptions:
     previous: str | None = None
     check_options: dict[str, Any] = field(default_factory=dict)
     benchmark: dict[str, Any] | None = None
+    # The command line's options that repeat this run, for the commands the gate suggests.
+    run_options: tuple[str, ...] = ()
 
 
 class Progress(Protocol):
@@ -210,10 +212,13 @@ def _previous(
         plugin = prepared.plugin
         if not plugin.distribution:
             return None, "a package used in place has no releases; pass --previous REQ|PATH"
-        spec, why = sources.previous_release(plugin.distribution, plugin.version)
-        if spec is None:
-            return None, why
-    progress.log("plugin", f"previous release: {spec}")
+        found = index.previous_release(plugin.distribution, plugin.version)
+        if found.requirement is None:
+            return None, found.why
+        spec = found.requirement
+        progress.log("plugin", f"previous release: {spec} ({found.why})")
+    else:
+        progress.log("plugin", f"previous release: {spec}")
     try:
         previous = _prepare_one(spec, options, work / "previous", progress)
     except HarnessError as error:
@@ -232,16 +237,13 @@ def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started:
         plugin=PluginInfo(
             name=plugin.package,
             version=plugin.version,
-            source=plugin.source,
-            wheel=str(plugin.wheel) if plugin.wheel else None,
+            source=prepared.built.provenance,
+            wheel=sources.shown(plugin.wheel) if plugin.wheel else None,
             wheel_sha256=plugin.wheel_sha256,
             distribution=plugin.distribution,
-            requirement=plugin.requirement,
-            sdist_sha256=plugin.sdist_sha256,
             revisions=len(prepared.revisions),
             schema=prepared.schema,
         ),
-        git_commit=reports.git_commit(),
         run_id=run_id,
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         matrix_file=str(options.matrix_file),
@@ -252,6 +254,7 @@ def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started:
             **{k: versions[k] for k in ("SQLAlchemy", "alembic", "sqlglot") if k in versions},
         },
         policy={**options.policy.to_dict(), "stale": []},
+        run_options=list(options.run_options),
     )
 
 

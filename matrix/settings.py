@@ -2,8 +2,11 @@
 
 The command line resolves them (:func:`value`) and hands typed values to the
 domain; nothing else reads ``MATRIX_*`` from the environment, except the two
-the harness sets for its own check process. The README's list is checked
-against this table by a test.
+the harness sets for its own check process. Variables of other tools that
+decide what the harness records (the CI's commit, the build's date, pip's
+index) are read here too, in :data:`FOREIGN`, so that a report's every input
+from the environment has one place. ``docs/settings.md`` is checked against
+both tables by a test.
 """
 
 from __future__ import annotations
@@ -109,7 +112,32 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-BY_NAME = {setting.name: setting for setting in SETTINGS}
+# Other tools' variables the harness itself reads (pip, uv and twine read theirs too).
+FOREIGN: tuple[Setting, ...] = (
+    Setting(
+        "CI_COMMIT_SHA",
+        "",
+        "the commit of the CI checkout: the commit of a plugin built from that tree",
+        "CLI",
+    ),
+    Setting(
+        "SOURCE_DATE_EPOCH",
+        "the project's last commit time",
+        "the timestamp of every file in the built sdist and wheel",
+        "CLI",
+    ),
+    Setting(
+        "PIP_INDEX_URL",
+        "pip's configuration, else pip's default",
+        "the index a requirement and --previous auto are looked up on",
+        "CLI",
+    ),
+    Setting("TWINE_REPOSITORY_URL", "", "where publish uploads (required, dry run too)", "CLI"),
+    Setting("TWINE_USERNAME", "", "the upload user", "CLI"),
+    Setting("TWINE_PASSWORD", "", "the upload password (masked everywhere)", "CLI"),
+)
+
+BY_NAME = {setting.name: setting for setting in (*SETTINGS, *FOREIGN)}
 
 
 def value(name: str) -> str:
@@ -148,3 +176,13 @@ def optional(name: str) -> str | None:
 def words(name: str) -> tuple[str, ...]:
     """A space- or comma-separated variable as a tuple of words."""
     return tuple(os.environ.get(name, "").replace(",", " ").split())
+
+
+def ci_commit() -> str | None:
+    """``CI_COMMIT_SHA``: the commit CI checked out, which a tree inside the checkout is at."""
+    return optional("CI_COMMIT_SHA")
+
+
+def source_date_epoch() -> str | None:
+    """``SOURCE_DATE_EPOCH`` when the user fixed the build's date; None lets the commit decide."""
+    return optional("SOURCE_DATE_EPOCH")

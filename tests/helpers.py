@@ -16,13 +16,30 @@ from pathlib import Path
 from matrix import catalogue
 from matrix.definition import load_matrix
 from matrix.gate import Build, Evidence
-from matrix.results import CheckResult, Finding, PluginInfo, RunReport, Status, TargetResult
+from matrix.results import (
+    CheckResult,
+    Finding,
+    PluginInfo,
+    Provenance,
+    RunReport,
+    Status,
+    TargetResult,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = load_matrix()
 SHA = "a" * 64
 COMMIT = "c0ffee" * 6 + "c0ff"
 BUILD = Build(Path("dist/peek_plugin_tutorial-1.0.0-py3-none-any.whl"), SHA, COMMIT)
+TREE = "plugin_under_test"
+# A published plugin, as a requirement: fetched from an index, built from no tree here.
+PUBLISHED = Provenance(
+    "requirement",
+    requirement="peek-plugin-chat==5.1.6",
+    index="http://127.0.0.1:3141/simple/",
+    file="peek-plugin-chat-5.1.6.tar.gz",
+    sha256="e" * 64,
+)
 
 
 def judged(name: str, *findings: Finding) -> CheckResult:
@@ -72,12 +89,27 @@ def report(
     absent: tuple[str, ...] = (),
     sha: str | None = SHA,
     commit: str | None = COMMIT,
+    source: Provenance | None = None,
+    run_options: tuple[str, ...] = (),
 ) -> RunReport:
-    """A run of the real matrix: every target passed, except those replaced or absent."""
+    """A run of the real matrix: every target passed, except those replaced or absent.
+
+    By default the plugin is the tutorial's wheel built from ``TREE`` at ``commit``.
+    """
     given = {t.id: t for t in replaced}
     targets = [given.get(t.id) or target(t.id) for t in MATRIX.targets if t.id not in absent]
-    plugin = PluginInfo("peek_plugin_tutorial", "1.0.0", "wheel" if sha else "in-place", None, sha)
-    return RunReport(plugin, commit, "run1", "2026-01-01T00:00:00+00:00", "targets.toml", targets)
+    wheel = str(BUILD.wheel) if sha else None
+    source = source or Provenance(
+        "wheel" if sha else "in-place",
+        file=wheel or TREE,
+        sha256=sha,
+        commit=commit,
+        tree=TREE if commit else None,
+    )
+    plugin = PluginInfo("peek_plugin_tutorial", "1.0.0", source, wheel, sha)
+    run = RunReport(plugin, "run1", "2026-01-01T00:00:00+00:00", "targets.toml", targets)
+    run.run_options = list(run_options)
+    return run
 
 
 def evidence(run: RunReport, files: dict[Path, RunReport] | None = None) -> Evidence:

@@ -44,7 +44,7 @@ from matrix.bench.operations import BENCHMARKS
 from matrix.cli import ExitCode, build_parser, main
 from matrix.cli.bench import print_benchmark
 from matrix.errors import HarnessError
-from matrix.results import PluginInfo, RunReport, Status, TargetResult
+from matrix.results import PluginInfo, Provenance, RunReport, Status, TargetResult
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")
 
@@ -86,8 +86,8 @@ def test_result_round_trips_through_json_and_compat_json():
     result = sample_benchmark()
     assert BenchmarkResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     target = TargetResult(PG_TARGET, "postgresql", "PG 15", True, benchmark=result)
-    plugin = PluginInfo("sample", "1.0", "wheel")
-    report = RunReport(plugin, None, "run-1", "now", "m.toml", [target])
+    plugin = PluginInfo("sample", "1.0", Provenance("wheel"))
+    report = RunReport(plugin, "run-1", "now", "m.toml", [target])
     # TargetResult serialises with asdict: the same JSON as the result's own to_dict.
     assert report.to_dict()["targets"][0]["benchmark"] == result.to_dict()
     read = RunReport.from_dict(json.loads(json.dumps(report.to_dict())))

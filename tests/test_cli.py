@@ -11,6 +11,7 @@ made, so this is the unit tier.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -25,6 +26,7 @@ from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 from matrix.cli import main
 from matrix.definition import load_matrix
 from matrix.errors import MatrixFileError
+from matrix.results import REPORT_SCHEMA_VERSION
 
 MATRIX_FILE = ROOT / "matrix" / "targets.toml"
 Make = Callable[[Path], list[str]]
@@ -239,7 +241,7 @@ BAD_INPUTS: dict[str, tuple[Make, tuple[str, ...]]] = {
         ("unknown limit 'max_speed'",),
     ),
     "per-target report without its fields": (
-        lambda tmp: _target_file(tmp, {"schema_version": 2, "target": {}}),
+        lambda tmp: _target_file(tmp, {"schema_version": REPORT_SCHEMA_VERSION, "target": {}}),
         ("is not a per-target report (KeyError", "do not edit them by hand"),
     ),
 }
@@ -327,19 +329,21 @@ def _file(tmp: Path, name: str = "a-file.txt") -> Path:
     return path
 
 
-def test_the_readme_lists_every_setting_and_the_code_reads_no_other():
-    """One table of MATRIX_* variables (matrix/settings.py), the README's the same, no strays."""
+def test_the_settings_page_lists_every_setting_and_the_code_reads_no_other():
+    """matrix/settings.py's two tables and docs/settings.md's the same; no reads elsewhere."""
     import re
 
-    from matrix.settings import SETTINGS
+    from matrix.settings import FOREIGN, SETTINGS
 
-    table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"`(MATRIX_[A-Z_]+)`", table))
-    assert documented == {s.name for s in SETTINGS}
+    page = (ROOT / "docs" / "settings.md").read_text()
+    own, foreign = page.split("\n## ", 2)[1:]
+    assert set(re.findall(r"`(MATRIX_[A-Z_]+)`", own)) == {s.name for s in SETTINGS}
+    assert set(re.findall(r"^\| `([A-Z_]+)`", foreign, re.M)) == {s.name for s in FOREIGN}
 
     read = re.compile(r"""["'$]\{?(MATRIX_[A-Z_]+)|(?<![\w.])(MATRIX_[A-Z_]+)(?=[=:]\S)""")
     sources = [*ROOT.joinpath("matrix").rglob("*.py"), *ROOT.joinpath("scripts").rglob("*")]
     sources += [ROOT / "noxfile.py", ROOT / ".gitlab-ci.yml", ROOT / ".ci" / "run"]
+    documented = {s.name for s in SETTINGS}
     strays = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in sources
@@ -349,3 +353,96 @@ def test_the_readme_lists_every_setting_and_the_code_reads_no_other():
         if name and name not in documented
     }
     assert not strays
+    names = "|".join(s.name for s in FOREIGN)
+    environment = re.compile(rf"""(?:environ\.get\(|environ\[|getenv\()["']({names})["']""")
+    foreign_reads = {
+        f"{path.relative_to(ROOT)}: {match[1]}"
+        for path in ROOT.joinpath("matrix").rglob("*.py")
+        if path.name != "settings.py"
+        for match in environment.finditer(path.read_text())
+    }
+    assert not foreign_reads, "read these through matrix/settings.py"
+
+
+def test_the_summary_ends_with_the_next_step(capsys):
+    from helpers import checks, judged, report, target
+
+    from matrix.cli.console import print_summary
+    from matrix.results import Finding
+
+    dropped = Finding("table_dropped", "table cache dropped with its rows", "4795161756fc")
+    failed = target(
+        "pg15-postgis33", with_checks=checks(data_survives=judged("data_survives", dropped))
+    )
+    print_summary(report(failed), Path("reports/chat"))
+    said = " ".join(capsys.readouterr().out.split())
+    assert "next: read why in reports/chat/compat.md (or index.html)" in said
+    assert "a [[waive]] entry in peek-matrix-policy.toml beside the plugin (--policy FILE" in said
+    print_summary(report(), Path("reports"))
+    assert "next: python -m matrix gate --reports reports" in capsys.readouterr().out
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every (sub)command's parser, with the words that reach it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _subcommands(child, (*path, name))
+
+
+def test_every_command_explains_itself_with_an_example_and_no_markup():
+    from matrix.cli import build_parser
+
+    found = list(_subcommands(build_parser()))
+    assert {" ".join(path) for path, _ in found} >= {
+        "",
+        "run",
+        "list",
+        "report",
+        "bench",
+        "html",
+        "images",
+        "images build",
+        "images list",
+        "build",
+        "gate",
+        "publish",
+    }
+    for path, parser in found:
+        text = parser.format_help()
+        assert parser.description and len(parser.description) > 60, path
+        assert "examples:" in text or "the loop" in text, path
+        assert "``" not in text and ":mod:" not in text and ":class:" not in text, path
+
+
+def test_list_takes_no_option_it_would_ignore():
+    from matrix.cli import build_parser
+
+    (listing,) = [p for path, p in _subcommands(build_parser()) if path == ("list",)]
+    options = {o for action in listing._actions for o in action.option_strings}
+    assert options == {"-h", "--help", "--matrix", "-v", "--verbose"}
+
+
+@pytest.mark.live
+def test_list_shows_the_image_a_run_starts():
+    """Where the matrix image is absent and the offline one present, list names the offline one."""
+    from matrix.errors import HarnessError
+    from matrix.images import docker_client, run_image
+
+    try:
+        client = docker_client(timeout=5)
+    except HarnessError as error:
+        pytest.skip(f"no Docker engine: {error.cause}")
+    done = cli("list", timeout=120)
+    assert done.returncode == 0, done.stderr
+    for target in load_matrix().targets:
+        expected = run_image(client, target) or f"{target.image} (not present: a run pulls it"
+        row = next(line for line in done.stdout.splitlines() if f" {target.id} " in line)
+        assert expected[:40] in row, (target.id, row)
+    offline = [
+        t for t in load_matrix().targets if t.recipe and run_image(client, t) == t.recipe.tag
+    ]
+    for target in offline:  # e.g. peek-matrix/postgis:13-3.1, never postgis/postgis:13-3.1
+        row = next(line for line in done.stdout.splitlines() if f" {target.id} " in line)
+        assert target.image not in row, row

@@ -11,6 +11,7 @@ situation a release engineer meets here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from helpers import (
     BUILD,
     COMMIT,
     MATRIX,
+    PUBLISHED,
     SHA,
     checks,
     evidence,
@@ -38,7 +40,7 @@ from matrix.cli import ExitCode, main
 from matrix.definition import load_matrix
 from matrix.errors import HarnessError
 from matrix.gate import Build, Cause, Evidence, evaluate, find_wheel, load_evidence, render
-from matrix.results import CheckResult, Finding, Status
+from matrix.results import REPORT_SCHEMA_VERSION, CheckResult, Finding, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 MSSQL = ["mssql2019", "mssql2022", "mssql2025"]
@@ -108,22 +110,82 @@ def test_a_report_for_another_wheel_and_commit_is_refused_with_every_reason():
     causes = [r.cause for r in verdict.refusals]
     assert causes == [Cause.OTHER_WHEEL, Cause.OTHER_COMMIT, Cause.FAILED]
     wheel, commit, _ = (r.message for r in verdict.refusals)
-    assert f"proves wheel sha256 {'b' * 64}" in wheel and SHA in wheel
-    assert "rerun the matrix on this wheel" in wheel
-    assert f"about commit {'d' * 40}, but this is commit {COMMIT}" in commit
+    assert f"proves the wheel {BUILD.wheel.name} (sha256 {'b' * 64})" in wheel and SHA in wheel
+    assert "that is not the wheel the matrix ran; rerun the matrix on it" in wheel
+    assert f"about plugin_under_test at commit {'d' * 40}, but it is now at commit {COMMIT}" in (
+        commit
+    )
 
 
-def test_a_report_that_names_no_commit_proves_no_commit():
-    run = report(commit=None)
-    (refusal,) = evaluate(evidence(run), MATRIX, Build(BUILD.wheel, SHA, None)).refusals
+def test_a_published_plugin_records_no_commit_and_is_gated_on_its_bytes_alone():
+    """A requirement was not built from any tree here: there is no commit to compare."""
+    run = report(source=PUBLISHED)
+    assert run.plugin.commit is None
+    verdict = evaluate(evidence(run), MATRIX, Build(BUILD.wheel, SHA, None))
+    assert verdict.passed, verdict.refusals
+    assert "commit" not in render(verdict).split("PASSED")[1].split("\n")[0]
+    other = evaluate(evidence(run), MATRIX, Build(BUILD.wheel, "f" * 64, None))
+    assert [r.cause for r in other.refusals] == [Cause.OTHER_WHEEL]
+
+
+def test_a_recorded_commit_whose_tree_cannot_say_its_commit_now_is_refused():
+    (refusal,) = evaluate(evidence(report()), MATRIX, Build(BUILD.wheel, SHA, None)).refusals
     assert refusal.cause == Cause.OTHER_COMMIT
-    assert "compat.json is about commit unknown, but this is commit unknown" in refusal.message
+    assert f"at commit {COMMIT}, but it is now at commit unknown" in refusal.message
 
 
 def test_a_report_of_the_plugin_used_in_place_proves_no_wheel():
-    (refusal,) = evaluate(evidence(report(sha=None)), MATRIX, BUILD).refusals
+    (refusal,) = evaluate(evidence(report(sha=None, commit=None)), MATRIX, BUILD).refusals
     assert refusal.cause == Cause.OTHER_WHEEL
-    assert "proves the in-place plugin" in refusal.message
+    assert "proves a package folder used in place, no wheel" in refusal.message
+
+
+RUN_OPTIONS = (
+    "--plugin",
+    "peek-plugin-chat==5.1.6",
+    "--with",
+    "Twisted<26",
+    "--with-no-deps",
+    "peek-platform==5.1.6",
+    "--policy",
+    "chat-policy.toml",
+    "--previous",
+    "auto",
+    "--reports",
+    "reports/chat",
+)
+RERUN = (
+    "python -m matrix run --targets pg17-postgis35 --plugin peek-plugin-chat==5.1.6 "
+    "--with 'Twisted<26' --with-no-deps peek-platform==5.1.6 --policy chat-policy.toml "
+    "--previous auto --reports reports/chat"
+)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        unreached("pg17-postgis35"),
+        target("pg17-postgis35", with_checks=checks(reupgrade=judged("reupgrade", DROPPED))),
+        None,
+    ],
+    ids=["not_run", "failed", "missing"],
+)
+def test_suggested_commands_repeat_the_runs_own_options(result):
+    """Following a suggestion must test the same plugin, environment, policy and reports."""
+    replaced, absent = ((result,), ()) if result else ((), ("pg17-postgis35",))
+    run = report(*replaced, absent=absent, source=PUBLISHED, run_options=RUN_OPTIONS)
+    (refusal,) = evaluate(evidence(run), MATRIX, Build(BUILD.wheel, SHA, None)).refusals
+    assert RERUN in refusal.message
+
+
+def test_a_wheel_that_is_not_the_proven_one_is_rerun_with_that_wheel():
+    run = report(source=PUBLISHED, run_options=RUN_OPTIONS)
+    other = Build(Path("dist/peek_plugin_tutorial-1.0.0-py3-none-any.whl"), "f" * 64, None)
+    (refusal,) = evaluate(evidence(run), MATRIX, other).refusals
+    assert (
+        "python -m matrix run --plugin dist/peek_plugin_tutorial-1.0.0-py3-none-any.whl "
+        "--with 'Twisted<26' --with-no-deps peek-platform==5.1.6"
+    ) in refusal.message
 
 
 # -- the report must agree with itself -------------------------------------------------
@@ -135,7 +197,7 @@ def test_a_report_of_another_schema_version_is_bad_input_with_the_fix(tmp_path, 
     code = main(["gate", "--reports", str(tmp_path), "--dist", str(tmp_path)])
     assert code == ExitCode.USAGE
     error = " ".join(capsys.readouterr().err.split())
-    assert "has report schema_version 1; this harness reads 2." in error
+    assert f"has report schema_version 1; this harness reads {REPORT_SCHEMA_VERSION}." in error
     assert "Rerun the matrix with this harness to write a report it can verify." in error
 
 
@@ -357,8 +419,9 @@ def test_a_waived_target_passes_and_its_waivers_are_listed():
         f"{PG} offline_sql, not_run: env.py renders none (waived: ok)",
     ]
     printed = render(verdict)
-    assert "PASSED: every required target passed" in printed
+    assert "PASSED with 2 waived findings: every required target passed for this wheel" in (printed)
     assert "  waived by the plugin's policy:\n    - pg15-postgis33 data_survives" in printed
+    assert "waived" not in render(evaluate(evidence(report()), MATRIX, BUILD))
 
 
 def test_targets_the_matrix_does_not_require_are_noted_not_refused(tmp_path):
@@ -401,6 +464,7 @@ def dist(tmp_path_factory) -> Path:
         [sys.executable, "-m", "matrix", "build", "--plugin", "plugin_under_test"]
         + ["--dist", str(dist)],
         cwd=ROOT,
+        env={**os.environ, "CI_COMMIT_SHA": COMMIT},  # the tag's build job
         capture_output=True,
         text=True,
         timeout=300,
@@ -492,7 +556,10 @@ def test_gate_refuses_a_report_for_another_commit(reports_dir, dist):
     )
     assert done.returncode == 1
     assert "REFUSED, 1 reason:" in done.stdout
-    assert f"compat.json is about commit {COMMIT}, but this is commit {'f' * 40}" in done.stdout
+    assert (
+        f"compat.json is about plugin_under_test at commit {COMMIT}, but it is now at commit "
+        f"{'f' * 40}; rerun the matrix on this commit (python -m matrix run --plugin "
+    ) in done.stdout
 
 
 @pytest.mark.live
@@ -524,9 +591,87 @@ def test_missing_inputs_are_one_paragraph_and_exit_2(tmp_path, dist):
     assert f"There is no matrix report at {tmp_path}/compat.json. Run the matrix first" in error(
         "--reports", str(tmp_path), "--dist", str(dist)
     )
-    (tmp_path / "compat.json").write_text(json.dumps({"schema_version": 2}))
+    (tmp_path / "compat.json").write_text(json.dumps({"schema_version": REPORT_SCHEMA_VERSION}))
     assert "is not a matrix report" in error("--reports", str(tmp_path), "--dist", str(dist))
     (tmp_path / "compat.json").write_text(json.dumps(report().to_dict(), default=str))
     assert f"There is no wheel in {tmp_path}, so there is nothing to gate. Build it first" in error(
         "--reports", str(tmp_path), "--dist", str(tmp_path)
     )
+
+
+def _published_reports(tmp_path: Path, *replaced, absent: tuple[str, ...] = ()) -> Path:
+    """Reports about a published plugin whose wheel sits where compat.json says (no dist/)."""
+    wheel = tmp_path / "cache" / "peek_plugin_chat-5.1.6-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"the wheel built from the published sdist")
+    run = report(*replaced, absent=absent, source=PUBLISHED, run_options=RUN_OPTIONS)
+    run.plugin.wheel = str(wheel)
+    run.plugin.wheel_sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    reports_dir = tmp_path / "reports"
+    reports_dir.mkdir()
+    (reports_dir / "compat.json").write_text(json.dumps(run.to_dict(), default=str))
+    return reports_dir
+
+
+def test_the_gate_checks_the_wheel_compat_json_names_not_dist(tmp_path):
+    """A published plugin's report is gated on its own wheel, wherever dist/ points."""
+    reports_dir = _published_reports(tmp_path)
+    done = gate_cli("--reports", str(reports_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "plugin requirement peek-plugin-chat==5.1.6 from http://127.0.0.1:3141/simple/" in (
+        done.stdout
+    )
+    assert f"wheel  {tmp_path}/cache/peek_plugin_chat-5.1.6-py3-none-any.whl" in done.stdout
+    assert "PASSED: every required target passed for this wheel." in done.stdout
+
+    other = tmp_path / "dist"
+    other.mkdir()
+    (other / "peek_plugin_tutorial-1.0.0-py3-none-any.whl").write_bytes(b"another package")
+    refused = gate_cli("--reports", str(reports_dir), "--dist", str(other))
+    assert refused.returncode == 1
+    said = " ".join(refused.stdout.split())
+    assert "compat.json proves the wheel peek_plugin_chat-5.1.6-py3-none-any.whl" in said
+    assert f"python -m matrix run --plugin {other}/peek_plugin_tutorial-1.0.0" in said
+
+
+def test_a_proven_wheel_that_is_gone_is_bad_input_naming_the_rerun(tmp_path):
+    reports_dir = _published_reports(tmp_path)
+    (tmp_path / "cache" / "peek_plugin_chat-5.1.6-py3-none-any.whl").unlink()
+    done = gate_cli("--reports", str(reports_dir))
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "peek_plugin_chat-5.1.6-py3-none-any.whl, is not there any more" in said
+    assert "python -m matrix run --plugin peek-plugin-chat==5.1.6" in said
+
+
+def test_allow_missing_takes_commas_as_its_variable_does(tmp_path):
+    reports_dir = _published_reports(tmp_path, absent=(*OTHER_PG, *MSSQL))
+    done = gate_cli(
+        "--reports",
+        str(reports_dir),
+        "--allow-missing",
+        "pg13-postgis31,pg17-postgis35",
+        "--allow-missing",
+        "mssql2019, mssql2022",
+        env={"MATRIX_ALLOW_MISSING": "mssql2025"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "allowed missing (deliberate): " + ", ".join([*OTHER_PG, *MSSQL]) in done.stdout
+
+
+def test_a_waiver_used_on_every_target_is_one_line():
+    """The same acknowledged finding on three targets, and its like, is said once."""
+    second = replace(ACKNOWLEDGED, message="table log dropped with its rows")
+    waived = [
+        target(t, with_checks=checks(data_survives=judged("data_survives", ACKNOWLEDGED, second)))
+        for t in ("pg13-postgis31", "pg15-postgis33", "pg17-postgis35")
+    ]
+    verdict = evaluate(evidence(report(*waived)), MATRIX, BUILD)
+    assert verdict.passed and len(verdict.acknowledged) == 6
+    (line,) = [line for line in render(verdict).splitlines() if line.startswith("    - ")]
+    assert line == (
+        "    - data_survives at revision 4795161756fc, table_dropped, on pg13-postgis31, "
+        "pg15-postgis33, pg17-postgis35: table cache dropped with its rows, and 3 more like it "
+        "(waived: the cache is rebuilt)"
+    )
+    assert "PASSED with 6 waived findings" in render(verdict)

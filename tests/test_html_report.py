@@ -45,7 +45,15 @@ from matrix.reports.html import (
     render,
     write_html,
 )
-from matrix.results import CheckResult, Finding, PluginInfo, RunReport, Status, TargetResult
+from matrix.results import (
+    CheckResult,
+    Finding,
+    PluginInfo,
+    Provenance,
+    RunReport,
+    Status,
+    TargetResult,
+)
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")
 FAILING_TARGET = "pg15-second"
@@ -62,8 +70,8 @@ document.body.dataset.probe = JSON.stringify({shownClosed, shownOpen: detail.che
 
 
 def report_of(*targets: TargetResult, run_id: str = "run-1") -> RunReport:
-    plugin = PluginInfo("peek-plugin-sample", "1.0.0", "wheel")
-    return RunReport(plugin, "abc123", run_id, "2026-01-01T00:00:00", "targets.toml", list(targets))
+    plugin = PluginInfo("peek-plugin-sample", "1.0.0", Provenance("wheel", commit="abc123"))
+    return RunReport(plugin, run_id, "2026-01-01T00:00:00", "targets.toml", list(targets))
 
 
 def target_of(checks: list[CheckResult], label: str = "PostgreSQL 15", **values) -> TargetResult:
@@ -150,7 +158,7 @@ def test_page_links_sql_and_shows_the_comparison_of_its_own_run_only(tmp_path):
     ReportWriter(tmp_path).write_summaries(report)
     (tmp_path / "sql" / PG_TARGET).mkdir(parents=True)
     (tmp_path / "sql" / PG_TARGET / "upgrade.sql").write_text("SELECT 1;\n")
-    document = BenchmarkDocument({}, report.git_commit, report.run_id, report.started_at, {})
+    document = BenchmarkDocument({}, report.plugin.commit, report.run_id, report.started_at, {})
     document.targets[PG_TARGET] = TargetBenchmark(None, None, None, sample_benchmark())
     baseline = BenchmarkDocument.from_dict(document.to_dict())
     baseline.targets[PG_TARGET].result = sample_benchmark(2)

@@ -81,7 +81,7 @@ def test_every_check_passes_on_postgresql_13_15_and_17(matrix_run):
         assert target["status"] == "passed"
         assert {c["status"] for c in target["checks"]} == {"passed"}
         assert 0 < target["ready_seconds"] < 90  # container create -> ready, recorded
-    assert report["plugin"]["source"] == "project" and report["plugin"]["wheel_sha256"]
+    assert report["plugin"]["source"]["kind"] == "project" and report["plugin"]["wheel_sha256"]
 
 
 def test_no_container_is_left_after_a_run(matrix_run):

@@ -17,6 +17,7 @@ refusal is checked on the server too: nothing was uploaded.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -24,12 +25,26 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import BUILD, MATRIX, PyPI, checks, evidence, judged, report, target, unreached
+from helpers import (
+    BUILD,
+    MATRIX,
+    PUBLISHED,
+    SHA,
+    PyPI,
+    checks,
+    evidence,
+    judged,
+    report,
+    target,
+    unreached,
+)
 
 from matrix import masking
 from matrix.errors import HarnessError
@@ -42,6 +57,7 @@ from matrix.results import Finding
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "plugin_under_test"
 WHEEL = "peek_plugin_tutorial-1.0.0-py3-none-any.whl"
+SDIST = "peek_plugin_tutorial-1.0.0.tar.gz"
 COMMIT = "5eed" * 10
 PG, SQL = "pg15-postgis33", "mssql2019"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info")
@@ -184,22 +200,36 @@ def test_credentials_go_to_the_repositorys_own_hosts_only_and_the_index_password
     assert masking.mask("at ind3x-pw") == f"at {masking.MASK}"
 
 
-def test_a_dry_run_writes_the_notes_and_uploads_nothing(tmp_path):
-    wheel = tmp_path / BUILD.wheel.name
-    wheel.write_bytes(b"wheel")
-    verdict = evaluate(evidence(report()), MATRIX, Build(wheel, BUILD.sha256, BUILD.commit))
-    said = publish_verdict(verdict, None, tmp_path, dry_run=True)
-    assert f"Dry run: would upload {wheel} (5 bytes, sha256 {BUILD.sha256})" in said
-    assert "to (TWINE_REPOSITORY_URL is not set) as -; nothing was uploaded." in said
-    assert f"Evidence for the release: {tmp_path}/compat.json" in said
-    assert (tmp_path / "release-notes.md").read_text() == release_notes(verdict)
+def test_a_dry_run_that_cannot_say_where_it_would_upload_is_bad_input(tmp_path, monkeypatch):
+    """Exit 2 before anything is decided or written, naming the variable that says where."""
+    monkeypatch.delenv("TWINE_REPOSITORY_URL", raising=False)
+    (tmp_path / "compat.json").write_text(json.dumps(report().to_dict(), default=str))
+    done = cli("publish", "--dry-run", "--reports", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = one_paragraph(done.stderr)
+    assert "TWINE_REPOSITORY_URL is not set, so there is nowhere to publish and a dry run " in (
+        error
+    )
+    assert "Set TWINE_REPOSITORY_URL (the index's upload URL)" in error
+    assert "Release gate" not in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compat.json"]
 
 
 def test_a_refused_verdict_is_never_published(tmp_path):
     verdict = evaluate(evidence(report(absent=(PG,))), MATRIX, BUILD)
+    repository = repository_from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:9/"}, None)
     with pytest.raises(HarnessError, match="The gate refused"):
-        publish_verdict(verdict, None, tmp_path, dry_run=True)
+        publish_verdict(verdict, repository, tmp_path)
     assert not (tmp_path / "release-notes.md").exists()
+
+
+def test_release_notes_name_where_the_plugin_came_from_and_no_commit_it_lacks():
+    published = report(source=PUBLISHED)
+    notes = release_notes(evaluate(evidence(published), MATRIX, Build(BUILD.wheel, SHA, None)))
+    assert "the plugin: requirement peek-plugin-chat==5.1.6 from http://127.0.0.1:3141/simple/" in (
+        notes
+    )
+    assert "commit" not in notes
 
 
 # -- build ----------------------------------------------------------------------
@@ -208,7 +238,7 @@ def test_a_refused_verdict_is_never_published(tmp_path):
 @pytest.mark.live
 def test_build_gives_checked_reproducible_dists(proven, tmp_path):
     names = sorted(p.name for p in proven.dist.iterdir())
-    assert names == ["SHA256SUMS", WHEEL, "peek_plugin_tutorial-1.0.0.tar.gz"]
+    assert names == ["SHA256SUMS", WHEEL, "peek_plugin_tutorial-1.0.0.tar.gz", "provenance.json"]
     sums = dict(
         reversed(line.split("  ")) for line in (proven.dist / "SHA256SUMS").read_text().splitlines()
     )
@@ -219,12 +249,40 @@ def test_build_gives_checked_reproducible_dists(proven, tmp_path):
     same_time = {"SOURCE_DATE_EPOCH": source_date_epoch(PROJECT)}  # the copy has no git log
     again = build(copy, tmp_path / "dist", env=same_time)
     assert again.read_bytes() == (proven.dist / WHEEL).read_bytes()
+    assert (tmp_path / "dist" / SDIST).read_bytes() == (proven.dist / SDIST).read_bytes()
     with zipfile.ZipFile(proven.dist / WHEEL) as archive:
         names = set(archive.namelist())
     alembic = "peek_plugin_tutorial/_private/alembic"
     assert {f"{alembic}/env.py", f"{alembic}/script.py.mako"} <= names
     assert "peek_plugin_tutorial/_private/alembic.ini" in names
     assert any(n.startswith(f"{alembic}/versions/57f8be797dd0") for n in names)
+
+
+@pytest.mark.live  # builds twice
+def test_the_sdist_is_reproducible_its_times_are_source_date_epoch(tmp_path):
+    """Two builds of one commit, seconds apart, give the same sdist bytes.
+
+    setuptools writes PKG-INFO, the egg-info and the folders at build time,
+    and gzip stamps the time it compressed: every one of those must say
+    SOURCE_DATE_EPOCH instead, or the sha256 changes with the clock.
+    """
+    first = build(PROJECT, tmp_path / "one").parent / SDIST
+    started = time.time()
+    while time.time() - started < 1.1:  # tar keeps whole seconds: let the clock move on
+        time.sleep(0.2)
+    second = build(PROJECT, tmp_path / "two").parent / SDIST
+    assert hashlib.sha256(first.read_bytes()).hexdigest() == (
+        hashlib.sha256(second.read_bytes()).hexdigest()
+    )
+    epoch = int(source_date_epoch(PROJECT))
+    with gzip.open(first) as stream:
+        stream.read(1)
+        assert stream.mtime == epoch
+    with tarfile.open(first) as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members if m.mtime > epoch] == []
+    assert {m.name.split("/", 1)[-1] for m in members} >= {"PKG-INFO", "setup.cfg"}
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
 
 
 @pytest.mark.live  # builds a wheel
@@ -262,7 +320,8 @@ def test_publish_uploads_the_proven_wheel_once_and_pip_installs_it(
     assert pypi.files() == [WHEEL]
     assert hashlib.sha256((pypi.packages / WHEEL).read_bytes()).hexdigest() == proven.sha256
     notes = (reports / "release-notes.md").read_text()
-    assert f"Wheel `{WHEEL}`, sha256 `{proven.sha256}`, from commit `{COMMIT}`." in notes
+    assert f"Wheel `{WHEEL}`, sha256 `{proven.sha256}`; the plugin: wheel " in notes
+    assert f"built from plugin_under_test at commit {COMMIT}." in notes
     assert re.search(
         rf"\| {PG} \| PostgreSQL 15 \+ PostGIS 3.3 \(server 15\.\d+, .*\| passed \|", notes
     )
@@ -345,24 +404,29 @@ def test_publish_refuses_a_wheel_changed_after_the_report(proven, reports, pypi,
     done = publish(pypi, reports, tmp_path / "dist", proven.lax)
     assert done.returncode == 1, done.stdout + done.stderr
     sha = hashlib.sha256(changed.read_bytes()).hexdigest()
-    assert f"compat.json proves wheel sha256 {proven.sha256}, but {changed} has sha256 {sha}" in (
-        done.stdout
+    said = one_paragraph(done.stdout)
+    assert f"compat.json proves the wheel {WHEEL} (sha256 {proven.sha256}), but the wheel to " in (
+        said
     )
-    assert "the wheel changed after the matrix ran" in done.stdout
+    assert f"publish, {changed}, has sha256 {sha}: that is not the wheel the matrix ran" in said
+    assert f"python -m matrix run --plugin {changed} --matrix {proven.lax}" in said
     assert pypi.files() == []
 
 
 @pytest.mark.live
-def test_publish_dry_run_shows_what_would_be_uploaded(proven, reports, pypi):
+def test_publish_dry_run_shows_what_would_be_uploaded_and_writes_nothing(proven, reports, pypi):
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in reports.rglob("*") if p.is_file()}
     done = publish(pypi, reports, proven.dist, proven.lax, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     size = (proven.dist / WHEEL).stat().st_size
     assert f"would upload {proven.dist / WHEEL} ({size} bytes, sha256 {proven.sha256})" in (
         done.stdout
     )
-    assert f"to {pypi.url} as publisher; nothing was uploaded." in done.stdout
+    assert f"to {pypi.url} as publisher; nothing was uploaded" in done.stdout
     assert pypi.password not in done.stdout + done.stderr
     assert pypi.files() == []
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in reports.rglob("*") if p.is_file()}
+    assert after == before
 
 
 @pytest.mark.live
@@ -387,3 +451,20 @@ def test_publish_needs_a_repository_and_never_prints_the_password(proven, report
     assert "The package index answered 403" in one_paragraph(done.stderr)
     assert wrong not in done.stdout + done.stderr
     assert pypi.files() == []
+
+
+@pytest.mark.live
+@pytest.mark.skipif(shutil.which("nox") is None, reason="nox is not installed")
+def test_the_nox_sessions_dist_yields_to_the_users(tmp_path):
+    """``nox -s build -- --dist DIR`` builds into DIR only: the session adds no second --dist."""
+    done = subprocess.run(
+        ["nox", "-s", "build", "--", "--plugin", str(PROJECT), "--dist", str(tmp_path / "mine")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (command,) = [line for line in done.stderr.splitlines() if "python -m matrix build" in line]
+    assert command.count("--dist") == 1 and command.endswith(f"--dist {tmp_path / 'mine'}")
+    assert (tmp_path / "mine" / WHEEL).is_file()

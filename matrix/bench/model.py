@@ -312,7 +312,7 @@ def benchmark_document(report: RunReport) -> BenchmarkDocument:
     """``benchmark.json``: the run's figures by target, with what served each."""
     return BenchmarkDocument(
         asdict(report.plugin),
-        report.git_commit,
+        report.plugin.commit,
         report.run_id,
         report.started_at,
         {

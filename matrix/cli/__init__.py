@@ -23,6 +23,24 @@ from rich.markup import escape
 from matrix import masking
 from matrix.errors import HarnessError
 
+DESCRIPTION = """\
+Prove a Peek storage plugin's Alembic migrations on every database it must run
+on (PostgreSQL + PostGIS, SQL Server), say per database and per check what
+passed and which revision is to blame, and publish the wheel only once every
+required database has passed for that very wheel.
+
+Exit status: 0 passed, 1 a target failed, errored or was not run (or the gate
+refused), 2 bad input (one paragraph with the cause and the fix), 130
+interrupted. Each command's --help has its options and examples."""
+
+EXAMPLES = """\
+the loop, on your own plugin:
+  python -m matrix run --plugin ./my-plugin         # run it; reports in reports/
+  less reports/compat.md                            # read why a target failed
+  $EDITOR my-plugin/peek-matrix-policy.toml         # acknowledge a finding, run again
+  python -m matrix gate                             # may this wheel be released?
+  python -m matrix publish --dry-run                # what would be uploaded, where"""
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -53,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from matrix.cli import bench, html, images, release, run
 
-    parser = argparse.ArgumentParser(prog="python -m matrix", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m matrix",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command")
     for module in (run, bench, html, images, release):
         module.register(sub)

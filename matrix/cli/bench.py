@@ -30,7 +30,7 @@ from matrix.bench.model import (
     load_document,
 )
 from matrix.cli import ExitCode
-from matrix.cli.options import common, whole_number
+from matrix.cli.options import add_command, common, whole_number
 from matrix.cli.run import add_run_options, run_command
 
 SIZES = (
@@ -43,11 +43,15 @@ SIZES = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "bench",
-        help="run the matrix and benchmark session throughput on every live target",
-        description="Run the matrix (all of `run`'s options apply) with the session "
-        "throughput benchmark on, write reports/benchmark.json and reports/index.html.",
+        "run the matrix and benchmark session throughput on every live target",
+        "Run the matrix (all of `run`'s options apply) with the session throughput "
+        "benchmark on: the plugin's ORM sessions beside the raw driver, on each target "
+        "that passed; write reports/benchmark.json and reports/index.html.",
+        "python -m matrix bench --targets pg15-postgis33 --save-baseline base.json",
+        "python -m matrix bench --targets pg15-postgis33 --compare base.json --threshold 0.3",
     )
     common(parser)
     add_run_options(parser)

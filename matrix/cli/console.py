@@ -151,10 +151,23 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
             Text(str(target.status), style=STYLE.get(str(target.status), "")),
             f"{passed}/{len(target.checks)}",
             f"{target.duration_s:.1f}",
-            masking.mask(" ".join(why.split())[:200]),
+            Text(masking.mask(" ".join(why.split())[:200])),
         )
     console = Console(highlight=False, width=max(Console().width, 120))
+    console.print(Text(f"plugin: {masking.mask(report.plugin.source.describe())}"))
     console.print(table)
     for entry in report.policy.get("stale") or []:
         console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
     console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")
+    console.print(Text(next_step(report, reports_dir)))
+
+
+def next_step(report: RunReport, reports_dir: Path) -> str:
+    """The one thing to do next, after this run."""
+    if report.status in (Status.PASSED, Status.WAIVED):
+        return f"next: python -m matrix gate --reports {reports_dir} (may this wheel be released?)"
+    return (
+        f"next: read why in {reports_dir}/compat.md (or index.html); fix the plugin, or "
+        "acknowledge a finding with a [[waive]] entry in peek-matrix-policy.toml beside the "
+        "plugin (--policy FILE for a requirement); python -m matrix list shows the kinds"
+    )

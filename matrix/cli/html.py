@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 
 from matrix.cli import ExitCode
-from matrix.cli.options import add_reports, add_verbose
+from matrix.cli.options import add_command, add_reports, add_verbose
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("html", help="write reports/index.html from compat.json")
+    parser = add_command(
+        sub,
+        "html",
+        "write index.html again from compat.json",
+        "Write the self-contained HTML report (index.html) from the reports folder's "
+        "compat.json, after a merge or a gate; --screenshot also renders it to index.png.",
+        "python -m matrix html --reports reports --screenshot",
+    )
     add_reports(parser)
     parser.add_argument(
         "--screenshot", action="store_true", help="also render index.png in headless Chromium"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 from matrix import settings
 from matrix.definition import DEFAULT_MATRIX_FILE
+
+HELP_WIDTH = 78
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -46,8 +49,8 @@ def add_matrix(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_dist(parser: argparse.ArgumentParser, default: Path | None = Path("dist")) -> None:
-    parser.add_argument("--dist", type=Path, default=default, help="folder of built distributions")
+def add_dist(parser: argparse.ArgumentParser, help: str, default: Path | None = None) -> None:
+    parser.add_argument("--dist", type=Path, default=default, metavar="DIR", help=help)
 
 
 def add_plugin(parser: argparse.ArgumentParser) -> None:
@@ -59,14 +62,40 @@ def add_plugin(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Words(argparse.Action):
+    """A repeatable option whose every value may hold several words, comma or space separated.
+
+    The same words a ``MATRIX_*`` variable takes (:func:`settings.words`).
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        found = list(getattr(namespace, self.dest) or [])
+        found += values.replace(",", " ").split()
+        setattr(namespace, self.dest, found)
+
+
 def add_allow_missing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-missing",
-        action="append",
-        metavar="ID",
+        action=_Words,
+        metavar="ID[,ID...]",
         default=list(settings.words("MATRIX_ALLOW_MISSING")),
-        help="waive a required target that is absent or no server reached (repeatable; "
-        "also read from MATRIX_ALLOW_MISSING, space or comma separated)",
+        help="waive required targets that are absent or that no server reached (comma "
+        "separated, repeatable; MATRIX_ALLOW_MISSING adds more)",
+    )
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, summary: str, description: str, *examples: str
+) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary, a description and examples, as ``--help`` shows."""
+    lines = "\n".join(f"  {example}" for example in examples)
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, HELP_WIDTH),
+        epilog=f"examples:\n{lines}" if examples else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 

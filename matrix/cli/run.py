@@ -19,18 +19,20 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from matrix import catalogue, masking, reports, settings
+from matrix import catalogue, databases, masking, reports, settings
 from matrix.cli import ExitCode
 from matrix.cli.console import make_progress, print_summary
 from matrix.cli.options import (
+    add_command,
     add_dist,
+    add_matrix,
     add_plugin,
     add_reports,
     add_verbose,
     common,
     whole_number,
 )
-from matrix.definition import Matrix, Target, load_matrix
+from matrix.definition import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
 from matrix.engines import engine_names, engine_of
 from matrix.errors import HarnessError
 from matrix.plugin import sources
@@ -41,16 +43,45 @@ _TARGET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run the plugin's migrations on the matrix and check them")
+    run = add_command(
+        sub,
+        "run",
+        "run the plugin's migrations on the matrix and check them",
+        "Run the plugin's Alembic migrations on every database of the matrix (or those "
+        "--targets and --engine pick), check them, and write the reports (compat.json, "
+        "compat.md, junit.xml, index.html) into --reports. The plugin gets a virtual "
+        "environment of its own. Exit 0 when every target passed (or passed with findings "
+        "the policy waives), 1 when any failed, errored or was not run, 2 for bad input.",
+        "python -m matrix run --plugin plugin_under_test --targets pg15-postgis33",
+        "python -m matrix run --plugin peek-plugin-chat==5.1.6 --with 'Twisted<26' "
+        "--with-no-deps peek-platform==5.1.6 --reports reports/chat",
+    )
     common(run)
     add_run_options(run)
     run.set_defaults(handler=run_command)
 
-    listing = sub.add_parser("list", help="list the matrix targets and the checks")
-    common(listing)
+    listing = add_command(
+        sub,
+        "list",
+        "list the targets, the checks and the findings each check reports",
+        "List the matrix's targets (with the image a run would start), the checks in the "
+        "order they run, and the kinds of finding each check can report: the kind a "
+        "policy's [[waive]] entry names.",
+        "python -m matrix list",
+        "python -m matrix list --matrix my-targets.toml",
+    )
+    add_matrix(listing)
+    add_verbose(listing)
     listing.set_defaults(handler=list_command)
 
-    merge = sub.add_parser("report", help="merge per-target reports into compat.*")
+    merge = add_command(
+        sub,
+        "report",
+        "merge per-target results into compat.json, compat.md, junit.xml and index.html",
+        "Merge the per-target results that separate runs or CI jobs wrote (targets/*.json, "
+        "all about the same build) into one set of reports, as the release gate reads them.",
+        "python -m matrix report reports/targets/*.json --reports reports",
+    )
     merge.add_argument("files", nargs="+", type=Path, help="targets/*.json files")
     add_reports(merge)
     add_verbose(merge)
@@ -83,7 +114,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         action="store_false",
         help="never build an offline image when one is missing",
     )
-    add_dist(run, default=None)
+    add_dist(
+        run,
+        "build a project --plugin into DIR, as a release does (default: the cache's builds/, "
+        "where the gate finds the wheel after the run)",
+    )
     run.add_argument(
         "--with",
         dest="with_requirements",
@@ -173,6 +208,8 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
 
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
+    for engine in sorted({target.engine for target in targets}):
+        databases.require_driver(engine)  # the harness's own: an extra of the core install
     reports.check_folder(args.reports)
     with_requirements = tuple(_requirement(r, "--with") for r in args.with_requirements)
     without_dependencies = tuple(
@@ -185,7 +222,8 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
         )
     sources.validate(sources.classify(args.plugin))
     beside = Path(args.plugin) if Path(args.plugin).exists() else None
-    policy = load_policy(find_policy(args.policy, beside))
+    policy_file = find_policy(args.policy, beside)
+    policy = load_policy(policy_file)
     return RunOptions(
         plugin=args.plugin,
         targets=targets,
@@ -214,7 +252,32 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
         check_options={"scale": args.scale} if args.scale else {},
         previous=_previous(args.previous),
         benchmark=benchmark,
+        run_options=repeating(args, policy_file),
     )
+
+
+def repeating(args: argparse.Namespace, policy_file: Path | None) -> tuple[str, ...]:
+    """The options that make ``python -m matrix run`` do this run again, targets aside.
+
+    Resolved values, not the words typed: what came from a ``MATRIX_*``
+    variable or was found beside the plugin is written out, so that a command
+    the gate suggests runs the same plugin in the same environment under the
+    same policy wherever it is pasted.
+    """
+    options = ["--plugin", str(args.plugin)]
+    options += [word for r in args.with_requirements for word in ("--with", r)]
+    options += [word for r in args.without_dependencies for word in ("--with-no-deps", r)]
+    named = (
+        ("--constraints", args.constraints),
+        ("--policy", policy_file),
+        ("--previous", args.previous),
+        ("--scale", args.scale),
+        ("--matrix", None if args.matrix == DEFAULT_MATRIX_FILE else args.matrix),
+        ("--provider", None if args.provider == "auto" else args.provider),
+        ("--dist", args.dist),
+    )
+    options += [word for option, value in named if value for word in (option, str(value))]
+    return (*options, "--reports", str(args.reports))
 
 
 RELEASE_CHECKS = ("released_revisions_unchanged", "upgrade_from_release")
@@ -303,22 +366,24 @@ def _positive_float(text: str) -> float:
 
 def list_command(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
+    console = Console(highlight=False, width=160)
+    images, why = _run_images(matrix.targets)
     table = Table(title=str(matrix.path))
-    for column in ("id", "engine", "version", "PostGIS", "image", "providers", "required"):
+    for column in ("id", "engine", "version", "PostGIS", "image a run starts", "providers"):
         table.add_column(column)
+    table.add_column("required")
     for t in matrix.targets:
         table.add_row(
             t.id,
             t.engine,
             t.version,
             t.postgis or "-",
-            t.image,
+            images.get(t.id) or f"{t.image} ({why or _absent(t)})",
             ",".join(t.providers),
             "yes" if t.required else "no",
         )
-    console = Console(highlight=False, width=160)
     console.print(table)
-    checks = Table(title="checks")
+    checks = Table(title="checks, in the order they run")
     for column in ("check", "theory", "needs", "required"):
         checks.add_column(column)
     for info in catalogue.CHECKS:
@@ -326,7 +391,33 @@ def list_command(args: argparse.Namespace) -> int:
             info.name, info.theory, ", ".join(info.needs), "yes" if info.required else "no"
         )
     console.print(checks)
+    kinds = Table(title="finding kinds, by check (what a policy's [[waive]] kind names)")
+    for column in ("check", "kind", "meaning"):
+        kinds.add_column(column)
+    for kind in catalogue.FINDING_KINDS:
+        kinds.add_row(kind.check, kind.kind, kind.meaning)
+    kinds.add_row(
+        "any check", catalogue.NOT_RUN_KIND, "the check could not judge (the reason says why)"
+    )
+    console.print(kinds)
     return ExitCode.OK
+
+
+def _absent(target: Target) -> str:
+    built = f", else build {target.recipe.tag}" if target.recipe else ""
+    return f"not present: a run pulls it{built}"
+
+
+def _run_images(targets: list[Target]) -> tuple[dict[str, str], str | None]:
+    """The image a run would start for each target where one is present; else why none is known."""
+    try:
+        from matrix.images import docker_client, run_image
+
+        client = docker_client(timeout=5)
+    except (ImportError, HarnessError) as error:
+        cause = error.cause if isinstance(error, HarnessError) else str(error)
+        return {}, f"no Docker engine to ask: {cause.rstrip('.')}"
+    return {t.id: tag for t in targets if (tag := run_image(client, t))}, None
 
 
 def report_command(args: argparse.Namespace) -> int:

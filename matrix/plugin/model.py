@@ -28,8 +28,6 @@ class Plugin:
     wheel: Path | None = None
     wheel_sha256: str | None = None
     distribution: str | None = None
-    requirement: str | None = None
-    sdist_sha256: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
         return {k: None if v is None else str(v) for k, v in asdict(self).items()}

@@ -118,8 +118,6 @@ def _plugin(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
         wheel=built.wheel,
         wheel_sha256=wheel_sha,
         distribution=distribution,
-        requirement=built.requirement,
-        sdist_sha256=built.sdist_sha256,
     )
 
 

@@ -16,11 +16,19 @@
 Downloads and wheels built from sdists are cached by what identifies them
 (an exact pin, the sdist's sha256), so a rerun builds nothing and gets the
 very same wheel, and with it the same cached environment.
+
+Each form leaves its :class:`~matrix.results.Provenance`: what arrived (file
+and sha256), from which index, and a commit only where the plugin was built
+from a repository's tree. A wheel built by :func:`build_wheel` is recorded
+in ``provenance.json`` beside it, so a later run on that wheel (the release
+pipeline's test jobs) still knows the commit it was built from.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -35,13 +43,18 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from matrix import leftovers, processes
+from matrix import leftovers, processes, settings
 from matrix.errors import HarnessError, PluginError
+from matrix.plugin import index
 from matrix.plugin.manifest import FILE_NAME, alembic_folder, parse_manifest
+from matrix.results import Provenance
 
 DEFAULT_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest a zip holds
 BUILD_TIMEOUT_S = 900
 DOWNLOAD_TIMEOUT_S = 600
+GIT_TIMEOUT_S = 60
+BUILD_RECORD = "provenance.json"  # beside built wheels: which tree and commit each came from
+DOWNLOAD_RECORD = "index.json"  # in a download's cache folder: the index it came from
 # What a clean copy of a project leaves behind. A folder unpacked from an
 # sdist keeps its *.egg-info: that is where the sdist declares its files.
 PROJECT_LEFTOVERS = ("build", "dist", "*.egg-info", "__pycache__", ".git", ".nox", ".venv")
@@ -67,15 +80,12 @@ class Source:
 
 @dataclass(frozen=True)
 class Built:
-    """A plugin made ready: its wheel, or its package folder used in place."""
+    """A plugin made ready: its wheel, or its package folder used in place, and whence."""
 
     kind: Kind
+    provenance: Provenance
     wheel: Path | None = None
     package_dir: Path | None = None
-    requirement: str | None = None
-    sdist: Path | None = None
-    sdist_sha256: str | None = None
-    built_from: Path | None = None  # the source folder a wheel was built from
 
 
 def classify(spec: str | Path) -> Source:
@@ -163,28 +173,132 @@ def _parse_raw(path: Path, raw: bytes) -> None:
 def build(source: Source, cache: Path, dist_dir: Path | None, work: Path) -> Built:
     """Turn a classified source into a checked wheel (or a package folder)."""
     if source.kind == Kind.PACKAGE:
-        return Built(Kind.PACKAGE, package_dir=source.path)
+        return Built(
+            Kind.PACKAGE,
+            Provenance(str(Kind.PACKAGE), file=shown(source.path)),
+            package_dir=source.path,
+        )
     if source.kind == Kind.WHEEL:
         check_wheel(source.path)
-        return Built(Kind.WHEEL, wheel=source.path)
+        return Built(Kind.WHEEL, wheel_provenance(source.path), wheel=source.path)
     if source.kind == Kind.PROJECT:
         wheel = build_wheel(source.path, dist_dir or work / "dist")
-        return Built(Kind.PROJECT, wheel=wheel, built_from=source.path)
+        if dist_dir is None:
+            wheel = _keep(wheel, cache)
+        recorded = recorded_build(wheel) or Provenance(str(Kind.PROJECT), tree=shown(source.path))
+        return Built(Kind.PROJECT, recorded, wheel=wheel)
     if source.kind == Kind.SDIST:
-        return _from_sdist(source.path, cache, Kind.SDIST)
+        wheel, digest = _from_sdist(source.path, cache)
+        return Built(
+            Kind.SDIST, Provenance(str(Kind.SDIST), file=shown(source.path), sha256=digest), wheel
+        )
     artifact = download(source.requirement, cache)
+    provenance = Provenance(
+        str(Kind.REQUIREMENT),
+        requirement=source.requirement,
+        index=_download_index(artifact),
+        file=artifact.name,
+        sha256=sha256_of(artifact),
+    )
     if artifact.name.endswith(".whl"):
         check_wheel(artifact)
-        return Built(Kind.REQUIREMENT, wheel=artifact, requirement=source.requirement)
-    built = _from_sdist(artifact, cache, Kind.REQUIREMENT)
-    return Built(
-        Kind.REQUIREMENT,
-        wheel=built.wheel,
-        requirement=source.requirement,
-        sdist=artifact,
-        sdist_sha256=built.sdist_sha256,
-        built_from=built.built_from,
+        return Built(Kind.REQUIREMENT, provenance, wheel=artifact)
+    wheel, _ = _from_sdist(artifact, cache)
+    return Built(Kind.REQUIREMENT, provenance, wheel=wheel)
+
+
+# -- provenance ---------------------------------------------------------------------
+
+
+def shown(path: Path) -> str:
+    """A path as a report records it: relative to the working folder when inside it.
+
+    CI jobs run in one checkout at possibly different places, so the gate in
+    the publish job finds ``dist/x.whl`` where the test job recorded it.
+    """
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def tree_commit(folder: Path) -> str | None:
+    """The commit a source tree is at: CI's checkout (``CI_COMMIT_SHA``), else git's HEAD.
+
+    None where neither says (no repository, no git): then no commit is recorded.
+    """
+    if settings.ci_commit():
+        return settings.ci_commit()
+    try:
+        done = processes.run(
+            ["git", "rev-parse", "HEAD"],
+            "git rev-parse",
+            timeout=GIT_TIMEOUT_S,
+            cwd=folder,
+            check=False,
+        )
+    except HarnessError:  # no git here
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def wheel_provenance(wheel: Path) -> Provenance:
+    """A given wheel: its sha256, and the tree and commit its build record vouches for."""
+    recorded = recorded_build(wheel)
+    digest = sha256_of(wheel)
+    return Provenance(
+        str(Kind.WHEEL),
+        file=shown(wheel),
+        sha256=digest,
+        commit=recorded.commit if recorded else None,
+        tree=recorded.tree if recorded else None,
     )
+
+
+def recorded_build(wheel: Path) -> Provenance | None:
+    """The tree and commit ``provenance.json`` beside ``wheel`` records for these very bytes."""
+    try:
+        entry = json.loads((wheel.parent / BUILD_RECORD).read_text(encoding="utf-8"))[wheel.name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(entry, dict) or entry.get("sha256") != sha256_of(wheel):
+        return None  # another build under the same name: it vouches for nothing here
+    return Provenance(str(Kind.PROJECT), commit=entry.get("commit"), tree=entry.get("tree"))
+
+
+def _record_build(project: Path, built: list[Path]) -> None:
+    """Note, beside the files, which tree and commit each was built from."""
+    path = built[0].parent / BUILD_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    commit = tree_commit(project)
+    for file in built:
+        record[file.name] = {"sha256": sha256_of(file), "tree": shown(project), "commit": commit}
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _keep(wheel: Path, cache: Path) -> Path:
+    """A wheel built in the run's scratch folder, kept (with its record) for the gate.
+
+    Kept under its sha256, written atomically: runs side by side never write
+    the same file, and a report's wheel is still there after its run.
+    """
+    folder = cache / "builds" / sha256_of(wheel)[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in (wheel, wheel.parent / BUILD_RECORD):
+        temporary = folder / f".{file.name}.{os.getpid()}"
+        shutil.copyfile(file, temporary)
+        os.replace(temporary, folder / file.name)
+    return folder / wheel.name
+
+
+def _download_index(artifact: Path) -> str | None:
+    try:
+        return json.loads((artifact.parent / DOWNLOAD_RECORD).read_text(encoding="utf-8"))["index"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # -- the index ---------------------------------------------------------------------
@@ -197,7 +311,7 @@ def download(requirement: str, cache: Path) -> Path:
     """
     exact = _exact_pin(requirement)
     folder = cache / "downloads" / hashlib.sha256(requirement.encode()).hexdigest()[:16]
-    if exact and folder.is_dir():
+    if exact and (folder / DOWNLOAD_RECORD).is_file():  # the record says which index served it
         found = _artifacts(folder)
         if len(found) == 1:
             return found[0]
@@ -212,59 +326,21 @@ def download(requirement: str, cache: Path) -> Path:
         fix="Check the network to the package index, or pass a local file.",
     )
     found = _artifacts(folder)
-    if done.returncode != 0 or len(found) != 1:
-        shutil.rmtree(folder, ignore_errors=True)
-        tail = processes.tail(done.stdout + done.stderr, 15)
-        hint = (
-            "A yanked release is only fetched with an exact pin (==)."
-            if not exact
-            else "Check the name and version on the index."
-        )
-        raise PluginError(
-            f"pip could not fetch {requirement} from the package index:\n{tail}",
-            f"{hint} The index is pip's (PIP_INDEX_URL or pip's configuration overrides it).",
-        )
-    return found[0]
-
-
-def previous_release(distribution: str, version: str) -> tuple[str | None, str]:
-    """The highest release of ``distribution`` below ``version`` on pip's index.
-
-    pip lists every version its index has when none matches what it is asked
-    for (the yanked ones on a line of their own in newer pips); the harness
-    asks for one that cannot exist to read that list. Peek's releases are all
-    yanked, so ``<version`` alone would find nothing. Returns the exact pin, or None and why.
-    """
-    from packaging.version import InvalidVersion, Version
-
-    impossible = f"{distribution}==0.0.0.dev0+peekmatrix.listing"
-    with tempfile.TemporaryDirectory(prefix="matrix-versions-") as scratch:
-        done = processes.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", scratch, impossible],
-            "pip download",
-            timeout=DOWNLOAD_TIMEOUT_S,
-            check=False,
-        )
-    output = done.stdout + done.stderr
-    listed = re.findall(r"\(from versions: ([^)]*)\)", output)
-    listed += re.findall(r"Ignored the following yanked versions: ([^\n]*)", output)
-    if not listed:
-        return None, f"pip could not list the releases of {distribution} on its index"
-    try:
-        current = Version(version)
-    except InvalidVersion:
-        return None, f"{version} is not a version pip can compare"
-    older = []
-    for text in ",".join(listed).split(","):
-        try:
-            candidate = Version(text.strip())
-        except InvalidVersion:
-            continue
-        if candidate < current and (current.is_prerelease or not candidate.is_prerelease):
-            older.append(candidate)
-    if not older:
-        return None, f"the index has no release of {distribution} below {version}"
-    return f"{distribution}=={max(older)}", ""
+    if done.returncode == 0 and len(found) == 1:
+        record = {"index": index.without_credentials(index.index_url())}
+        (folder / DOWNLOAD_RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        return found[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    tail = processes.tail(done.stdout + done.stderr, 15)
+    hint = (
+        "A yanked release is only fetched with an exact pin (==)."
+        if not exact
+        else "Check the name and version on the index."
+    )
+    raise PluginError(
+        f"pip could not fetch {requirement} from the package index:\n{tail}",
+        f"{hint} The index is pip's (PIP_INDEX_URL or pip's configuration overrides it).",
+    )
 
 
 def _exact_pin(requirement: str) -> bool:
@@ -279,8 +355,11 @@ def _artifacts(folder: Path) -> list[Path]:
 # -- sdists and projects --------------------------------------------------------------
 
 
-def _from_sdist(sdist: Path, cache: Path, kind: Kind) -> Built:
-    """Build (or reuse) the wheel of an sdist file or of a folder unpacked from one."""
+def _from_sdist(sdist: Path, cache: Path) -> tuple[Path, str]:
+    """Build (or reuse) the wheel of an sdist file or of a folder unpacked from one.
+
+    Returns the wheel and the sdist's digest (of the file, or of the folder's tree).
+    """
     if sdist.is_dir():
         digest = _tree_digest(sdist)
         source_dir, scratch = sdist, None
@@ -300,7 +379,7 @@ def _from_sdist(sdist: Path, cache: Path, kind: Kind) -> Built:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     check_wheel(wheel, built_from=source_dir if sdist.is_dir() else sdist)
-    return Built(kind, wheel=wheel, sdist=sdist, sdist_sha256=digest, built_from=sdist)
+    return wheel, digest
 
 
 def _unpack(sdist: Path, into: Path) -> Path:
@@ -340,11 +419,14 @@ def build_wheel(project: Path, dist_dir: Path) -> Path:
         source, out = Path(scratch) / project.name, Path(scratch) / "out"
         shutil.copytree(project, source, ignore=shutil.ignore_patterns(*PROJECT_LEFTOVERS))
         _python_build(source, out, epoch, sdist_too=True)
-        for built in out.iterdir():
-            shutil.copyfile(built, dist_dir / built.name)
-        (wheel,) = out.glob("*.whl")
-    wheel = dist_dir / wheel.name
+        built = []
+        for file in sorted(out.iterdir()):
+            if file.name.endswith(".tar.gz"):
+                reproducible_sdist(file, int(epoch))
+            built.append(Path(shutil.copyfile(file, dist_dir / file.name)))
+    (wheel,) = (file for file in built if file.name.endswith(".whl"))
     check_wheel(wheel, built_from=project)
+    _record_build(project, built)
     return wheel
 
 
@@ -381,14 +463,14 @@ def _python_build(source: Path, out: Path, epoch: str, sdist_too: bool) -> None:
 
 
 def source_date_epoch(project: Path) -> str:
-    """The commit time of the project's last change, or a fixed date."""
-    if os.environ.get("SOURCE_DATE_EPOCH"):
-        return os.environ["SOURCE_DATE_EPOCH"]
+    """``SOURCE_DATE_EPOCH`` when set, else the project's last commit time, else a fixed date."""
+    if settings.source_date_epoch():
+        return settings.source_date_epoch()
     try:
         done = processes.run(
             ["git", "log", "-1", "--format=%ct", "--", "."],
             "git log",
-            timeout=60,
+            timeout=GIT_TIMEOUT_S,
             cwd=project,
             check=False,
         )
@@ -396,6 +478,30 @@ def source_date_epoch(project: Path) -> str:
         return DEFAULT_SOURCE_DATE_EPOCH
     stamp = done.stdout.strip()
     return stamp if done.returncode == 0 and stamp.isdigit() else DEFAULT_SOURCE_DATE_EPOCH
+
+
+def reproducible_sdist(sdist: Path, epoch: int) -> None:
+    """Rewrite an sdist so that its bytes depend on its content and ``epoch`` only.
+
+    setuptools writes ``PKG-INFO``, the ``*.egg-info`` files and the folders
+    at build time, and gzip stamps the time it compressed: two builds of one
+    commit differ. Here every member's mtime is clamped to ``epoch`` (as
+    ``tar --clamp-mtime`` does), owners are dropped, members keep their order,
+    and the gzip header carries ``epoch`` and no file name.
+    """
+    with tarfile.open(sdist, "r:gz") as archive:
+        members = [(m, archive.extractfile(m).read() if m.isfile() else None) for m in archive]
+        tar_format = archive.format
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as archive:
+        for member, content in members:
+            member.mtime = min(int(member.mtime), epoch)
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+            member.pax_headers = {}
+            archive.addfile(member, io.BytesIO(content) if content is not None else None)
+    with sdist.open("wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=epoch) as stream:
+        stream.write(buffer.getvalue())
 
 
 def _newest_mtime(folder: Path) -> str:

@@ -237,7 +237,7 @@ class DockerProvider(Provider):
         check_memory(client, target)
         notes: list[str] = []
         image = self._resolve_image(client, target, log, notes)
-        network = self._network_for(client, target, log, notes)
+        network = self._network_for(client, target, notes)
         password = masking.generate_password()
 
         def start(_attempt: int) -> tuple[docker.models.containers.Container, ContainerSpec, float]:
@@ -296,11 +296,11 @@ class DockerProvider(Provider):
     ) -> str:
         """The matrix image, else the offline one, else a pull, else a build."""
         recipe = target.recipe
+        present = images.run_image(client, target)
+        if present is not None:
+            notes.append(f"image {present}")
+            return present
         candidates = [target.image] + ([recipe.tag] if recipe else [])
-        for candidate in candidates:
-            if images.image_size(client, candidate) is not None:
-                notes.append(f"image {candidate}")
-                return candidate
         try:
             client.images.pull(target.image)
             notes.append(f"image {target.image} (pulled)")
@@ -322,9 +322,7 @@ class DockerProvider(Provider):
             _image_fix(target),
         )
 
-    def _network_for(
-        self, client: docker.DockerClient, target: Target, log: Log, notes: list[str]
-    ) -> str:
+    def _network_for(self, client: docker.DockerClient, target: Target, notes: list[str]) -> str:
         network = self.network or target.network
         if network == "host" or client.networks.list(names=["bridge"]):
             return network
@@ -333,9 +331,7 @@ class DockerProvider(Provider):
                 "The Docker engine has no bridge network (it runs with --bridge=none).",
                 "Use --docker-network host.",
             )
-        note = "host network: the Docker engine has no bridge network"
-        log(f"{target.id}: {note}")
-        notes.append(note)
+        notes.append("host network: the Docker engine has no bridge network")
         return "host"
 
     def _start(
@@ -370,10 +366,8 @@ class DockerProvider(Provider):
         try:
             self._refuse_if_closed(target)  # close() has listed, or will list, the containers
             _start_container(container, spec)
-            log(
-                f"started {spec.name} from {spec.image} on {LOCALHOST}:{spec.host_port} "
-                f"({spec.network_mode} network)"
-            )
+            # The image and the network are the target's notes, said once however many starts.
+            log(f"started {spec.name} on {LOCALHOST}:{spec.host_port}")
             _wait_ready(container, target, spec)
         except BaseException:
             _remove(container)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,19 +28,6 @@ from matrix.reports.markdown import markdown
 from matrix.results import REPORT_SCHEMA_VERSION, RunReport, TargetResult
 
 LOCK_FILE = ".lock"
-
-
-def git_commit() -> str | None:
-    """The commit under test: CI's variable when set, else the work tree's HEAD."""
-    if os.environ.get("CI_COMMIT_SHA"):
-        return os.environ["CI_COMMIT_SHA"]
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -148,11 +134,12 @@ def _header(report: RunReport) -> dict[str, Any]:
 
 def _build_of(header: dict[str, Any]) -> tuple:
     plugin = header.get("plugin", {})
+    source = plugin.get("source")
     return (
         plugin.get("name"),
         plugin.get("version"),
         plugin.get("wheel_sha256"),
-        header.get("git_commit"),
+        source.get("commit") if isinstance(source, dict) else None,
     )
 
 
@@ -225,13 +212,13 @@ def merge_target_files(paths: list[Path]) -> RunReport:
             ) from None
         if merged is None:
             merged = part
-        elif (part.plugin.wheel_sha256, part.git_commit) != (
+        elif (part.plugin.wheel_sha256, part.plugin.commit) != (
             merged.plugin.wheel_sha256,
-            merged.git_commit,
+            merged.plugin.commit,
         ):
             raise HarnessError(
                 f"{path} is about another build (wheel {part.plugin.wheel_sha256}, "
-                f"commit {part.git_commit}) than the others.",
+                f"commit {part.plugin.commit}) than the others.",
                 "Merge only the reports of one pipeline.",
             )
         merged.targets = [t for t in merged.targets if t.id != target.id] + [target]

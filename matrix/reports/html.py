@@ -105,7 +105,7 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
 
 def _plugin_file(report: RunReport) -> str:
     plugin = report.plugin
-    return Path(plugin.wheel).name if plugin.wheel else plugin.source
+    return Path(plugin.wheel).name if plugin.wheel else "none (used in place)"
 
 
 def discloses(check: CheckResult) -> bool:

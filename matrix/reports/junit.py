@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from matrix.results import RunReport, Status
 
@@ -20,6 +21,7 @@ def junit(report: RunReport) -> str:
             skipped=str(sum(c.status == Status.NOT_RUN for c in target.checks)),
             time=f"{target.duration_s:.3f}",
         )
+        _properties(suite, report)
         whole = ET.SubElement(
             suite, "testcase", classname=target.id, name="target", time=f"{target.duration_s:.3f}"
         )
@@ -47,3 +49,22 @@ def _outcome(case: ET.Element, status: Status, reason: str, detail: str) -> None
         ET.SubElement(case, "skipped", message=message)
     elif status == Status.WAIVED:
         ET.SubElement(case, "system-out").text = f"waived: {reason}"
+
+
+def _properties(suite: ET.Element, report: RunReport) -> None:
+    """Which plugin build the suite is about: its provenance, and the wheel tested."""
+    source, plugin = report.plugin.source, report.plugin
+    found = {
+        "plugin.source": source.describe(),
+        "plugin.kind": source.kind,
+        "plugin.requirement": source.requirement,
+        "plugin.index": source.index,
+        "plugin.sha256": source.sha256,
+        "plugin.commit": source.commit,
+        "plugin.wheel": plugin.wheel and Path(plugin.wheel).name,
+        "plugin.wheel_sha256": plugin.wheel_sha256,
+    }
+    properties = ET.SubElement(suite, "properties")
+    for name, value in found.items():
+        if value:
+            ET.SubElement(properties, "property", name=name, value=value)

@@ -19,13 +19,12 @@ def markdown(report: RunReport) -> str:
         f"# Compatibility of {plugin.name} {plugin.version}",
         "",
         f"- Overall: **{report.status}**",
-        f"- Plugin: {plugin.source}"
-        + (f" `{Path(plugin.wheel).name}`" if plugin.wheel else "")
-        + (f" (sha256 `{plugin.wheel_sha256}`)" if plugin.wheel_sha256 else "")
-        + (f", from `{plugin.requirement}`" if plugin.requirement else ""),
+        f"- Plugin: {plugin.source.describe()}",
+        f"- Wheel tested: `{Path(plugin.wheel).name}` (sha256 `{plugin.wheel_sha256}`)"
+        if plugin.wheel
+        else "- Wheel tested: none (the package folder was used in place)",
         f"- Schema `{plugin.schema}`, {plugin.revisions} revisions",
-        f"- Commit: `{report.git_commit or 'unknown'}`; run `{report.run_id}` started "
-        f"{report.started_at}",
+        f"- Run `{report.run_id}` started {report.started_at}",
         "- Checked with "
         + ", ".join(f"{k} {v}" for k, v in sorted(report.harness.items()))
         + f"; the plugin's environment holds {len(report.environment)} distributions "

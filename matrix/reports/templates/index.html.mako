@@ -97,11 +97,12 @@ pre { white-space: pre-wrap; word-break: break-word; font-size: 12px; margin: 4p
 </style></head><body><main>
 <h1>${report.plugin.name} ${report.plugin.version}:
 <span class="${report.status}">&nbsp;${report.status.symbol} ${report.status}&nbsp;</span></h1>
-<p class="meta">Wheel <code>${plugin_file}</code>\
+<p class="meta">Plugin: <span id="provenance">${report.plugin.source.describe()}</span><br>
+Wheel tested <code>${plugin_file}</code>\
 % if report.plugin.wheel_sha256:
- (sha256 <code>${report.plugin.wheel_sha256[:16]}…</code>)\
+ (sha256 <code>${report.plugin.wheel_sha256}</code>)\
 % endif
- · commit <code>${report.git_commit or "unknown"}</code> · run <code>${report.run_id}</code>
+ · run <code>${report.run_id}</code>
 started ${report.started_at} · matrix <code>${report.matrix_file}</code></p>
 
 <h2>Compatibility matrix</h2>

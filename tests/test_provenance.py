@@ -1,0 +1,149 @@
+"""Where the plugin came from, and only that: a commit only for a plugin built from a tree.
+
+A published plugin (a requirement) names its requirement, the index and the
+sha256 of the file that arrived in every report, and no commit: the folder
+the harness runs in is not the plugin's. A wheel says the commit it was built
+at only when the build record beside it (``provenance.json``, written by
+``python -m matrix build``) vouches for these very bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from helpers import PUBLISHED, report
+
+from matrix.cli.console import print_summary
+from matrix.plugin import sources
+from matrix.reports import ReportWriter
+from matrix.reports.html import write_html
+from matrix.results import Provenance, RunReport
+
+
+def published_report() -> RunReport:
+    run = report(source=PUBLISHED)
+    run.plugin.wheel = "/cache/wheels/peek_plugin_chat-5.1.6-py3-none-any.whl"
+    return run
+
+
+def test_every_report_of_a_published_plugin_names_its_requirement_and_sha256_and_no_commit(
+    tmp_path, capsys
+):
+    run = published_report()
+    ReportWriter(tmp_path).write_summaries(run)
+    write_html(tmp_path)
+    print_summary(run, tmp_path)
+    printed = " ".join(capsys.readouterr().out.split())
+    said = {
+        "compat.md": (tmp_path / "compat.md").read_text(),
+        "index.html": (tmp_path / "index.html").read_text(),
+        "junit.xml": (tmp_path / "junit.xml").read_text(),
+        "console": printed,
+    }
+    for where, text in said.items():
+        assert "peek-plugin-chat==5.1.6" in text, where
+        assert PUBLISHED.sha256 in text, where
+        assert "http://127.0.0.1:3141/simple/" in text, where
+        assert "commit" not in text.lower(), where
+    stored = json.loads((tmp_path / "compat.json").read_text())["plugin"]["source"]
+    assert stored["kind"] == "requirement" and stored["commit"] is None
+    assert stored["sha256"] == PUBLISHED.sha256 and stored["index"] == PUBLISHED.index
+
+
+def test_a_project_records_its_trees_commit(tmp_path, monkeypatch):
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)
+    tree = tmp_path / "plugin"
+    tree.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "one"]):
+        subprocess.run([*git, *command], cwd=tree, check=True, timeout=60)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert sources.tree_commit(tree) == head
+    monkeypatch.setenv("CI_COMMIT_SHA", "c1" * 20)  # CI's checkout says which commit it is
+    assert sources.tree_commit(tree) == "c1" * 20
+    monkeypatch.delenv("CI_COMMIT_SHA")
+    assert sources.tree_commit(tmp_path) is None  # no repository: no commit, not the harness's
+
+
+def _wheel_with_record(folder: Path, recorded: bytes, actual: bytes) -> Path:
+    wheel = folder / "peek_plugin_x-1.0-py3-none-any.whl"
+    wheel.write_bytes(actual)
+    record = {
+        wheel.name: {
+            "sha256": hashlib.sha256(recorded).hexdigest(),
+            "tree": "plugin_x",
+            "commit": "ab" * 20,
+        }
+    }
+    (folder / sources.BUILD_RECORD).write_text(json.dumps(record))
+    return wheel
+
+
+def test_a_wheel_has_the_commit_its_build_record_vouches_for(tmp_path):
+    wheel = _wheel_with_record(tmp_path, b"built here", b"built here")
+    found = sources.wheel_provenance(wheel)
+    assert (found.kind, found.commit, found.tree) == ("wheel", "ab" * 20, "plugin_x")
+    assert found.sha256 == hashlib.sha256(b"built here").hexdigest()
+    assert found.describe().endswith(f"built from plugin_x at commit {'ab' * 20}")
+
+
+def test_a_wheel_whose_bytes_the_record_does_not_know_has_no_commit(tmp_path):
+    changed = _wheel_with_record(tmp_path, b"built here", b"rebuilt elsewhere")
+    assert sources.wheel_provenance(changed).commit is None
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    moved = alone / changed.name
+    moved.write_bytes(b"built here")
+    assert sources.wheel_provenance(moved).commit is None
+
+
+def test_provenance_reads_back_as_it_was_written():
+    source = Provenance("project", commit="cd" * 20, tree="plugin_under_test")
+    assert Provenance.from_dict(json.loads(json.dumps(source.__dict__))) == source
+    assert source.describe() == f"project plugin_under_test at commit {'cd' * 20}"
+
+
+def test_a_project_run_without_dist_keeps_its_wheel_for_the_gate(run_matrix_cli, tmp_path):
+    """The wheel a project run built outlives the run, and the gate gates it at its commit."""
+    from helpers import MATRIX, cli
+
+    run = run_matrix_cli(
+        "--plugin",
+        "plugin_under_test",
+        "--targets",
+        "pg15-postgis33",
+        "--provider",
+        "external",
+        env={"MATRIX_CACHE_DIR": str(tmp_path / "cache"), "CI_COMMIT_SHA": ""},
+    )
+    assert run.exit_code == 0, run.output
+    plugin = run.report["plugin"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert plugin["source"] == {
+        "kind": "project",
+        "requirement": None,
+        "index": None,
+        "file": None,
+        "sha256": None,
+        "commit": head,
+        "tree": "plugin_under_test",
+    }
+    assert plugin["wheel"].startswith(str(tmp_path / "cache" / "builds"))
+    others = ",".join(t.id for t in MATRIX.targets if t.id != "pg15-postgis33")
+    gated = cli(
+        "gate",
+        "--reports",
+        str(run.reports),
+        "--allow-missing",
+        others,
+        env={"CI_COMMIT_SHA": ""},
+    )
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert "PASSED: every required target passed for this wheel and commit, except" in gated.stdout
