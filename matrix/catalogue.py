@@ -169,6 +169,11 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
         "data_survives", "sequence_behind", "a sequence is behind the rows kept, new rows collide"
     ),
+    FindingKind(
+        "constraints_named",
+        "unpromised_name",
+        "a revision drops a constraint by a name only one engine gives it",
+    ),
     FindingKind("offline_sql", "unsplittable", "a rendered script cannot be split in statements"),
     FindingKind("offline_sql", "unparsable", "a rendered statement does not parse"),
     FindingKind("offline_sql", "script_failed", "a rendered script fails on a database"),
