@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from matrix.cli import bench, html, images, release, run
+    from matrix.cli import bench, html, images, release, run, site
 
     parser = argparse.ArgumentParser(prog="python -m matrix", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
-    for module in (run, bench, html, images, release):
+    for module in (run, bench, html, images, release, site):
         module.register(sub)
     return parser
