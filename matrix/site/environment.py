@@ -192,7 +192,8 @@ def _refuse_conflicts(site: Site, built: list[Built]) -> None:
     for entry, made in zip(site.plugins, built, strict=True):
         own = declared_requirements(made.wheel) if made.wheel else []
         extras = [*entry.release.with_requirements, *entry.release.without_dependencies]
-        declared[entry.label] = own + [Requirement(r) for r in extras]
+        name = made.wheel.name.split("-")[0].replace("_", "-") if made.wheel else entry.label
+        declared[name] = own + [Requirement(r) for r in extras]
     conflicts = pin_conflicts(declared)
     if conflicts:
         raise SiteConflict(

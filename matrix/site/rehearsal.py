@@ -180,7 +180,11 @@ class Rehearsal:
             )
             member.ledger.observe(self.conn, self.engine, member.schema, at)
             metadata = synthetic.reflect(self.conn, member.schema)
-            tables = [t for t in metadata.tables.values() if t.schema == member.schema]
+            tables = [
+                t
+                for t in metadata.tables.values()
+                if t.schema == member.schema and t.name != VERSION_TABLE
+            ]
             synthetic.fill(self.conn, self.engine, tables, at, member.ledger)
             if self.scale:
                 for table in sa.sql.util.sort_tables(tables):
