@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from plugin_factory import ADD_COUNT, CREATE_INDEX, DROP_COUNT, DROP_INDEX, Revision
+from plugin_factory import ADD_COUNT, CREATE_INDEX, DROP_COUNT, Revision
 from site_factory import ROOT, SitePlugin, item_history, run_site, write_site
 
 from matrix.site.environment import pin_conflicts
