@@ -20,7 +20,7 @@ from matrix.checks.cost import judge_cost
 from matrix.checks.data import KINDS, server_timezone
 from matrix.results import CheckResult, Status
 from matrix.site.catalogue import SITE_BY_NAME, SITE_CHECKS
-from matrix.site.rehearsal import Rehearsal, unlabel
+from matrix.site.rehearsal import UPGRADE, Rehearsal, unlabel
 from matrix.snapshot import describe, plugin_schema
 
 
@@ -230,14 +230,22 @@ def site_matches_fresh(rehearsal: Rehearsal, out: SiteOutput) -> None:
             plugin.covered = "the same schema as a fresh install of this release"
 
 
-def _losses(rehearsal: Rehearsal, member, plugin: CheckOutput) -> list[synthetic.Loss]:
-    """Rows of ``member``'s ledger that are gone or changed, each a finding, blamed."""
+def _losses(
+    rehearsal: Rehearsal, member, plugin: CheckOutput, rolled_back: bool = False
+) -> list[synthetic.Loss]:
+    """Rows of ``member``'s ledger that are gone or changed, each a finding, blamed.
+
+    After a rollback, a row the upgrade changed and the way back did not
+    restore is still blamed on the upgrade's revision, and said so.
+    """
     conn, engine = rehearsal.conn, rehearsal.engine
     timezone = server_timezone(conn, engine.name)
     losses = synthetic.verify(conn, engine, member.schema, member.ledger, timezone)
     for loss in losses:
         phase, culprit, revision = unlabel(loss.revision) or ("", "", loss.revision)
         by = f" by {culprit}'s {phase} at {revision}" if culprit else ""
+        if rolled_back and phase == UPGRADE:
+            by += " and not restored by the rollback"
         rows = f"{len(loss.rows)} row(s) written at the previous release"
         verb = {"values": "changed", "column": "lost a value"}.get(loss.kind, "lost")
         plugin.find(
@@ -260,13 +268,17 @@ def site_rows_kept(rehearsal: Rehearsal, out: SiteOutput) -> None:
     semantics. A loss is blamed on the revision that changed the table (the
     ledger follows every table's identity and rows, revision by revision,
     inside each upgrade's transaction) and on the plugin that ran it, which
-    may be another plugin: the same kinds as ``data_survives``. Lost rows
-    are then forgotten, so the rollback is judged on what survived.
+    may be another plugin: the same kinds as ``data_survives``. Rows gone
+    are then forgotten; changed rows keep their previous values, which the
+    rollback must give back.
     """
     for member in _fresh(rehearsal, out):
         plugin = out.plugin(member.name)
         losses = _losses(rehearsal, member, plugin)
-        member.ledger.forget({id(r) for loss in losses if loss.kind != "column" for r in loss.rows})
+        # The rollback is judged on the rows still there, against the values
+        # they had at the previous release (a changed row must come back).
+        gone = {id(r) for loss in losses if loss.kind in ("table", "rows") for r in loss.rows}
+        member.ledger.forget(gone)
         for loss in losses:
             if loss.kind == "column":
                 member.ledger.forget_column(loss.table, loss.column)
@@ -337,8 +349,10 @@ def site_rollback(rehearsal: Rehearsal, out: SiteOutput) -> None:
     release's scripts, from its head to the previous release's, the last
     plugin first. Each must run; the schema must then equal the one the
     previous release's own scripts installed, with each step's residue blamed
-    on its revision as ``downgrade_leaves_no_trace`` does; every row that
-    survived the upgrade must survive the way back. A downgrade declared
+    on its revision as ``downgrade_leaves_no_trace`` does; every row still
+    there after the upgrade must be back as the previous release wrote it
+    (one the upgrade changed and the way back does not restore is blamed on
+    the upgrade's revision). A downgrade declared
     irreversible ends the way back there (a note; what lies below is not
     judged); no-op downgrades (``pass``) are named.
     """
@@ -381,7 +395,7 @@ def site_rollback(rehearsal: Rehearsal, out: SiteOutput) -> None:
                     revision=failure.revision,
                     detail=member.cell.source_of(failure.revision, "downgrade"),
                 )
-            _losses(rehearsal, member, plugin)
+            _losses(rehearsal, member, plugin, rolled_back=True)
             continue
         for revision, expected, actual in member.residues:
             how = " (its downgrade() is a no-op: pass)" if revision in no_ops else ""
@@ -401,7 +415,7 @@ def site_rollback(rehearsal: Rehearsal, out: SiteOutput) -> None:
                 revision=upgraded[-1] if upgraded else member.head,
                 detail=describe(member.previous_state.facts, state.facts),
             )
-        losses = _losses(rehearsal, member, plugin)
+        losses = _losses(rehearsal, member, plugin, rolled_back=True)
         if not losses and not member.residues and state == member.previous_state:
             plugin.covered = (
                 f"{len(steps)} revisions rolled back to {member.previous['head']}: the previous "
