@@ -280,6 +280,8 @@ class _SiteCell:
 
     def _run(self, started: float) -> None:
         target, result = self.target, self.result
+        if self.prepared.done() and self.prepared.exception() is not None:
+            self.prepared.result()  # the site failed as a whole: start no server for it
         provider, reason = self.providers.choose(target)
         if provider is None:
             raise ProviderUnavailable(reason)
