@@ -201,15 +201,21 @@ class CostObserver:
 
 
 def fill_to_scale(conn: sa.Connection, engine, table: sa.Table, scale: int, ledger) -> str:
-    """Bulk-load ``table`` up to ``scale`` rows; why it could not be, or "" when it was."""
+    """Bulk-load ``table`` up to ``scale`` rows; why it could not be, or "" when it was.
+
+    The bulk load goes through the driver itself (COPY), so a row the table
+    refuses (a unique foreign key, one row per parent) raises the driver's own
+    error, not SQLAlchemy's: the table is then left as it is, and why is said.
+    """
     present = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     missing = scale - present
     if missing <= 0:
         return ""
+    refused = (synthetic.Unfillable, sa.exc.DBAPIError, sa.exc.StatementError)
     try:
         columns, rows = synthetic.bulk_rows(conn, table, missing, ledger)
         engine.bulk_load(conn, table, columns, rows)
-    except (synthetic.Unfillable, sa.exc.DBAPIError, sa.exc.StatementError) as error:
+    except (*refused, conn.dialect.loaded_dbapi.Error) as error:
         return synthetic.first_line(error)
     return ""
 
