@@ -238,16 +238,15 @@ class Rehearsal:
             member.statements = observer.sent
             after = self.site_facts()
             member.reaches = self._reaches(member, before, after, observer)
-            for other in self.members:  # their ledgers learn what this plugin did to them
-                blame = next((r.revision for r in member.reaches if r.victim == other.name), None)
-                last = steps[-1].revision if steps else member.head
-                if other is not member:
-                    other.ledger.observe(
-                        self.conn,
-                        self.engine,
-                        other.schema,
-                        label(UPGRADE, member.name, blame or last),
-                    )
+            last = steps[-1].revision if steps else member.head
+            for reach in member.reaches:  # the plugins it reached: their ledgers learn it
+                victim = self.by_name(reach.victim)
+                victim.ledger.observe(
+                    self.conn,
+                    self.engine,
+                    victim.schema,
+                    label(UPGRADE, member.name, reach.revision or last),
+                )
             before = after
         # The logic service migrates one plugin after another: the window is their sum.
         self.window_s = round(sum(m.outcome.seconds for m in self.members), 4)
@@ -352,7 +351,7 @@ class UpgradeObserver:
         self._current: str | None = None
         self._locks: dict[str, tuple[str, int]] = {}  # relation -> (mode, evidence index)
         self._state = member.previous_state or SchemaState(frozenset())
-        self._others = self._other_counts(rehearsal.conn)
+        self._others: dict[str, tuple] | None = None  # taken before the first revision
         self._observing = False
 
     def record(self, conn, cursor, statement, parameters, context, executemany) -> None:
@@ -365,6 +364,10 @@ class UpgradeObserver:
 
     def before(self, revision: str) -> None:
         self._current = revision
+        if self._others is None:  # a plugin with nothing to upgrade costs no snapshot
+            clock = time.perf_counter()
+            self._others = self._other_counts(self.rehearsal.conn)
+            self.spent += time.perf_counter() - clock
 
     def after(self, step: Step) -> None:
         clock = time.perf_counter()
