@@ -53,6 +53,13 @@ def migrate_mssql(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def site(session: nox.Session) -> None:
+    """Rehearse a whole Peek release in one database (site.toml): upgrade, check, roll back."""
+    _install_harness(session)
+    session.run("python", "-m", "matrix", "site", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def images(session: nox.Session) -> None:
     """Build the offline PostgreSQL/PostGIS images from Debian packages (no registry)."""
     _install_harness(session)

@@ -146,30 +146,32 @@ def probe(spec: dict[str, Any]) -> int:
 
         imported = Path(importlib.import_module(plugin.package).__file__).resolve()
     except Exception as error:  # noqa: BLE001 - whatever stops the plugin is its first cause
-        emit({"fatal": first_cause(error, roots)})
+        emit({"fatal": first_cause(error, roots), "package": plugin.package})
         return 0
     if not imported.is_relative_to(plugin.import_root.resolve()):
         emit(
             {
+                "package": plugin.package,
                 "fatal": {
                     "kind": "shadowed",
                     "error": f"{plugin.package} was imported from {imported}, not from "
                     f"{plugin.import_root}: another copy shadows the one under test",
                     "where": str(imported),
-                }
+                },
             }
         )
         return 0
     versions = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
     emit(
         {
+            "package": plugin.package,
             "probe": {
                 "schema": migrator.env.schema or metadata_schema(plugin.package),
                 "revisions": [s.revision for s in migrator.revisions],
                 "heads": heads,
                 "offline": offline,
                 "versions": versions,
-            }
+            },
         }
     )
     return 0
@@ -295,7 +297,7 @@ def _benchmark(cell, settings: dict[str, Any]) -> None:
     emit({"benchmark": result})
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """End when the harness that started this process is gone (killed with SIGKILL).
 
     The check process runs in a session of its own, so no signal reaches it
@@ -318,7 +320,7 @@ def _exit_with_parent() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _exit_with_parent()
+    exit_with_parent()
     spec = json.loads(os.environ[SPEC_ENV])
     if "--probe" in argv:
         return probe(spec)

@@ -46,7 +46,7 @@ def harness_path(cache: Path) -> Path:
 
 
 class Child:
-    """A running check process."""
+    """A running check process (``module``: the plugin's, or the site's ``matrix.site.process``)."""
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Child:
         spec: dict[str, Any],
         url: str | None,
         path: list[Path],
+        module: str = "matrix.cell",
     ) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update(
@@ -66,7 +67,7 @@ class Child:
             }
         )
         self.process = subprocess.Popen(
-            [str(python), "-m", "matrix.cell", *args],
+            [str(python), "-m", module, *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

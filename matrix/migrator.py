@@ -127,6 +127,9 @@ class Migrator:
                 "revision, revision ids must be unique, and the history must have no cycle.",
             ) from None
         self.env = EnvOptions()
+        # The MigrationContext of the walk in progress (None between walks): an
+        # observer that must see a walk's uncommitted work reads through its connection.
+        self.context: MigrationContext | None = None
 
     def config(self, url: URL | str, buffer: io.StringIO | None = None) -> Config:
         """The Alembic config Peek's ``DbConnection`` writes for the plugin."""
@@ -159,13 +162,16 @@ class Migrator:
         """Downgrade to ``destination``, committing and observing after each revision."""
         return self._walk(url, destination, False, observer)
 
-    def upgrade_in_one_go(self, url: URL, destination: str = "heads") -> list[Step]:
+    def upgrade_in_one_go(
+        self, url: URL, destination: str = "heads", observer: Observer | None = None
+    ) -> list[Step]:
         """``alembic upgrade head`` exactly as Peek's server runs it: env.py's one transaction.
 
         Nothing is committed between revisions; the steps are only followed, so
-        that a failure names the revision that raised.
+        that a failure names the revision that raised. An observer sees the
+        uncommitted work through :attr:`context`'s connection.
         """
-        return self._walk(url, destination, True, None, commit_each=False)
+        return self._walk(url, destination, True, observer, commit_each=False)
 
     def stamp(self, url: URL, revision: str = "heads") -> None:
         """``alembic stamp``: record ``revision`` without running anything."""
@@ -218,6 +224,7 @@ class Migrator:
                 else self.script._downgrade_revs(destination, rev)
             )
             pending.extend(_revision_of(step, upgrade) for step in planned)
+            self.context = context
             context.on_version_apply_callbacks = (*context.on_version_apply_callbacks, after)
             if observer is not None and pending:
                 observer.before(pending[0])
@@ -250,6 +257,8 @@ class Migrator:
             if len(done) < len(pending):
                 raise StepFailed(pending[len(done)], upgrade, error, done) from error
             raise
+        finally:
+            self.context = None
         return done
 
     def _run(self, url: URL, fn: Callable, **context: Any) -> None:

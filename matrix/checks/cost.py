@@ -211,22 +211,9 @@ class CostObserver:
         return [self.conn.connection.dbapi_connection, self.sampler.connection]
 
     def _top_up(self, table: sa.Table) -> None:
-        present = self.conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        missing = self.scale - present
-        if missing <= 0:
-            return
-        try:
-            columns, rows = synthetic.bulk_rows(
-                self.conn, self.cell.engine, table, missing, self.ledger
-            )
-            self.cell.engine.bulk_load(self.conn, table, columns, rows)
-        except (
-            synthetic.Unfillable,
-            sa.exc.DBAPIError,
-            sa.exc.StatementError,
-            self.conn.dialect.loaded_dbapi.Error,  # bulk loads talk to the driver directly
-        ) as error:
-            self.unfilled[table.name] = synthetic.first_line(error)
+        why = fill_to_scale(self.conn, self.cell.engine, table, self.scale, self.ledger)
+        if why:
+            self.unfilled[table.name] = why
 
     def _row_counts(self) -> dict[str, int]:
         tables = sorted(self.state.tables())
@@ -247,6 +234,26 @@ class CostObserver:
             return {}
         rows = self.conn.execute(sa.text(sql), {"schema": self.cell.schema})
         return {row.name: row.storage for row in rows}
+
+
+def fill_to_scale(conn: sa.Connection, engine, table: sa.Table, scale: int, ledger) -> str:
+    """Bulk-load ``table`` up to ``scale`` rows; why it could not be, or "" when it was.
+
+    The bulk load goes through the driver itself (COPY), so a row the table
+    refuses (a unique foreign key, one row per parent) raises the driver's own
+    error, not SQLAlchemy's: the table is then left as it is, and why is said.
+    """
+    present = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    missing = scale - present
+    if missing <= 0:
+        return ""
+    refused = (synthetic.Unfillable, sa.exc.DBAPIError, sa.exc.StatementError)
+    try:
+        columns, rows = synthetic.bulk_rows(conn, engine, table, missing, ledger)
+        engine.bulk_load(conn, table, columns, rows)
+    except (*refused, conn.dialect.loaded_dbapi.Error) as error:
+        return synthetic.first_line(error)
+    return ""
 
 
 @check
@@ -287,10 +294,11 @@ def migration_cost(cell, out: CheckOutput) -> None:
     out.evidence = observer.evidence
     for table, why in sorted(observer.unfilled.items()):
         out.warn(f"{table} could not be filled to {scale} rows: {why}")
-    _judge(cell, out, scale)
+    judge_cost(cell, out, scale)
 
 
-def _judge(cell, out: CheckOutput, scale: int) -> None:
+def judge_cost(cell, out: CheckOutput, scale: int) -> None:
+    """Each revision's evidence against the policy's ``[cost]`` limits (none: only reported)."""
     limits = cell.policy.cost
     for evidence in out.evidence:
         blocked = [lock for lock in evidence.locks if lock.exclusive and lock.rows]

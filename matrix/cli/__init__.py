@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from matrix.cli import bench, html, images, release, run
+    from matrix.cli import bench, html, images, release, run, site
 
     parser = argparse.ArgumentParser(
         prog="python -m matrix",
@@ -78,6 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
-    for module in (run, bench, html, images, release):
+    for module in (run, bench, html, images, release, site):
         module.register(sub)
     return parser

@@ -157,18 +157,26 @@ def exact_pins(wheel: Path | None) -> list[str]:
     """
     if wheel is None:
         return []
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = Parser().parsestr(archive.read(name).decode("utf-8", errors="replace"))
     pins = []
-    for line in metadata.get_all("Requires-Dist") or []:
-        requirement = Requirement(line)
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-            continue
+    for requirement in declared_requirements(wheel):
         specifiers = list(requirement.specifier)
         if len(specifiers) == 1 and specifiers[0].operator == "==":
             pins.append(f"{requirement.name}=={specifiers[0].version}")
     return pins
+
+
+def declared_requirements(wheel: Path) -> list[Requirement]:
+    """The wheel's ``Requires-Dist`` that apply here (markers evaluated, no extras)."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(name).decode("utf-8", errors="replace"))
+    found = []
+    for line in metadata.get_all("Requires-Dist") or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        found.append(requirement)
+    return found
 
 
 def _create(

@@ -85,18 +85,24 @@ def prepare_plugin(
         log=log,
     )
     seconds["environment"] = env.seconds
-    plugin = _plugin(built, env, wheel_sha)
-    path = [harness_path(cache)]
-    if built.kind == Kind.PACKAGE:
-        path.append(built.package_dir.parent)
-    prepared = PreparedPlugin(plugin, env, built, path, seconds=seconds)
+    plugin = plugin_in(built, env, wheel_sha)
+    prepared = PreparedPlugin(plugin, env, built, import_path(built, cache), seconds=seconds)
     started = time.perf_counter()
     _probe(prepared, engine)
     seconds["probe"] = round(time.perf_counter() - started, 3)
     return prepared
 
 
-def _plugin(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
+def import_path(built: Built, cache: Path) -> list[Path]:
+    """What the check process puts on ``PYTHONPATH``: the harness, and a package used in place."""
+    path = [harness_path(cache)]
+    if built.kind == Kind.PACKAGE:
+        path.append(built.package_dir.parent)
+    return path
+
+
+def plugin_in(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
+    """The plugin as installed in ``env`` (or used in place), with its manifest's Alembic folder."""
     if built.kind == Kind.PACKAGE:
         package_dir = built.package_dir
         import_root = package_dir.parent
@@ -146,14 +152,14 @@ def _probe(prepared: PreparedPlugin, engine: str) -> None:
     if "fatal" in result:
         cause = result["fatal"]
         if cause["kind"] in ("missing_module", "import"):
-            raise _environment_error(cause, prepared)
+            raise environment_error(cause)
         if cause["kind"] == "harness":
             raise PluginError(
                 f"The harness failed while loading the plugin at {cause.get('where')}: "
                 f"{cause['error']}.",
                 "This is a harness bug; rerun with -v and report it with the output.",
             )
-        prepared.load_failure = _describe_failure(cause)
+        prepared.load_failure = describe_failure(cause)
         return
     found = result["probe"]
     prepared.schema = found["schema"]
@@ -162,7 +168,8 @@ def _probe(prepared: PreparedPlugin, engine: str) -> None:
     prepared.offline = found["offline"]
 
 
-def _environment_error(cause: dict, prepared: PreparedPlugin) -> PluginError:
+def environment_error(cause: dict) -> PluginError:
+    """A module the environment lacks (or holds in another release), as the user's fix."""
     where = cause.get("where") or "the plugin"
     chain = f"{cause['raised_at']}, reached from {where}," if cause.get("raised_at") else where
     module = cause.get("module") or "?"
@@ -186,6 +193,6 @@ def _environment_error(cause: dict, prepared: PreparedPlugin) -> PluginError:
     )
 
 
-def _describe_failure(cause: dict) -> str:
+def describe_failure(cause: dict) -> str:
     where = f" at {cause['where']}" if cause.get("where") else ""
     return f"the plugin cannot be loaded{where}: {cause['error']}"

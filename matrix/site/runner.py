@@ -1,0 +1,486 @@
+"""The site rehearsal, as a list of small steps: the site's environments, then each target.
+
+:func:`run_site` reads in one screen: hold the reports folder, start every
+target's server while the site's environment and the previous releases'
+environments are built, and per target (in parallel, each with its own
+database): install the previous release plugin by plugin in load order with
+its own scripts (:mod:`matrix.site.install`), then let the site's check
+process fill, upgrade, compare and roll back (:mod:`matrix.site.process`).
+The reports are written after each target, so a crash keeps what was
+gathered. A site whose plugins cannot be installed together is a site-level
+failure: every target fails with the conflict, nothing is started.
+"""
+
+from __future__ import annotations
+
+import datetime
+import queue
+import secrets
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import URL
+
+import matrix
+from matrix import databases, masking, reports
+from matrix.child import Child
+from matrix.definition import Target
+from matrix.engines import engine_named
+from matrix.errors import HarnessError, ProviderUnavailable
+from matrix.plugin.sources import tree_commit
+from matrix.policy import Policy
+from matrix.providers import ProviderSet
+from matrix.results import CheckResult, RevisionEvidence, Status
+from matrix.runner import (
+    DEFAULT_CHECK_TIMEOUT_S,
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_RUN_TIMEOUT_S,
+    Progress,
+    _scratch,
+    _terminate_on_sigterm,
+    fatal_of,
+)
+from matrix.site import reports as site_reports
+from matrix.site.catalogue import SITE_CHECK_NAMES
+from matrix.site.environment import SiteConflict, SiteEnvironment, SiteMember, prepare_site
+from matrix.site.install import alembic_upgrade
+from matrix.site.results import PluginRow, SitePluginInfo, SiteReport, SiteTargetResult
+from matrix.site.sitefile import Site
+
+if TYPE_CHECKING:  # images imports the Docker SDK
+    from matrix.images import BuildPlace
+
+
+@dataclass
+class SiteOptions:
+    """Everything a site run needs, resolved and validated by the command line."""
+
+    site: Site
+    targets: list[Target]
+    matrix_file: Path
+    reports_dir: Path = Path("reports/site")
+    provider: str = "auto"
+    jobs: int = 2
+    keep: bool = False
+    docker_network: str | None = None
+    allow_build: bool = True
+    cache_dir: Path = Path.home() / ".cache" / "peek-matrix"
+    policy: Policy = field(default_factory=Policy)
+    external_urls: dict[str, URL] = field(default_factory=dict)
+    pg_root: Path = Path("/usr/lib/postgresql")
+    image_place: BuildPlace | None = None
+    scale: int = 0
+    check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+
+def run_site(options: SiteOptions, progress: Progress) -> SiteReport:
+    run_id = secrets.token_hex(4)
+    started = time.perf_counter()
+    deadline = time.monotonic() + options.run_timeout_s
+    report = _report(options, run_id)
+    writer = reports.ReportWriter(options.reports_dir)
+    with writer.locked(), _scratch(run_id) as work, _terminate_on_sigterm():
+        providers = ProviderSet(
+            run_id,
+            options.provider,
+            options.keep,
+            options.docker_network,
+            options.allow_build,
+            external_urls=options.external_urls,
+            pg_root=options.pg_root,
+            state_dir=options.cache_dir / "runs",
+            image_place=options.image_place,
+        )
+        prepared: Future[SiteEnvironment] = Future()
+        report.targets = [_pending(t) for t in options.targets]
+        try:
+            done: queue.Queue[SiteTargetResult] = queue.Queue()
+            for target in options.targets:
+                progress.target(target.id, "waiting")
+            _start_targets(options, prepared, providers, progress, deadline, work, done)
+            try:
+                site = _prepare(options, work, progress, report)
+                prepared.set_result(site)
+            except SiteConflict as conflict:
+                prepared.set_exception(conflict)
+                report.failure = masking.mask(conflict.message)
+                report.conflicts = [c.__dict__ for c in conflict.conflicts]
+            except BaseException as error:
+                prepared.set_exception(error)
+                raise
+            pending = {t.id for t in options.targets}
+            while pending and time.monotonic() < deadline + 30:
+                try:
+                    result = done.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                pending.discard(result.id)
+                report.targets = [result if t.id == result.id else t for t in report.targets]
+                site_reports.write(options.reports_dir, report)
+            for target in report.targets:
+                if target.id in pending:
+                    target.fatal = {"status": "error", "reason": "the run outlived --run-timeout"}
+                    target.settle()
+        finally:
+            try:
+                providers.close()
+            finally:
+                for target in report.targets:
+                    if target.status == Status.NOT_RUN and not target.reason and not report.failure:
+                        target.fatal = {"status": "error", "reason": "interrupted"}
+                        target.settle()
+                report.phases["total"] = round(time.perf_counter() - started, 3)
+                site_reports.write(options.reports_dir, report)
+    return report
+
+
+def _report(options: SiteOptions, run_id: str) -> SiteReport:
+    site = options.site
+    return SiteReport(
+        site={"name": site.name, "path": str(site.path), "sha256": site.sha256},
+        run_id=run_id,
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        git_commit=tree_commit(site.path.parent),
+        matrix_file=str(options.matrix_file),
+        scale=options.scale,
+        harness={"peek-plugin-matrix": matrix.__version__},
+        policy=options.policy.to_dict(),
+    )
+
+
+def _prepare(
+    options: SiteOptions, work: Path, progress: Progress, report: SiteReport
+) -> SiteEnvironment:
+    """The site's environment and the previous releases', probed; the report learns them."""
+    started = time.perf_counter()
+    engines = sorted({t.engine for t in options.targets})
+    site = prepare_site(
+        options.site,
+        cache=options.cache_dir,
+        work=work,
+        drivers=tuple(engine_named(e).driver_requirement for e in engines),
+        engine=engines[0],
+        log=lambda message: progress.log("site", message),
+    )
+    report.phases.update(prepare=round(time.perf_counter() - started, 3), **site.seconds)
+    report.environment = site.environment.versions
+    versions = site.environment.versions
+    report.harness.update({k: versions[k] for k in ("SQLAlchemy", "alembic") if k in versions})
+    report.plugins = [_info(member) for member in site.members]
+    for member in site.members:
+        since = (
+            f"upgrades from {member.previous.plugin.version} ({len(member.previous.revisions)} "
+            f"revisions)"
+            if member.previous
+            else f"installed fresh: {member.fresh}"
+        )
+        progress.log(
+            "site",
+            f"{member.name} {member.plugin.version}: {len(member.revisions)} revisions, schema "
+            f"{member.schema}; {since}",
+        )
+    env = "reused" if site.environment.reused else "created"
+    progress.log("site", f"the site's environment {env} in {site.environment.seconds:.1f} s")
+    return site
+
+
+def _info(member: SiteMember) -> SitePluginInfo:
+    plugin, previous = member.plugin, member.previous
+    return SitePluginInfo(
+        name=member.name,
+        spec=member.entry.release.spec,
+        version=plugin.version,
+        schema=member.schema,
+        head=member.head,
+        revisions=len(member.revisions),
+        source=plugin.source,
+        wheel_sha256=plugin.wheel_sha256,
+        distribution=plugin.distribution,
+        previous={
+            "spec": member.entry.previous.spec,
+            "version": previous.plugin.version,
+            "head": previous.head,
+            "revisions": len(previous.revisions),
+            "wheel_sha256": previous.plugin.wheel_sha256,
+            "environment": {
+                k: previous.environment[k]
+                for k in ("SQLAlchemy", "alembic")
+                if k in previous.environment
+            },
+        }
+        if previous
+        else None,
+        fresh=member.fresh,
+    )
+
+
+def _pending(target: Target) -> SiteTargetResult:
+    return SiteTargetResult(target.id, target.engine, target.label, target.required)
+
+
+def _start_targets(options, prepared, providers, progress, deadline, work, done) -> None:
+    """One daemon thread per job; servers start while the site is prepared."""
+    todo: queue.Queue[Target] = queue.Queue()
+    for target in options.targets:
+        todo.put(target)
+
+    def worker() -> None:
+        while True:
+            try:
+                target = todo.get_nowait()
+            except queue.Empty:
+                return
+            cell = _SiteCell(target, options, prepared, providers, progress, deadline, work)
+            done.put(cell.run())
+
+    for _ in range(max(1, min(options.jobs, len(options.targets)))):
+        threading.Thread(target=worker, daemon=True).start()
+
+
+class _SiteCell:
+    """One target: a server, one database for the whole site, the site's check process."""
+
+    def __init__(self, target, options, prepared, providers, progress, deadline, work) -> None:
+        self.target = target
+        self.options = options
+        self.prepared = prepared
+        self.providers = providers
+        self.progress = progress
+        self.deadline = deadline
+        self.work = work
+        self.result = _pending(target)
+
+    def run(self) -> SiteTargetResult:
+        started = time.perf_counter()
+        try:
+            self._run(started)
+        except ProviderUnavailable as error:
+            self.result.reason = masking.mask(str(error))
+            self.progress.log(self.target.id, f"not_run: {self.result.reason}")
+        except SiteConflict as conflict:
+            self.result.fatal = {"status": "failed", "reason": masking.mask(conflict.message)}
+        except HarnessError as error:
+            self._error(str(error))
+        except Exception as error:  # noqa: BLE001 - one target's crash must not end the run
+            self._error(f"{type(error).__name__}: {error}")
+        self.result.duration_s = round(time.perf_counter() - started, 3)
+        self.result.settle()
+        self.progress.target(self.target.id, "done", status=str(self.result.status))
+        return self.result
+
+    def _error(self, reason: str) -> None:
+        reason = masking.mask(reason)
+        self.result.fatal = self.result.fatal or {"status": "error", "reason": reason}
+        self.progress.log(self.target.id, f"error: {reason.splitlines()[0]}")
+
+    def _run(self, started: float) -> None:
+        target, result = self.target, self.result
+        if self.prepared.done() and self.prepared.exception() is not None:
+            self.prepared.result()  # the site failed as a whole: start no server for it
+        provider, reason = self.providers.choose(target)
+        if provider is None:
+            raise ProviderUnavailable(reason)
+        result.provider = provider.name
+        self.progress.target(target.id, "starting", provider=provider.name)
+        with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
+            result.phases["start"] = round(time.perf_counter() - started, 3)
+            site = self.prepared.result()  # raises the conflict, or the preparing's error
+            engine = engine_named(target.engine)
+            url = engine.url(db.url)
+            self._database(url)
+            info = databases.server_info(url)
+            result.server_version, result.postgis_version = (
+                info.server_version,
+                info.postgis_version,
+            )
+            wrong = engine.wrong_server(target.version, target.postgis, info)
+            if wrong:
+                raise ProviderUnavailable(
+                    f"The server given for {target.id} is another version: {wrong}.",
+                    f"Serve {target.label}, or leave it out with --targets.",
+                )
+            result.reached = True
+            self.progress.target(target.id, "running", provider=provider.name)
+            fresh = f"{url.database}_fresh"
+            try:
+                self._database(
+                    databases.create_database(
+                        url, fresh, template=url.database if engine.clones_databases else None
+                    )
+                )
+                clock = time.perf_counter()
+                members = self._install_previous(site, url)
+                result.phases["install"] = round(time.perf_counter() - clock, 3)
+                self._rehearse(site, url, members, fresh)
+            finally:
+                databases.drop_siblings(url)
+
+    def _database(self, url: URL) -> None:
+        databases.prepare_database(
+            url,
+            postgis=bool(self.target.postgis),
+            statement_timeout_s=self.options.check_timeout_s,
+            lock_timeout_s=self.options.lock_timeout_s,
+        )
+
+    def _install_previous(self, site: SiteEnvironment, url: URL) -> list[dict[str, Any]]:
+        """Each plugin at the release the site runs today, in load order, by its own scripts.
+
+        A plugin installed fresh (the site file says why), or whose previous
+        release fails to install here, gets this release's scripts instead,
+        and the report says so.
+        """
+        members = []
+        harness = site.path[0]
+        roots = [p for p in site.path if p != harness]
+        for member in site.members:
+            fresh = member.fresh
+            previous = member.previous
+            ini = self.work / f"{self.target.id}-{member.name}.ini"
+            if previous is not None:
+                installed = alembic_upgrade(
+                    previous.python,
+                    previous.import_roots,
+                    previous.plugin.alembic_dir,
+                    url,
+                    ini,
+                    self.options.check_timeout_s,
+                )
+                how = (
+                    f"installed in {installed.seconds:.1f} s"
+                    if installed.error is None
+                    else f"failed: {installed.error}"
+                )
+                self.progress.log(self.target.id, f"{member.name} {previous.plugin.version} {how}")
+                if installed.error is not None:
+                    at = f" at {installed.revision}" if installed.revision else ""
+                    fresh = (
+                        f"its previous release {previous.plugin.version} fails to install "
+                        f"here{at}: {installed.error}"
+                    )
+                    previous = None
+            if previous is None:
+                installed = alembic_upgrade(
+                    site.environment.python,
+                    roots,
+                    member.plugin.alembic_dir,
+                    url,
+                    ini,
+                    self.options.check_timeout_s,
+                )
+                if installed.error is not None:
+                    raise HarnessError(
+                        f"{member.name} cannot be installed fresh at this release either"
+                        f"{' at ' + installed.revision if installed.revision else ''}: "
+                        f"{installed.error}",
+                        "Run python -m matrix run --plugin on it to see which check fails.",
+                    )
+            members.append(
+                {
+                    "plugin": member.plugin.to_dict(),
+                    "schema": member.schema,
+                    "head": member.head,
+                    "previous": {"version": previous.plugin.version, "head": previous.head}
+                    if previous
+                    else None,
+                    "fresh": fresh,
+                }
+            )
+        return members
+
+    def _rehearse(
+        self, site: SiteEnvironment, url: URL, members: list[dict[str, Any]], fresh: str
+    ) -> None:
+        """The site's check process: phases and checks as they come, each within its time."""
+        options, target, result = self.options, self.target, self.result
+        spec = {
+            "target": target.id,
+            "engine": target.engine,
+            "members": members,
+            "scale": options.scale,
+            "policy": options.policy.to_dict(),
+            "statement_timeout_s": options.check_timeout_s,
+            "lock_timeout_s": options.lock_timeout_s,
+            "sql_dir": str(options.reports_dir / "sql" / target.id),
+            "fresh_database": fresh,
+        }
+        rendered = url.render_as_string(hide_password=False)
+        child = Child(
+            site.environment.python, [], spec, rendered, site.path, module="matrix.site.process"
+        )
+        checks: dict[str, dict[str, CheckResult]] = {}
+        window: dict[str, Any] = {}
+        running: tuple[str, float] | None = None
+        stopped = ""
+        finished = False
+        try:
+            for event in child.events(timeout=0.5):
+                now = time.monotonic()
+                if running and now - running[1] > options.check_timeout_s:
+                    stopped = f"{running[0]} timed out after {options.check_timeout_s:g} s"
+                    break
+                if now > self.deadline:
+                    stopped = f"the run's timeout of {options.run_timeout_s:g} s was reached"
+                    break
+                if event is None:
+                    continue
+                if "start_phase" in event or "start" in event:
+                    name = event.get("start_phase") or event["start"]
+                    running = (name, now)
+                    self.progress.check(target.id, name, "running")
+                elif "phase" in event:
+                    result.phases[event["phase"]["name"]] = event["phase"]["seconds"]
+                    running = None
+                elif "window" in event:
+                    window = event["window"]
+                elif "done" in event:
+                    name = event["done"]["check"]
+                    checks[name] = {
+                        plugin: CheckResult.from_dict(data)
+                        for plugin, data in event["done"]["plugins"].items()
+                    }
+                    running = None
+                    worst = _worst([c.status for c in checks[name].values()])
+                    self.progress.check(target.id, name, str(worst))
+                elif "fatal" in event:
+                    result.fatal = fatal_of(event["fatal"])
+                    stopped = result.fatal["reason"]
+                elif "finished" in event:
+                    finished = True
+        finally:
+            child.kill()
+        if not finished and not stopped:
+            stopped = f"the site's check process ended (exit code {child.process.returncode})"
+            result.fatal = {"status": "error", "reason": f"{stopped}: {child.tail()[-500:]}"}
+        elif stopped and not result.fatal:
+            result.fatal = {"status": "error", "reason": masking.mask(stopped)}
+        result.window_s = window.get("total")
+        for member in members:
+            name = member["plugin"]["package"]
+            timing = window.get("plugins", {}).get(name, {})
+            result.plugins.append(
+                PluginRow(
+                    name=name,
+                    fresh=member["fresh"],
+                    checks=[
+                        checks.get(check, {}).get(name)
+                        or CheckResult(check, Status.NOT_RUN, reason=stopped or "not run")
+                        for check in SITE_CHECK_NAMES
+                    ],
+                    timeline=[RevisionEvidence.from_dict(e) for e in timing.get("timeline", [])],
+                    window_s=timing.get("seconds"),
+                )
+            )
+
+
+def _worst(statuses: list[Status]) -> Status:
+    for status in (Status.ERROR, Status.FAILED, Status.NOT_RUN, Status.WAIVED):
+        if status in statuses:
+            return status
+    return Status.PASSED
