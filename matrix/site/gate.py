@@ -60,12 +60,13 @@ def evaluate(
                 f"rehearsal; rerun python -m matrix site --site {site.path}.",
             )
         )
-    if report.git_commit is None or report.git_commit != commit:
+    # A site file outside a repository records no commit: then only its bytes are compared.
+    if report.git_commit is not None and report.git_commit != commit:
         refusals.append(
             Refusal(
                 Cause.OTHER_COMMIT,
                 None,
-                f"the site report is about commit {report.git_commit or 'unknown'}, but this is "
+                f"the site report is about commit {report.git_commit}, but this is "
                 f"commit {commit or 'unknown'}; rerun the rehearsal on this commit.",
             )
         )

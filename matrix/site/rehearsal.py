@@ -41,10 +41,9 @@ from matrix.results import LockHeld, RevisionEvidence
 from matrix.snapshot import VERSION_TABLE, SchemaState, plugin_schema
 
 PREVIOUS, UPGRADE, ROLLBACK = "previous", "upgrade", "rollback"
+
+
 # Taken by any read, the observer's own included; it blocks only DDL.
-IGNORED_LOCKS = ("AccessShareLock",)
-
-
 def label(phase: str, package: str, revision: str) -> str:
     return f"{phase}:{package}:{revision}"
 
@@ -134,6 +133,9 @@ class Rehearsal:
         self.engine = members[0].cell.engine
         self.conn = members[0].cell.open(url)
         self.pid = self.conn.execute(sa.text(self.engine.session_id_sql)).scalar_one()
+        setting_sql = self.engine.exclusive_setting_sql
+        setting = self.conn.execute(sa.text(setting_sql)).scalar() if setting_sql else None
+        self.exclusive = self.engine.exclusive_modes(setting)  # modes that block readers too
         self.window_s: float | None = None
         self.rolled_back: dict[str, tuple[list[Step], StepFailed | None]] = {}
 
@@ -381,7 +383,7 @@ class UpgradeObserver:
     def _observe(self, step: Step) -> None:
         rehearsal, member = self.rehearsal, self.member
         migration = member.cell.migrator.context.connection
-        held = self._held()
+        held = self._held(migration)
         for relation, mode in held.items():
             known = self._locks.get(relation)
             strength = rehearsal.engine.lock_strength
@@ -404,23 +406,30 @@ class UpgradeObserver:
         )
         self._settle_locks()
 
-    def _held(self) -> dict[str, str]:
-        """Relation -> strongest mode the migration holds now, on every plugin's schema."""
-        rehearsal = self.rehearsal
+    def _held(self, migration: sa.Connection) -> dict[str, str]:
+        """Relation -> strongest mode the migration holds now, on every plugin's schema.
+
+        The lock rows carry relation ids only; they are named from the catalogue
+        on the migration's own session, which sees its uncommitted DDL without
+        waiting on it (another session's catalogue read would, on SQL Server).
+        The weakest mode (a plain read's) is left out.
+        """
+        engine = self.rehearsal.engine
+        names = {
+            int(row.id): f"{other.schema}.{row.name}"
+            for other in self.rehearsal.members
+            for row in migration.execute(sa.text(engine.relations_sql), {"schema": other.schema})
+        }
         held: dict[str, str] = {}
-        for other in rehearsal.members:
-            rows = rehearsal.conn.execute(
-                sa.text(rehearsal.engine.locks_sql),
-                {"schema": other.schema, "sessions": str(rehearsal.pid)},
-            )
-            for relation, mode in rows:
-                if mode in IGNORED_LOCKS:
-                    continue
-                name = f"{other.schema}.{relation}"
-                if rehearsal.engine.lock_strength(mode) > rehearsal.engine.lock_strength(
-                    held.get(name, "")
-                ):
-                    held[name] = mode
+        rows = self.rehearsal.conn.execute(
+            sa.text(engine.locks_sql), {"sessions": str(self.rehearsal.pid)}
+        )
+        for relation, mode in rows:
+            name = names.get(int(relation))
+            if name is None or mode == engine.lock_order[0]:
+                continue
+            if engine.lock_strength(mode) > engine.lock_strength(held.get(name, "")):
+                held[name] = mode
         return held
 
     def _other_counts(self, conn: sa.Connection) -> dict[str, tuple]:
@@ -448,7 +457,6 @@ class UpgradeObserver:
 
     def _settle_locks(self) -> None:
         """Each lock's time: from the revision that took it to the last one so far."""
-        engine = self.rehearsal.engine
         rows = self.member.rows_before
         for evidence in self.evidence:
             evidence.locks = []
@@ -457,7 +465,7 @@ class UpgradeObserver:
             schema, _, table = relation.partition(".")
             count = rows.get(table) if schema == self.member.schema else None
             self.evidence[index].locks.append(
-                LockHeld(relation, mode, round(seconds, 4), count, mode == engine.exclusive_lock)
+                LockHeld(relation, mode, round(seconds, 4), count, mode in self.rehearsal.exclusive)
             )
 
     def naming(self, schema: str) -> str | None:
