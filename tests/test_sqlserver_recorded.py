@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
@@ -405,6 +406,57 @@ def test_postgresql_timestamps_keep_their_own_precision_too():
     assert value.microsecond == 0
     default = synthetic.value_for(postgresql.TIMESTAMP(), 7, None, POSTGRESQL)
     assert default.microsecond == 7  # timestamp keeps microseconds: the full counter
+
+
+# Recorded: sys.columns rows (name, max_length, precision, scale) of a datetime2(0), a
+# datetimeoffset(2) and a time(1) column, as "datetime2 (Transact-SQL)", "datetimeoffset
+# (Transact-SQL)" and "time (Transact-SQL)" give their precision, scale and storage size.
+LOW_PRECISION_COLUMNS = [
+    ("datetime2", 6, 19, 0),
+    ("datetimeoffset", 8, 29, 2),
+    ("time", 3, 10, 1),
+]
+
+
+@pytest.mark.parametrize(("type_name", "max_length", "precision", "scale"), LOW_PRECISION_COLUMNS)
+def test_a_reflected_time_column_keeps_the_precision_the_catalogue_gives(
+    type_name, max_length, precision, scale
+):
+    """SQLAlchemy's mssql reflection passes sys.columns.scale to numeric types only: a
+    datetime2(0) reflects as DATETIME2() and was taken for 7 digits, while the generator wrote
+    milliseconds the column rounds away; every row read back as "values changed"."""
+    from sqlalchemy.dialects import mssql
+
+    from matrix.engines.mssql import with_scale
+
+    info = mssql.dialect()._parse_column_info(
+        "seen", type_name, True, max_length, precision, scale, *[None] * 8
+    )
+    assert info["type"].precision is None  # what the dialect hands the harness
+    with_scale(info, scale)  # what the engine's column_reflect listener does with the row
+    reflected = info["type"]
+    assert reflected.precision == scale
+    assert MSSQL.time_resolution(reflected) == datetime.timedelta(microseconds=10 ** (6 - scale))
+    if type_name == "time":
+        return
+    changed = []
+    for n in range(1, 200):
+        written = synthetic.value_for(reflected, n, None, MSSQL)
+        back = sql_server_keeps(pymssql_sends(written), reflected)
+        if not synthetic.same(
+            back, written.replace(tzinfo=None), "UTC", MSSQL.time_resolution(reflected)
+        ):
+            changed.append((written, back))
+    assert changed == []
+
+
+def test_the_engine_listens_to_reflection_and_asks_the_catalogue_for_the_scale():
+    statement = sqlglot.parse_one(
+        MSSQL._time_scale_sql.replace(":table", "N'[pl_x].[Item]'").replace(":column", "N'c'"),
+        read="tsql",
+    )
+    assert "sys.columns" in statement.sql(dialect="tsql")
+    assert type(MSSQL).column_reflect is not type(POSTGRESQL).column_reflect
 
 
 def test_a_value_rounded_by_a_coarser_datetime_column_is_the_same_value():

@@ -157,7 +157,7 @@ class CostObserver:
         cell, conn = self.cell, self.conn
         tables = self.state.tables()
         if tables:
-            metadata = synthetic.reflect(conn, cell.schema, sorted(tables))
+            metadata = synthetic.reflect(conn, cell.engine, cell.schema, sorted(tables))
             for table in sa.sql.util.sort_tables(metadata.tables.values()):
                 if table.name in tables:
                     self._top_up(table)

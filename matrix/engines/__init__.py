@@ -266,6 +266,14 @@ class Engine(ABC):
     def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
         """The step a date-time (or time) column keeps its values at; None for other types."""
 
+    def column_reflect(self, inspector: Any, table: sa.Table, column_info: dict) -> None:
+        """SQLAlchemy's ``column_reflect`` event: complete what the dialect's reflection left out.
+
+        Nothing by default; an engine whose dialect drops a fact the values
+        depend on (a column's precision) reads it from the catalogue here.
+        """
+        return None
+
     @property
     @abstractmethod
     def list_databases_sql(self) -> str:

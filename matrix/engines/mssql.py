@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME
+from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME, TIME
 
 from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS, catalogue_document
@@ -51,6 +51,8 @@ _LOGIN_FAILURES = {
     20009: ConnectFailure.REFUSED,  # DB-Lib: Unable to connect, server unavailable
     20003: ConnectFailure.TIMEOUT,  # DB-Lib: server connection timed out
 }
+# The types whose precision is the number of fractional-second digits they keep.
+_TIME_TYPES = (DATETIME2, DATETIMEOFFSET, TIME)
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
 
@@ -59,6 +61,12 @@ def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
     """``geometry`` or ``geography`` for a spatial column's type (GeoAlchemy2's or a plugin's)."""
     name = type(type_).__name__.lower()
     return next((kind for kind in ("geography", "geometry") if kind in name), None)
+
+
+def with_scale(column_info: dict, scale: int | None) -> None:
+    """Give a reflected time column the precision ``sys.columns.scale`` says it has."""
+    if scale is not None:
+        column_info["type"] = type(column_info["type"])(precision=int(scale))
 
 
 def error_number(error: BaseException) -> int | None:
@@ -439,6 +447,29 @@ class MssqlEngine(Engine):
         if isinstance(type_, sa.DateTime):
             return datetime.timedelta(seconds=1 / 300)
         return None
+
+    # The fractional-second digits of a time column ("sys.columns": scale).
+    _time_scale_sql = (
+        "SELECT CAST(c.scale AS INT) FROM sys.columns c "
+        "WHERE c.object_id = OBJECT_ID(:table) AND c.name = :column"
+    )
+
+    def column_reflect(self, inspector: Any, table: sa.Table, column_info: dict) -> None:
+        """A ``datetime2``, ``datetimeoffset`` or ``time`` column gets its catalogue precision.
+
+        SQLAlchemy's mssql reflection (``_parse_column_info``) reads
+        ``sys.columns.scale`` but passes it to numeric types only, so a
+        ``datetime2(0)`` reflects as ``DATETIME2()`` and would be taken for
+        seven digits while the column rounds to the second.
+        """
+        type_ = column_info["type"]
+        if not isinstance(type_, _TIME_TYPES) or type_.precision is not None:
+            return
+        qualified = f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        scale = inspector.bind.execute(
+            sa.text(self._time_scale_sql), {"table": qualified, "column": column_info["name"]}
+        ).scalar()
+        with_scale(column_info, scale)
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_tsql(sql)
