@@ -160,7 +160,12 @@ def wait_until_ready(
     - a refused connection to a server we did not start means there is no
       server: :class:`ProviderUnavailable` at once (the target is ``not_run``);
       one we started is still coming up, so we wait;
-    - a failed authentication is permanent: a :class:`HarnessError` at once;
+    - a failed authentication on a server someone else runs is a wrong user
+      or password: a :class:`HarnessError` at once; on a server we started,
+      whose password is our own, it is the server's first boot (SQL Server
+      refuses ``sa`` with 18456, state 7, "an error occurred while evaluating
+      the password", until its setup is done: microsoft/mssql-docker issues
+      151 and 652), so we wait;
     - a login that times out or a server still starting is what
       ``ready_timeout`` is for.
 
@@ -180,7 +185,7 @@ def wait_until_ready(
         except sa.exc.DBAPIError as error:
             last_error = error
             failure = engine.classify(error)
-            if failure == ConnectFailure.AUTHENTICATION:
+            if failure == ConnectFailure.AUTHENTICATION and not started_by_us:
                 raise HarnessError(
                     f"The {where} refused the login as {server_url.username!r}: "
                     f"{first_line(error)}. A wrong user or password does not get better by "

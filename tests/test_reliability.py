@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from plugin_factory import (
     write_plugin,
 )
 
-from matrix import leftovers
+from matrix import databases, leftovers
+from matrix.errors import HarnessError
 
 pytestmark = pytest.mark.live
 PG = ("--targets", "pg15-postgis33")
@@ -129,6 +132,34 @@ def test_a_wrong_password_is_said_at_once(tmp_path, pg_server_url):
         *(p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file()),
     ]:
         assert secret not in text
+
+
+def test_a_login_refused_while_a_server_the_harness_started_boots_is_waited_for(pg_server_url):
+    """SQL Server's first boot refuses ``sa`` with 18456, state 7 ("an error occurred while
+    evaluating the password", microsoft/mssql-docker issues 151 and 652) until its setup is
+    done. On a server the harness started, with its own password, that is waited for until
+    ready_timeout; on someone else's server a refused login is said at once. The same
+    mechanism on a real PostgreSQL: the role gets the URL's password only after a while."""
+    role = f"boot_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    url = pg_server_url.set(username=role, password=password)
+    databases.run_statements(pg_server_url, [f"CREATE ROLE {role} LOGIN PASSWORD 'not-yet-{role}'"])
+    try:
+        with pytest.raises(HarnessError, match="refused the login"):
+            databases.wait_until_ready(url, 30, started_by_us=False)
+        set_later = threading.Timer(
+            1.5,
+            databases.run_statements,
+            (pg_server_url, [f"ALTER ROLE {role} PASSWORD '{password}'"]),
+        )
+        set_later.start()
+        try:
+            waited = databases.wait_until_ready(url, 30, started_by_us=True)
+        finally:
+            set_later.join(10)
+        assert waited >= 1.0
+    finally:
+        databases.run_statements(pg_server_url, [f"DROP ROLE IF EXISTS {role}"])
 
 
 def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server_url, tmp_path):
