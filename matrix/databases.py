@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_of
+from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_of, error_text
 from matrix.errors import HarnessError, ProviderUnavailable
 
 LOGIN_TIMEOUT_S = 5
@@ -278,5 +278,5 @@ def first_line(error: object) -> str:
     """The first line of an error's own message (the driver's, when wrapped)."""
     if error is None:
         return "none"
-    text = str(getattr(error, "orig", None) or error).strip()
+    text = error_text(error) if isinstance(error, BaseException) else str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -184,6 +184,36 @@ def test_sql_server_login_failures_are_classified_by_number_not_text(number, fai
     assert MSSQL.classify(pymssql_login_error(number)) == ConnectFailure(failure)
 
 
+def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
+    """pymssql's args[0] is (number, bytes): str() of it showed "(18456, b'Login failed...")"
+    in every reason and finding. The engine turns it into the server's text and number."""
+    from matrix.checks.base import describe_error
+    from matrix.databases import first_line
+
+    login = pymssql_login_error(18456)
+    assert str(login.orig).startswith("(18456, b")  # what reached the reports before
+    assert first_line(login) == "Login failed for user 'sa'. (error 18456)"
+    assert describe_error(login) == "OperationalError: Login failed for user 'sa'. (error 18456)"
+    assert first_line(pymssql_login_error(4060)) == (
+        'Cannot open database "matrix_1" requested by the login. The login failed. (error 4060)'
+    )
+
+
+def test_a_real_pymssql_error_without_a_server_reads_as_db_libs_words():
+    """No server on 127.0.0.1:1: the real driver's DB-Lib error, decoded."""
+    from matrix.databases import first_line
+
+    engine = sa.create_engine(MSSQL.offline_url, connect_args=MSSQL.connect_args(2))
+    try:
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            engine.connect()
+    finally:
+        engine.dispose()
+    text = first_line(caught.value)
+    assert "b'" not in text and "DB-Lib error message" not in text, text
+    assert text.startswith("Unable to connect") and text.endswith("(error 20009)"), text
+
+
 def test_a_pymssql_error_without_a_number_is_other_not_guessed():
     import pymssql
 

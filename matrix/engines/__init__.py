@@ -107,6 +107,14 @@ class Engine(ABC):
     def classify(self, error: BaseException) -> ConnectFailure:
         """Why a connection attempt failed, from the driver's error."""
 
+    def driver_message(self, error: BaseException) -> str | None:
+        """The message of an error of this engine's driver, as text; None if not its driver's.
+
+        Only where ``str()`` of the driver's error is not its message (pymssql
+        puts ``(number, bytes)`` in ``args[0]``); see :func:`error_text`.
+        """
+        return None
+
     # -- databases --------------------------------------------------------------
 
     @abstractmethod
@@ -327,6 +335,20 @@ def engine_named(name: str) -> Engine:
         raise HarnessError(
             f"There is no engine {name!r}.", f"Use one of {', '.join(engine_names())}."
         ) from None
+
+
+def error_text(error: BaseException) -> str:
+    """A database error's own message as text: the driver's, when SQLAlchemy wrapped it.
+
+    Each engine reads its own driver's errors (:meth:`Engine.driver_message`),
+    so that nothing outside this package knows a driver's error shape.
+    """
+    original = getattr(error, "orig", None) or error
+    for name in engine_names():
+        text = ENGINES[name].driver_message(original)
+        if text is not None:
+            return text
+    return str(original).strip()
 
 
 def engine_names() -> tuple[str, ...]:

@@ -125,6 +125,25 @@ class MssqlEngine(Engine):
         """
         return _LOGIN_FAILURES.get(error_number(error), ConnectFailure.OTHER)
 
+    def driver_message(self, error: BaseException) -> str | None:
+        """The server's message (or DB-Lib's, where no server spoke) and its number.
+
+        pymssql raises its errors with ``(number, message)`` in ``args[0]``, the
+        message as bytes: the server's text, then DB-Lib's own lines, each
+        after a ``DB-Lib error message N, severity S:`` header (``_mssql.pyx``
+        ``maybe_raise_MSSQLDatabaseException``, ``err_handler``).
+        """
+        first = error.args[0] if getattr(error, "args", None) else None
+        if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], int)):
+            return None
+        number, raw = first
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        server, *dblib = text.split("DB-Lib error message ")
+        message = " ".join(server.split())
+        if not message and dblib:  # DB-Lib's own: the lines after its header
+            message = "; ".join(line for line in dblib[0].splitlines()[1:] if line.strip())
+        return f"{message or text.strip()} (error {number})"
+
     def quote(self, name: str) -> str:
         return "[" + name.replace("]", "]]") + "]"
 
