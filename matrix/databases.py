@@ -211,41 +211,50 @@ def wait_until_ready(
     )
 
 
-def check_memory(server_url: URL, needed_mb: int) -> None:
-    """Refuse a server that has less memory than its engine needs to run the checks."""
+def memory_note(server_url: URL, needed_mb: int) -> str | None:
+    """What the server's own memory figure says against ``min_memory_mb``: a note, or None.
+
+    Never a refusal: a server that answered logins runs, and its figure cannot
+    tell a starved server from a healthy one (see :func:`memory_judgement`).
+    """
     engine = engine_of(server_url)
     if not needed_mb or engine.memory_sql is None:
-        return
+        return None
     sa_engine = _autocommit(engine.url(server_url).set(database=engine.maintenance_database))
     try:
         with sa_engine.connect() as conn:
-            available = conn.execute(sa.text(engine.memory_sql)).scalar_one()
+            reported: int | None | BaseException = conn.execute(
+                sa.text(engine.memory_sql)
+            ).scalar_one()
+    except sa.exc.DBAPIError as error:
+        reported = error
     finally:
         sa_engine.dispose()
-    refusal = memory_refusal(engine, available, needed_mb)
-    if refusal:
-        raise ProviderUnavailable(
-            refusal, "Give the service more memory, or lower min_memory_mb in the matrix file."
-        )
+    return memory_judgement(engine, reported, needed_mb)
 
 
-def memory_refusal(engine: Engine, reported_mb: float | None, needed_mb: int) -> str | None:
-    """Why a server reporting ``reported_mb`` has too little memory, or None.
+def memory_judgement(
+    engine: Engine, reported: int | None | BaseException, needed_mb: int
+) -> str | None:
+    """The note for a server reporting ``reported`` MB (or the error reading it raised).
 
-    A server reports its own share of the memory it was given (SQL Server on
-    Linux 80 %), while ``min_memory_mb`` is the memory to give it: the figure
-    is scaled back before it is compared.
+    Below ``min_memory_mb`` the server is said to report less, with what the
+    figure is (:attr:`Engine.memory_figure`): on Linux SQL Server may report only
+    its allowed share, and on Windows Microsoft's minimum is lower, so the
+    figure cannot decide that a server that runs is starved. A login without
+    the permission to read the figure gets the grant to give, not an error.
     """
-    if reported_mb is None:
+    if isinstance(reported, BaseException):
+        missing = engine.missing_permission(reported)
+        if missing is None:
+            raise reported
+        return f"the memory of the {engine.label} server was not judged: {missing}"
+    if reported is None or int(reported) >= needed_mb:
         return None
-    given = int(reported_mb) / engine.memory_share
-    if given >= needed_mb:
-        return None
-    share = f" ({int(reported_mb)} MB reported, its share of {given:.0f} MB)"
     return (
-        f"The {engine.label} server has {given:.0f} MB of memory"
-        f"{share if engine.memory_share != 1 else ''}; the matrix asks for {needed_mb} MB "
-        "(min_memory_mb)."
+        f"the {engine.label} server reports {int(reported)} MB of memory ({engine.memory_figure}), "
+        f"less than min_memory_mb ({needed_mb} MB); it is not refused on that figure: if its "
+        "checks time out or it stops, give it more memory"
     )
 
 

@@ -382,7 +382,7 @@ class _Cell:
         self.progress.target(target.id, "starting", provider=provider.name)
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
-            for note in db.notes:  # how the server came to be (image built, host network)
+            for note in db.notes:  # how the server came to be (image, network), its memory
                 self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
             prepared = self._plugin()

@@ -451,18 +451,19 @@ def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():
     assert "SET lock_timeout = 0" in POSTGRESQL.session_settings_sql(0, 0)
 
 
-def test_a_container_with_microsofts_two_gigabytes_is_not_refused():
-    """Recorded: a 2 GB container's SQL Server shows committed_target_kb of about 1,640 MB.
-
-    SQL Server on Linux caps its memory at memory.memorylimitmb, 80 % of the container's memory
-    by default (learn.microsoft.com "Configure SQL Server on Linux with the mssql-conf tool");
-    Microsoft's minimum is 2 GB ("Installation guidance for SQL Server on Linux").
-    """
-    from matrix.databases import memory_refusal
+def test_a_low_memory_figure_is_a_note_never_a_refusal():
+    """ "sys.dm_os_sys_info": physical_memory_kb is "the total amount of physical memory on the
+    machine"; on Linux, memory.memorylimitmb "controls the memory visible to SQL Server", 80 % of
+    the machine's or container's by default ("Performance best practices: SQL Server memory on
+    Linux"). Whether the figure is the machine's or that share is not documented: a 2 GB
+    container may report about 1,638 MB (derived, 2,048 x 0.8, not observed), which is no
+    reason to refuse a server that runs. Before, committed_target_kb / 0.8 was compared."""
+    from matrix.databases import memory_judgement
     from matrix.definition import load_matrix
 
     needed = next(t.settings.min_memory_mb for t in load_matrix().targets if t.engine == "mssql")
-    assert memory_refusal(MSSQL, 1640, needed) is None
-    starved = memory_refusal(MSSQL, 1200, needed)  # memorylimitmb lowered to 1,200 MB
-    assert starved and "1200 MB reported, its share of 1500 MB" in starved
-    assert memory_refusal(POSTGRESQL, 1640, 2000)  # PostgreSQL reports no share
+    assert "physical_memory_kb" in MSSQL.memory_sql and "committed_target" not in MSSQL.memory_sql
+    assert memory_judgement(MSSQL, 4096, needed) is None
+    note = memory_judgement(MSSQL, 1638, needed)
+    assert note and "reports 1638 MB" in note and "not refused" in note
+    assert "memory.memorylimitmb" in note

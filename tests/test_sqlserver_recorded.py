@@ -574,3 +574,46 @@ def test_objects_outside_the_schema_include_database_scoped_ones_and_any_owners_
         assert view in sql, view
     assert "principal_id = 1" not in sql
     sqlglot.parse(sql.replace(":schema", "N'pl_x'"), read="tsql")
+
+
+# -- a least-privilege login -------------------------------------------------------------------
+
+# Recorded: error 300 as pymssql raises it for a login without VIEW SERVER STATE reading a
+# server-scoped view ("Database engine events and errors (0 to 999)": 300, "%ls permission was
+# denied on object '%.*ls', database '%.*ls'."; "sys.dm_tran_locks" and "sys.dm_os_sys_info",
+# Permissions: VIEW SERVER STATE, VIEW SERVER PERFORMANCE STATE from SQL Server 2022).
+DENIED = (
+    b"VIEW SERVER STATE permission was denied on object 'server', database 'master'."
+    b"DB-Lib error message 20018, severity 14:\nGeneral SQL Server error: Check messages from the "
+    b"SQL Server\n"
+)
+
+
+def _denied():
+    import pymssql
+
+    return sa.exc.ProgrammingError(
+        "SELECT ... FROM sys.dm_tran_locks", {}, pymssql.ProgrammingError((300, DENIED))
+    )
+
+
+def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with_the_grant():
+    from matrix.checks.base import CannotJudge
+    from matrix.checks.cost import unreadable_locks
+
+    judged = unreadable_locks(MSSQL, _denied())
+    assert isinstance(judged, CannotJudge), judged
+    assert "VIEW SERVER STATE permission was denied" in str(judged)
+    assert "GRANT VIEW SERVER PERFORMANCE STATE TO [login]" in str(judged)
+    other = sa.exc.OperationalError("SELECT 1", {}, Exception("the server went away"))
+    assert unreadable_locks(MSSQL, other) is other  # any other error stays the harness's
+
+
+def test_a_login_that_may_not_read_the_memory_gets_a_note_not_an_error():
+    from matrix.databases import memory_judgement
+
+    note = memory_judgement(MSSQL, _denied(), 2000)
+    assert note.startswith("the memory of the SQL Server server was not judged")
+    assert "GRANT VIEW SERVER STATE TO [login]" in note
+    with pytest.raises(sa.exc.OperationalError):
+        memory_judgement(MSSQL, sa.exc.OperationalError("x", {}, Exception("gone")), 2000)

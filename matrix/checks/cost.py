@@ -81,18 +81,29 @@ class LockSampler:
         except Exception as error:  # noqa: BLE001 - raised again by stop(), in the check
             self._failure = error
 
-    def _sample_until_stopped(self) -> None:
-        statement = sa.text(self.cell.engine.locks_sql)
+    def sample(self) -> list:
+        """One sample of the locks other sessions hold: rows (relation id, mode)."""
         sessions = ",".join(str(pid) for pid in (self._pid, *self.exclude))
+        return self._conn.execute(sa.text(self.cell.engine.locks_sql), {"sessions": sessions}).all()
+
+    def _sample_until_stopped(self) -> None:
         while not self._stop.is_set():
             now = time.perf_counter()
-            keep_strongest(
-                self.cell.engine,
-                self.held,
-                self._conn.execute(statement, {"sessions": sessions}),
-                now,
-            )
+            keep_strongest(self.cell.engine, self.held, self.sample(), now)
             self._stop.wait(SAMPLE_INTERVAL_S)
+
+
+def unreadable_locks(engine, error: BaseException) -> BaseException:
+    """What a first lock sample that raised means: the check cannot judge, or the error itself.
+
+    A login that may not read the server's locks (SQL Server: VIEW SERVER
+    STATE) leaves no lock to measure, which is not a pass: the check says so,
+    with the grant.
+    """
+    missing = engine.missing_permission(error)
+    if missing is None:
+        return error
+    return CannotJudge(f"the locks other sessions hold cannot be read: {missing}")
 
 
 def keep_strongest(engine, held: dict[int, _Held], rows, now: float) -> None:
@@ -270,6 +281,10 @@ def migration_cost(cell, out: CheckOutput) -> None:
     observer = CostObserver(cell, conn, sampler, scale)
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", observer.record)
     try:
+        try:
+            sampler.sample()
+        except sa.exc.DBAPIError as error:
+            raise unreadable_locks(cell.engine, error) from None
         cell.migrator.upgrade(url, "heads", observer)
     except StepFailed as failure:
         out.find(

@@ -79,13 +79,13 @@ class Engine(ABC):
     offline_url: ClassVar[str]
     # Session settings a script client uses before applying a script.
     script_session_sql: ClassVar[tuple[str, ...]] = ()
-    # The memory (MB) the server may use, and what a login that never comes may mean.
+    # The memory (MB) the server says its machine has, what that figure is, and what a
+    # login that never comes may mean.
     memory_sql: ClassVar[str | None] = None
+    memory_figure: ClassVar[str] = ""
     # Whether a constraint created without a name gets the same name on every site
     # (PostgreSQL: <table>_<columns>_<kind>), so that a revision may drop it by that name.
     stable_constraint_names: ClassVar[bool] = False
-    # The share of its machine's (container's) memory a server reports by default.
-    memory_share: ClassVar[float] = 1.0
     not_ready_hint: ClassVar[str] = ""
 
     # -- connecting -----------------------------------------------------------
@@ -106,6 +106,15 @@ class Engine(ABC):
     @abstractmethod
     def classify(self, error: BaseException) -> ConnectFailure:
         """Why a connection attempt failed, from the driver's error."""
+
+    def missing_permission(self, error: BaseException) -> str | None:
+        """What the login lacks, with the grant that gives it, when ``error`` says so; else None.
+
+        The harness reads server-wide views (memory, locks) that a
+        least-privilege login may not see: such a check cannot judge, and says
+        what to grant, instead of erroring.
+        """
+        return None
 
     def driver_message(self, error: BaseException) -> str | None:
         """The message of an error of this engine's driver, as text; None if not its driver's.

@@ -125,6 +125,22 @@ class MssqlEngine(Engine):
         """
         return _LOGIN_FAILURES.get(error_number(error), ConnectFailure.OTHER)
 
+    def missing_permission(self, error: BaseException) -> str | None:
+        """Error 300, "VIEW SERVER STATE permission was denied on object 'server'".
+
+        Server-scoped views (``sys.dm_os_sys_info``, ``sys.dm_tran_locks``) need
+        VIEW SERVER STATE up to SQL Server 2019 and VIEW SERVER PERFORMANCE STATE
+        from 2022 (their "Permissions" sections); ``sys.dm_exec_requests``
+        without it shows the login's own session only.
+        """
+        if error_number(error) != 300:
+            return None
+        return (
+            f"{self.driver_message(getattr(error, 'orig', None) or error)}; grant it to the "
+            "login: GRANT VIEW SERVER STATE TO [login] (SQL Server 2019), "
+            "GRANT VIEW SERVER PERFORMANCE STATE TO [login] (2022 and later)"
+        )
+
     def driver_message(self, error: BaseException) -> str | None:
         """The server's message (or DB-Lib's, where no server spoke) and its number.
 
@@ -170,13 +186,18 @@ class MssqlEngine(Engine):
         # 0 means "never wait" in T-SQL but "no limit" here and in PostgreSQL: -1.
         return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000) if lock_timeout_s else -1}"]
 
-    # SQL Server exits soon after start with less than 2 GB; one that answers
-    # may still run starved, and says so in sys.dm_os_sys_info. On Linux its
-    # memory manager's target is capped by memory.memorylimitmb, 80 % of the
-    # container's memory by default ("Configure SQL Server on Linux with the
-    # mssql-conf tool"): a 2 GB container shows about 1,640 MB.
-    memory_sql = "SELECT CAST(committed_target_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
-    memory_share = 0.8
+    # "sys.dm_os_sys_info": physical_memory_kb is "the total amount of physical memory on
+    # the machine", the figure Microsoft's 2 GB minimum is about (committed_target_kb is the
+    # memory manager's moving target, lowered by max server memory: no measure of the
+    # machine). On Linux, memory.memorylimitmb "controls the memory visible to SQL Server"
+    # (80 % of the machine's or the container's by default: "Performance best practices: SQL
+    # Server memory on Linux"), and the documentation does not say whether this figure is
+    # the machine's or that visible share; so a lower figure is said, never refused.
+    memory_sql = "SELECT CAST(physical_memory_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
+    memory_figure = (
+        "sys.dm_os_sys_info.physical_memory_kb; on Linux it may be only the memory SQL Server "
+        "is allowed (memory.memorylimitmb, 80 % of the machine's or container's by default)"
+    )
     not_ready_hint = (
         "SQL Server needs at least 2 GB of memory: a service given less exits after "
         "starting and never accepts a login; check the service's memory"
