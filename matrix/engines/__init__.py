@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,10 +40,11 @@ class ContainerRecipe:
     environment: dict[str, str]
     password_env: str
     port_env: str
-    # The command that keeps the server on 127.0.0.1 on the host network;
-    # None when the server has no such setting (SQL Server).
+    # What keeps the server on 127.0.0.1 on the host network: a command (PostgreSQL's
+    # listen_addresses) or environment variables (SQL Server's MSSQL_IP_ADDRESS).
     host_command: tuple[str, ...] | None
     client_hint: str
+    host_environment: dict[str, str] = field(default_factory=dict)
 
 
 class ConnectFailure(StrEnum):

@@ -99,10 +99,16 @@ class MssqlEngine(Engine):
     container = ContainerRecipe(
         user="sa",
         database="master",
-        environment={"ACCEPT_EULA": "Y", "MSSQL_PID": "Developer"},
+        # No MSSQL_PID: every image (2019, 2022, 2025) runs the Developer edition by default
+        # ("Quickstart: Run SQL Server Linux container images with Docker"), and 2025's
+        # edition table no longer lists "Developer" ("Configure SQL Server settings with
+        # environment variables on Linux": EnterpriseDeveloper, StandardDeveloper, ...).
+        environment={"ACCEPT_EULA": "Y"},
         password_env="MSSQL_SA_PASSWORD",
         port_env="MSSQL_TCP_PORT",
         host_command=None,
+        # mssql-conf's network.ipaddress, "IP address for incoming connections".
+        host_environment={"MSSQL_IP_ADDRESS": "127.0.0.1"},
         # The password is expanded inside the container, never shown.
         client_hint=(
             "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
