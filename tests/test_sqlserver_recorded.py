@@ -494,6 +494,22 @@ def test_bytes_are_sent_as_binary_not_as_a_varchar_literal():
     assert pymssql_sends(rows[0][0]) == "0x7235"
 
 
+def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
+    """The benchmark's raw-driver layer sent bytes as they came, which pymssql quotes as a
+    varchar literal: error 257 on a VARBINARY column, as in the bulk fill. It takes the
+    engine's rule now, the one the bulk fill uses."""
+    from sqlalchemy.dialects import mssql
+
+    from matrix.bench.drivers import Compiled, driver_value
+
+    dialect = mssql.dialect()
+    assert pymssql_sends(driver_value(dialect, b"r5")) == "0x7235"
+    table = sa.Table("Blob", sa.MetaData(schema="pl_x"), sa.Column("data", sa.LargeBinary()))
+    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect)
+    assert pymssql_sends(insert.params({"data": b"r5"})["data"]) == "0x7235"
+    assert driver_value(dialect, {"n": 1}) == '{"n": 1}'
+
+
 def test_a_geography_column_is_built_with_the_geography_constructor():
     """A geography column refuses a geometry ("geography (Transact-SQL)"): Operand type clash,
     error 206. GeoAlchemy2 reflects it as Geography on SQL Server."""

@@ -16,6 +16,8 @@ plugin's own environment, uses the engines too.
 from __future__ import annotations
 
 import datetime
+import json
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -317,6 +319,18 @@ class Engine(ABC):
     def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
         """Timeouts for one of the harness's own sessions."""
         return []
+
+    def driver_value(self, value: Any) -> Any:
+        """A generated value in the form this engine's DBAPI driver takes without SQLAlchemy.
+
+        JSON as its text, a UUID as its string; the bulk loads and the
+        benchmark's driver layer both send values through here.
+        """
+        if isinstance(value, dict):
+            return json.dumps(value)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return value
 
     # -- benchmark -----------------------------------------------------------------
 

@@ -334,10 +334,8 @@ class MssqlEngine(Engine):
         Geometry and geography go through their own static constructor
         (``geography::STGeomFromText`` for a geography column), with the WKT and
         the SRID as two parameters: STGeomFromText takes no EWKT, and
-        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column. Bytes
-        go as a ``bytearray``, which pymssql sends as ``0x...``: plain ASCII
-        ``bytes`` it sends as a varchar literal, which a VARBINARY column
-        refuses (error 257, implicit conversion not allowed).
+        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column; every
+        other value goes as :meth:`driver_value` gives it.
         """
         spatial = {c.name: kind for c in table.columns if (kind := _spatial_kind(c.type))}
         marks = ", ".join(
@@ -352,12 +350,21 @@ class MssqlEngine(Engine):
             for name, value in zip(columns, row, strict=True):
                 if name in spatial:
                     values += [getattr(value, "wkt", None), getattr(value, "srid", None)]
-                elif isinstance(value, bytes):
-                    values.append(bytearray(value))
                 else:
-                    values.append(value)
+                    values.append(self.driver_value(value))
             flat.append(tuple(values))
         return f"INSERT INTO {target} ({names}) VALUES ({marks})", flat
+
+    def driver_value(self, value: Any) -> Any:
+        """Bytes as a ``bytearray``, which pymssql sends as ``0x...``.
+
+        Plain ASCII ``bytes`` pymssql sends as a varchar literal (``'r5'``,
+        ``_mssql.pyx`` ``_quote_simple_value``), which a VARBINARY column refuses:
+        error 257, implicit conversion from varchar to varbinary not allowed.
+        """
+        if isinstance(value, bytes):
+            return bytearray(value)
+        return super().driver_value(value)
 
     def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
         """Batched ``executemany`` of :meth:`bulk_statement`."""
