@@ -356,7 +356,7 @@ def row_values(
             )
         values.update(parent)
     for column in table.columns:
-        if column.name in values or column.computed is not None or column.identity is not None:
+        if column.name in values or _server_writes(engine, column):
             continue
         if _generated_key(table, column):
             continue
@@ -410,6 +410,15 @@ def _parent_key(
     if keys:
         return {child: keys[0][i] for i, (child, _) in enumerate(pairs)}
     return None
+
+
+def _server_writes(engine: Engine, column: sa.Column) -> bool:
+    """A column the server fills and refuses a value for: computed, identity, rowversion."""
+    return (
+        column.computed is not None
+        or column.identity is not None
+        or engine.server_generated(column.type)
+    )
 
 
 def _generated_key(table: sa.Table, column: sa.Column) -> bool:
@@ -577,9 +586,7 @@ def bulk_rows(
         for index, (child, _) in enumerate(pairs):
             parents[child] = (index, keys)
     columns = [
-        c
-        for c in table.columns
-        if c.name not in generated and c.computed is None and c.identity is None
+        c for c in table.columns if c.name not in generated and not _server_writes(engine, c)
     ]
     rows = []
     for i in range(count):

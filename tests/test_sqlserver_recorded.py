@@ -510,6 +510,28 @@ def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
     assert driver_value(dialect, {"n": 1}) == '{"n": 1}'
 
 
+def test_a_rowversion_column_is_left_to_the_server_like_a_computed_one():
+    """Recorded: a table's rowversion column reflects as sys.types "timestamp", NOT NULL, no
+    default; an explicit value is error 273, "Cannot insert an explicit value into a timestamp
+    column." ("rowversion (Transact-SQL)"; "Database engine events and errors (0 to 999)").
+    The generator had no value for it and called the table unfillable."""
+    from sqlalchemy.dialects import mssql
+
+    reflected = mssql.dialect()._parse_column_info(
+        "version", "timestamp", False, 8, 0, 0, *[None] * 8
+    )
+    table = sa.Table(
+        "Item",
+        sa.MetaData(schema="pl_x"),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("version", reflected["type"], nullable=False),
+    )
+    values = synthetic.row_values(None, MSSQL, table, 3, synthetic.Ledger(), "a1")
+    assert values == {"id": 3}
+    columns, rows = synthetic.bulk_rows(None, MSSQL, table, 2, synthetic.Ledger())
+    assert columns == ["id"] and len(rows) == 2
+
+
 def test_a_geography_column_is_built_with_the_geography_constructor():
     """A geography column refuses a geometry ("geography (Transact-SQL)"): Operand type clash,
     error 206. GeoAlchemy2 reflects it as Geography on SQL Server."""

@@ -286,6 +286,10 @@ class Engine(ABC):
     def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
         """The step a date-time (or time) column keeps its values at; None for other types."""
 
+    def server_generated(self, type_: sa.types.TypeEngine) -> bool:
+        """Whether the server fills every column of this type itself, refusing a value."""
+        return False
+
     def column_reflect(self, inspector: Any, table: sa.Table, column_info: dict) -> None:
         """SQLAlchemy's ``column_reflect`` event: complete what the dialect's reflection left out.
 

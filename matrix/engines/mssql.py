@@ -26,7 +26,13 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME, TIME
+from sqlalchemy.dialects.mssql import (
+    DATETIME2,
+    DATETIMEOFFSET,
+    SMALLDATETIME,
+    TIME,
+    TIMESTAMP,
+)
 
 from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS, catalogue_document
@@ -500,6 +506,14 @@ class MssqlEngine(Engine):
         if isinstance(type_, sa.DateTime):
             return datetime.timedelta(seconds=1 / 300)
         return None
+
+    def server_generated(self, type_: sa.types.TypeEngine) -> bool:
+        """``rowversion`` (``timestamp``): the server writes it on every insert and update.
+
+        "rowversion (Transact-SQL)": a table has at most one, it cannot be
+        inserted into explicitly, and it is NOT NULL without a default.
+        """
+        return isinstance(type_, TIMESTAMP)
 
     # The fractional-second digits of a time column ("sys.columns": scale).
     _time_scale_sql = (
