@@ -90,6 +90,38 @@ def test_an_escalated_table_lock_is_exclusive_unless_read_committed_snapshot_is_
     assert POSTGRESQL.exclusive_modes() == {"AccessExclusiveLock"}
 
 
+def test_what_the_lock_findings_assume_about_a_sites_database_is_said():
+    """The setting is read in the harness's own new database, which takes model's
+    READ_COMMITTED_SNAPSHOT (OFF by default: "sys.databases (Transact-SQL)"); a site's database
+    may have it ON. The findings and the covered line say which one they were judged under."""
+    from types import SimpleNamespace
+
+    from matrix.checks.base import CheckOutput
+    from matrix.checks.cost import _judge
+    from matrix.results import RevisionEvidence
+
+    held: dict = {}
+    for tick, rows in enumerate(ESCALATED):
+        keep_strongest(MSSQL, held, rows, float(tick))
+    out = CheckOutput()
+    out.evidence = [
+        RevisionEvidence(
+            "b2",
+            "upgrade",
+            1.0,
+            rows=10000,
+            locks=named_locks(held, RELATIONS, MSSQL.exclusive_modes(0), {"Item": 10000}),
+        )
+    ]
+    assumption = MSSQL.lock_assumption(0)
+    _judge(SimpleNamespace(policy=SimpleNamespace(cost={})), out, 10000, assumption)
+    (finding,) = out.findings
+    assert finding.kind == "exclusive_lock" and "locking READ COMMITTED" in finding.detail
+    assert "READ_COMMITTED_SNAPSHOT OFF in the test database" in out.covered
+    assert "site's database with it OFF" in MSSQL.lock_assumption(1)
+    assert POSTGRESQL.lock_assumption() == ""
+
+
 def test_a_lock_on_a_relation_outside_the_plugin_schema_is_not_reported():
     held: dict = {}
     keep_strongest(MSSQL, held, [(OTHER_ID, "Sch-M")], 0.0)

@@ -159,6 +159,7 @@ class CostObserver:
         setting_sql = cell.engine.exclusive_setting_sql
         setting = conn.execute(sa.text(setting_sql)).scalar() if setting_sql else None
         self._exclusive = cell.engine.exclusive_modes(setting)
+        self.assumption = cell.engine.lock_assumption(setting)
         self._storage: dict[str, object] = {}
         self._counts: dict[str, int] = {}
         self._sent: dict[str, int] = {}  # statement -> times sent, in first-sent order
@@ -302,10 +303,11 @@ def migration_cost(cell, out: CheckOutput) -> None:
     out.evidence = observer.evidence
     for table, why in sorted(observer.unfilled.items()):
         out.warn(f"{table} could not be filled to {scale} rows: {why}")
-    _judge(cell, out, scale)
+    _judge(cell, out, scale, observer.assumption)
 
 
-def _judge(cell, out: CheckOutput, scale: int) -> None:
+def _judge(cell, out: CheckOutput, scale: int, assumption: str = "") -> None:
+    """Findings against the policy's limits; ``assumption`` says what the lock modes assumed."""
     limits = cell.policy.cost
     for evidence in out.evidence:
         blocked = [lock for lock in evidence.locks if lock.exclusive and lock.rows]
@@ -322,6 +324,7 @@ def _judge(cell, out: CheckOutput, scale: int) -> None:
                     else ""
                 ),
                 revision=evidence.revision,
+                detail=assumption,
                 blocking=over,
             )
         for lock in evidence.locks:
@@ -344,4 +347,5 @@ def _judge(cell, out: CheckOutput, scale: int) -> None:
         f"{len(out.evidence)} revisions at {scale} rows per table"
         + (f"; slowest {slowest.revision} ({slowest.seconds:.3f} s)" if slowest else "")
         + ("" if limits else "; no [cost] limits in the policy, so nothing fails")
+        + (f"; {assumption}" if assumption else "")
     )

@@ -245,6 +245,14 @@ class Engine(ABC):
         """
         return frozenset(self.lock_order[-1:])
 
+    def lock_assumption(self, setting: Any = None) -> str:
+        """What the exclusive lock modes assume about a site's database; "" when nothing.
+
+        ``setting`` is what :attr:`exclusive_setting_sql` read in the test
+        database, which a site's database need not share.
+        """
+        return ""
+
     # Lock modes from weakest to strongest, as locks_sql names them.
     lock_order: ClassVar[tuple[str, ...]]
 

@@ -312,6 +312,23 @@ class MssqlEngine(Engine):
         """
         return frozenset({"Sch-M"} if setting else {"Sch-M", "X"})
 
+    def lock_assumption(self, setting: Any = None) -> str:
+        """Which READ COMMITTED the table-level X locks were judged under.
+
+        The setting is read in the harness's own new database, which takes
+        ``model``'s (off unless a DBA changed it); a site's database may differ.
+        """
+        if setting:
+            return (
+                "table-level X locks judged as not blocking readers: READ_COMMITTED_SNAPSHOT "
+                "is ON in the test database; on a site's database with it OFF they block reads"
+            )
+        return (
+            "table-level X locks judged under locking READ COMMITTED (READ_COMMITTED_SNAPSHOT "
+            "OFF in the test database, a new database's default); on a site's database with "
+            "it ON readers read row versions and pass them"
+        )
+
     @property
     def locks_sql(self) -> str:
         # No OBJECT_NAME() or OBJECT_SCHEMA_NAME(): they read metadata under READ
