@@ -189,7 +189,7 @@ def _prepare_one(
         without_dependencies=options.without_dependencies,
         constraints=options.constraints,
         drivers=tuple(engine_named(e).driver_requirement for e in engines),
-        engine=engines[0],
+        engines=tuple(engines),
         log=lambda message: progress.log("plugin", message),
     )
 
@@ -220,8 +220,6 @@ def _previous(
         if options.previous != "auto":
             raise
         return None, f"the previous release {spec} cannot be prepared: {error.cause}"
-    if previous.load_failure:
-        return None, f"the previous release {spec}: {previous.load_failure}"
     return previous, ""
 
 
@@ -425,8 +423,9 @@ class _Cell:
             prepared = self.plugin.result()
         except BaseException:  # noqa: BLE001 - the main thread reports it
             return None
-        if prepared.load_failure:
-            self.result.fatal = {"status": "failed", "reason": prepared.load_failure}
+        failure = prepared.load_failure(self.target.engine)
+        if failure:
+            self.result.fatal = {"status": "failed", "reason": failure}
             self.result.checks = _not_run(self.options.checks, "the plugin cannot be loaded")
             return None
         return prepared
@@ -461,6 +460,9 @@ class _Cell:
         previous = prepared.previous
         if previous is None:
             return {"reason": prepared.previous_reason}
+        failure = previous.load_failure(self.target.engine)
+        if failure:
+            return {"reason": f"the previous release {previous.plugin.version}: {failure}"}
         facts = {
             "alembic_dir": str(previous.plugin.alembic_dir),
             "version": previous.plugin.version,

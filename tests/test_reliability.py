@@ -292,6 +292,39 @@ def test_a_revision_that_does_not_compile_is_one_cause_with_its_file_and_line(tm
     assert output.count("SyntaxError") <= 2  # once in the log, once in the summary
 
 
+def test_a_plugin_that_loads_on_one_engine_only_gets_each_targets_own_verdict(
+    tmp_path, pg_server_url
+):
+    """Peek 5.1.6's AlembicEnvBase passes client_encoding to engine_from_config, which
+    SQLAlchemy's mssql+pymssql refuses (TypeError). In a run with targets of both engines the
+    plugin was probed under the first engine of the sorted list, mssql, and every target,
+    PostgreSQL's too, failed with "the plugin cannot be loaded"."""
+    plugin = write_plugin(
+        tmp_path / "src", PluginSpec("bothengines", healthy_revisions(), env="peek")
+    )
+    env_py = plugin / "_private" / "alembic" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            'prefix="sqlalchemy.", poolclass=pool.NullPool',
+            'prefix="sqlalchemy.", poolclass=pool.NullPool, client_encoding="utf8"',
+        )
+    )
+    assert 'client_encoding="utf8"' in env_py.read_text()
+    url = pg_server_url.render_as_string(hide_password=False)
+    done, reports = external(tmp_path, plugin, url, "--targets", "pg15-postgis33,mssql2022")
+    targets = {t["id"]: t for t in compat(reports)["targets"]}
+    output = done.stdout + done.stderr
+    pg = targets["pg15-postgis33"]
+    checks = {c["name"]: c["status"] for c in pg["checks"]}
+    assert checks["upgrade_stepwise"] == checks["downgrade_stepwise"] == "passed", output
+    assert "cannot be loaded" not in (pg.get("reason") or ""), pg
+    assert pg["status"] == "not_run"  # offline_sql: Peek's env.py renders no --sql
+    mssql = targets["mssql2022"]
+    assert mssql["status"] == "failed", mssql
+    assert "the plugin cannot be loaded" in mssql["reason"]
+    assert "client_encoding" in mssql["reason"]
+
+
 def test_a_plugin_without_a_schema_is_one_cause_not_checks_on_nothing(tmp_path, pg_server_url):
     """With no schema every state is empty and every comparison trivially equal."""
     plugin = write_plugin(tmp_path / "src", PluginSpec("noschema", healthy_revisions(), env="peek"))
