@@ -329,7 +329,9 @@ def test_a_plugin_without_a_schema_is_one_cause_not_checks_on_nothing(tmp_path, 
     """With no schema every state is empty and every comparison trivially equal."""
     plugin = write_plugin(tmp_path / "src", PluginSpec("noschema", healthy_revisions(), env="peek"))
     base = plugin / "_private" / "storage" / "DeclarativeBase.py"
-    base.write_text(base.read_text().replace('MetaData(schema="pl_noschema")', "MetaData()"))
+    text = base.read_text()
+    assert 'MetaData(schema="pl_noschema", ' in text
+    base.write_text(text.replace('MetaData(schema="pl_noschema", ', "MetaData("))
     done, reports = external(tmp_path, plugin, pg_server_url.render_as_string(hide_password=False))
     assert done.returncode == 1, done.stdout + done.stderr
     target = compat(reports)["targets"][0]
