@@ -134,14 +134,25 @@ def probe(spec: dict[str, Any]) -> int:
 
     plugin = Plugin.from_dict(spec["plugin"])
     roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
+    engines: list[str] = spec["engines"]
     try:
         migrator = Migrator(plugin)
         heads = sorted(migrator.script.get_heads())
-        try:
-            migrator.render(engine_named(spec["engine"]).offline_url, "base:base")
-            offline = True
-        except OfflineConnect:
-            offline = False
+        # Each engine's own load: env.py may fail under one dialect only (Peek 5.1.6's
+        # passes client_encoding, which pymssql refuses), and that is that engine's verdict.
+        offline: dict[str, bool] = {}
+        failures: dict[str, dict[str, Any]] = {}
+        for name in engines:
+            try:
+                migrator.render(engine_named(name).offline_url, "base:base")
+                offline[name] = True
+            except OfflineConnect:
+                offline[name] = False
+            except Exception as error:  # noqa: BLE001 - the plugin's cause on this engine
+                failures[name] = first_cause(error, roots)
+        if len(failures) == len(engines):
+            emit({"fatal": failures[engines[0]]})
+            return 0
         import importlib
 
         imported = Path(importlib.import_module(plugin.package).__file__).resolve()
@@ -170,6 +181,7 @@ def probe(spec: dict[str, Any]) -> int:
                 "revisions": [s.revision for s in migrator.revisions],
                 "heads": heads,
                 "offline": offline,
+                "failures": failures,
                 "versions": versions,
             },
         }

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_named, engine_of
+from matrix.engines import ConnectFailure, Engine, ServerInfo, engine_named, engine_of, error_text
 from matrix.errors import HarnessError, ProviderUnavailable
 
 LOGIN_TIMEOUT_S = 5
@@ -167,7 +167,12 @@ def wait_until_ready(
     - a refused connection to a server we did not start means there is no
       server: :class:`ProviderUnavailable` at once (the target is ``not_run``);
       one we started is still coming up, so we wait;
-    - a failed authentication is permanent: a :class:`HarnessError` at once;
+    - a failed authentication on a server someone else runs is a wrong user
+      or password: a :class:`HarnessError` at once; on a server we started,
+      whose password is our own, it is the server's first boot (SQL Server
+      refuses ``sa`` with 18456, state 7, "an error occurred while evaluating
+      the password", until its setup is done: microsoft/mssql-docker issues
+      151 and 652), so we wait;
     - a login that times out or a server still starting is what
       ``ready_timeout`` is for.
 
@@ -187,7 +192,7 @@ def wait_until_ready(
         except sa.exc.DBAPIError as error:
             last_error = error
             failure = engine.classify(error)
-            if failure == ConnectFailure.AUTHENTICATION:
+            if failure == ConnectFailure.AUTHENTICATION and not started_by_us:
                 raise HarnessError(
                     f"The {where} refused the login as {server_url.username!r}: "
                     f"{first_line(error)}. A wrong user or password does not get better by "
@@ -213,41 +218,50 @@ def wait_until_ready(
     )
 
 
-def check_memory(server_url: URL, needed_mb: int) -> None:
-    """Refuse a server that has less memory than its engine needs to run the checks."""
+def memory_note(server_url: URL, needed_mb: int) -> str | None:
+    """What the server's own memory figure says against ``min_memory_mb``: a note, or None.
+
+    Never a refusal: a server that answered logins runs, and its figure cannot
+    tell a starved server from a healthy one (see :func:`memory_judgement`).
+    """
     engine = engine_of(server_url)
     if not needed_mb or engine.memory_sql is None:
-        return
+        return None
     sa_engine = _autocommit(engine.url(server_url).set(database=engine.maintenance_database))
     try:
         with sa_engine.connect() as conn:
-            available = conn.execute(sa.text(engine.memory_sql)).scalar_one()
+            reported: int | None | BaseException = conn.execute(
+                sa.text(engine.memory_sql)
+            ).scalar_one()
+    except sa.exc.DBAPIError as error:
+        reported = error
     finally:
         sa_engine.dispose()
-    refusal = memory_refusal(engine, available, needed_mb)
-    if refusal:
-        raise ProviderUnavailable(
-            refusal, "Give the service more memory, or lower min_memory_mb in the matrix file."
-        )
+    return memory_judgement(engine, reported, needed_mb)
 
 
-def memory_refusal(engine: Engine, reported_mb: float | None, needed_mb: int) -> str | None:
-    """Why a server reporting ``reported_mb`` has too little memory, or None.
+def memory_judgement(
+    engine: Engine, reported: int | None | BaseException, needed_mb: int
+) -> str | None:
+    """The note for a server reporting ``reported`` MB (or the error reading it raised).
 
-    A server reports its own share of the memory it was given (SQL Server on
-    Linux 80 %), while ``min_memory_mb`` is the memory to give it: the figure
-    is scaled back before it is compared.
+    Below ``min_memory_mb`` the server is said to report less, with what the
+    figure is (:attr:`Engine.memory_figure`): on Linux SQL Server may report only
+    its allowed share, and on Windows Microsoft's minimum is lower, so the
+    figure cannot decide that a server that runs is starved. A login without
+    the permission to read the figure gets the grant to give, not an error.
     """
-    if reported_mb is None:
+    if isinstance(reported, BaseException):
+        missing = engine.missing_permission(reported)
+        if missing is None:
+            raise reported
+        return f"the memory of the {engine.label} server was not judged: {missing}"
+    if reported is None or int(reported) >= needed_mb:
         return None
-    given = int(reported_mb) / engine.memory_share
-    if given >= needed_mb:
-        return None
-    share = f" ({int(reported_mb)} MB reported, its share of {given:.0f} MB)"
     return (
-        f"The {engine.label} server has {given:.0f} MB of memory"
-        f"{share if engine.memory_share != 1 else ''}; the matrix asks for {needed_mb} MB "
-        "(min_memory_mb)."
+        f"the {engine.label} server reports {int(reported)} MB of memory ({engine.memory_figure}), "
+        f"less than min_memory_mb ({needed_mb} MB); it is not refused on that figure: if its "
+        "checks time out or it stops, give it more memory"
     )
 
 
@@ -280,5 +294,5 @@ def first_line(error: object) -> str:
     """The first line of an error's own message (the driver's, when wrapped)."""
     if error is None:
         return "none"
-    text = str(getattr(error, "orig", None) or error).strip()
+    text = error_text(error) if isinstance(error, BaseException) else str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

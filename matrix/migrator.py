@@ -11,10 +11,13 @@ work Alembic hands to env.py: like ``alembic.command.upgrade`` it passes a
   the walk quadratic, as pytest-alembic #48 found);
 - a whole walk is one run of env.py, so one login and one engine, however
   many revisions it crosses;
-- after each step a callback commits (so that every revision stands on its
-  own, as when a site upgrades release by release) and hands the step to an
-  :class:`Observer`, which snapshots the schema or writes rows on a
-  connection of its own, with the step's own time measured apart from it.
+- before the first step, and after each step, the walk commits (so that
+  every revision stands on its own, as when a site upgrades release by
+  release, and no uncommitted DDL, not even Alembic's version table, holds
+  locks while the harness reads the catalogue from another session); after
+  each step a callback hands the step to an :class:`Observer`, which
+  snapshots the schema or writes rows on a connection of its own, with the
+  step's own time measured apart from it.
 
 Offline rendering (``--sql``) refuses every database connection: an env.py
 that connects anyway (Peek's has no offline branch) raises
@@ -226,6 +229,11 @@ class Migrator:
             pending.extend(_revision_of(step, upgrade) for step in planned)
             self.context = context
             context.on_version_apply_callbacks = (*context.on_version_apply_callbacks, after)
+            if commit_each:
+                # Alembic created its version table (and env.py perhaps the schema)
+                # before handing over; committed now, as after every revision, no
+                # uncommitted DDL holds locks while the observer reads the catalogue.
+                _commit(context)
             if observer is not None and pending:
                 observer.before(pending[0])
             clock[0] = time.perf_counter()

@@ -191,7 +191,7 @@ def _prepare_one(
         without_dependencies=options.without_dependencies,
         constraints=options.constraints,
         drivers=tuple(engine_named(e).driver_requirement for e in engines),
-        engine=engines[0],
+        engines=tuple(engines),
         log=lambda message: progress.log("plugin", message),
     )
 
@@ -225,8 +225,6 @@ def _previous(
         if options.previous != "auto":
             raise
         return None, f"the previous release {spec} cannot be prepared: {error.cause}"
-    if previous.load_failure:
-        return None, f"the previous release {spec}: {previous.load_failure}"
     return previous, ""
 
 
@@ -385,7 +383,7 @@ class _Cell:
         self.progress.target(target.id, "starting", provider=provider.name)
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
-            for note in db.notes:  # how the server came to be (image built, host network)
+            for note in db.notes:  # how the server came to be (image, network), its memory
                 self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
             prepared = self._plugin()
@@ -428,8 +426,9 @@ class _Cell:
             prepared = self.plugin.result()
         except BaseException:  # noqa: BLE001 - the main thread reports it
             return None
-        if prepared.load_failure:
-            self.result.fatal = {"status": "failed", "reason": prepared.load_failure}
+        failure = prepared.load_failure(self.target.engine)
+        if failure:
+            self.result.fatal = {"status": "failed", "reason": failure}
             self.result.checks = _not_run(self.options.checks, "the plugin cannot be loaded")
             return None
         return prepared
@@ -464,6 +463,9 @@ class _Cell:
         previous = prepared.previous
         if previous is None:
             return {"reason": prepared.previous_reason}
+        failure = previous.load_failure(self.target.engine)
+        if failure:
+            return {"reason": f"the previous release {previous.plugin.version}: {failure}"}
         facts = {
             "alembic_dir": str(previous.plugin.alembic_dir),
             "version": previous.plugin.version,

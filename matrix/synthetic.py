@@ -250,12 +250,21 @@ def row_counts(
     return {tables[row.n]: int(row.c) for row in rows}
 
 
-def reflect(conn: sa.Connection, schema: str, only: Iterable[str] | None = None) -> sa.MetaData:
-    """The schema's tables (or ``only`` those) as SQLAlchemy tables."""
+def reflect(
+    conn: sa.Connection, engine: Engine, schema: str, only: Iterable[str] | None = None
+) -> sa.MetaData:
+    """The schema's tables (or ``only`` those) as SQLAlchemy tables.
+
+    Each column passes the engine's :meth:`~matrix.engines.Engine.column_reflect`,
+    which completes what the dialect's reflection leaves out (a ``datetime2(0)``
+    reflects without its precision on SQL Server), so that values are generated
+    and compared at the precision the column really keeps.
+    """
     metadata = sa.MetaData(schema=schema)
     names = None if only is None else [n for n in only if n != VERSION_TABLE]
     if names == []:
         return metadata
+    sa.event.listen(metadata, "column_reflect", engine.column_reflect)
     metadata.reflect(conn, schema=schema, only=names, resolve_fks=True)
     return metadata
 
@@ -347,7 +356,7 @@ def row_values(
             )
         values.update(parent)
     for column in table.columns:
-        if column.name in values or column.computed is not None or column.identity is not None:
+        if column.name in values or _server_writes(engine, column):
             continue
         if _generated_key(table, column):
             continue
@@ -401,6 +410,15 @@ def _parent_key(
     if keys:
         return {child: keys[0][i] for i, (child, _) in enumerate(pairs)}
     return None
+
+
+def _server_writes(engine: Engine, column: sa.Column) -> bool:
+    """A column the server fills and refuses a value for: computed, identity, rowversion."""
+    return (
+        column.computed is not None
+        or column.identity is not None
+        or engine.server_generated(column.type)
+    )
 
 
 def _generated_key(table: sa.Table, column: sa.Column) -> bool:
@@ -568,9 +586,7 @@ def bulk_rows(
         for index, (child, _) in enumerate(pairs):
             parents[child] = (index, keys)
     columns = [
-        c
-        for c in table.columns
-        if c.name not in generated and c.computed is None and c.identity is None
+        c for c in table.columns if c.name not in generated and not _server_writes(engine, c)
     ]
     rows = []
     for i in range(count):
@@ -643,7 +659,7 @@ def verify(
     conn: sa.Connection, engine: Engine, schema: str, ledger: Ledger, timezone: str = "UTC"
 ) -> list[Loss]:
     """Every written row that is gone or changed now, with the revision to blame."""
-    metadata = reflect(conn, schema)
+    metadata = reflect(conn, engine, schema)
     by_identity = {identity: name for name, identity in ledger.identities.items()}
     losses: list[Loss] = []
     groups: dict[tuple[str, int | None], list[WrittenRow]] = {}
@@ -708,7 +724,7 @@ def lagging_sequences(
     blame, what was found).
     """
     lagging: dict[str, tuple[str | None, str]] = {}
-    metadata = reflect(conn, schema)
+    metadata = reflect(conn, engine, schema)
     for table in metadata.tables.values():
         for column in table.primary_key:
             if not _generated_key(table, column) and column.identity is None:

@@ -106,7 +106,7 @@ def test_the_reading_follows_helpers_across_modules():
     assert {"table_dropped", "rows_lost", "column_dropped"} <= kinds_reported(
         "release", "upgrade_from_release"
     )
-    assert "lock_time" in kinds_reported("cost", "migration_cost")  # through _judge
+    assert "lock_time" in kinds_reported("cost", "migration_cost")  # through judge_cost
 
 
 def test_each_check_kind_pair_is_listed_once_and_names_a_check():

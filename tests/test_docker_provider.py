@@ -118,6 +118,22 @@ def test_every_container_is_labelled_with_its_owner() -> None:
     assert spec.name == "peek-matrix-run-1-pg15-postgis33-45678"
 
 
+@pytest.mark.parametrize(
+    "target", MATRIX.select(["mssql2019", "mssql2022", "mssql2025"]), ids=lambda t: t.id
+)
+def test_every_sql_server_container_runs_its_images_default_edition_on_loopback(target) -> None:
+    """Microsoft's quickstart runs each image (2019, 2022, 2025) with ACCEPT_EULA and the sa
+    password only, "By default, this quickstart creates a container with the Developer
+    edition"; 2025's MSSQL_PID table has no "Developer" ("Configure SQL Server settings with
+    environment variables on Linux"). On the host network MSSQL_IP_ADDRESS (mssql-conf's
+    network.ipaddress, "IP address for incoming connections") keeps it on 127.0.0.1."""
+    host = spec_for(target, "host")
+    assert "MSSQL_PID" not in host.environment
+    assert host.environment["ACCEPT_EULA"] == "Y"
+    assert host.environment["MSSQL_IP_ADDRESS"] == "127.0.0.1"
+    assert "MSSQL_IP_ADDRESS" not in spec_for(target, "bridge").environment
+
+
 def test_mssql_spec() -> None:
     password = masking.generate_password()
     host = spec_for(MSSQL, "host", password)
@@ -125,14 +141,15 @@ def test_mssql_spec() -> None:
 
     assert host.environment == {
         "ACCEPT_EULA": "Y",
-        "MSSQL_PID": "Developer",
         "MSSQL_SA_PASSWORD": password,
         "MSSQL_TCP_PORT": "45678",
+        "MSSQL_IP_ADDRESS": "127.0.0.1",
     }
     assert host.command is None
     assert host.user == bridge.user == "sa"
     assert bridge.ports == {"1433/tcp": ("127.0.0.1", 45678)}
     assert "MSSQL_TCP_PORT" not in bridge.environment
+    assert "MSSQL_IP_ADDRESS" not in bridge.environment  # published on 127.0.0.1 by Docker
     assert bridge.server_url.drivername == "mssql+pymssql"
     assert bridge.server_url.database == "master"
     assert host.labels["peek-matrix.target"] == "mssql2022"

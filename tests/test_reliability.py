@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from plugin_factory import (
     write_plugin,
 )
 
-from matrix import leftovers
+from matrix import databases, leftovers
+from matrix.errors import HarnessError
 
 pytestmark = pytest.mark.live
 PG = ("--targets", "pg15-postgis33")
@@ -129,6 +132,34 @@ def test_a_wrong_password_is_said_at_once(tmp_path, pg_server_url):
         *(p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file()),
     ]:
         assert secret not in text
+
+
+def test_a_login_refused_while_a_server_the_harness_started_boots_is_waited_for(pg_server_url):
+    """SQL Server's first boot refuses ``sa`` with 18456, state 7 ("an error occurred while
+    evaluating the password", microsoft/mssql-docker issues 151 and 652) until its setup is
+    done. On a server the harness started, with its own password, that is waited for until
+    ready_timeout; on someone else's server a refused login is said at once. The same
+    mechanism on a real PostgreSQL: the role gets the URL's password only after a while."""
+    role = f"boot_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    url = pg_server_url.set(username=role, password=password)
+    databases.run_statements(pg_server_url, [f"CREATE ROLE {role} LOGIN PASSWORD 'not-yet-{role}'"])
+    try:
+        with pytest.raises(HarnessError, match="refused the login"):
+            databases.wait_until_ready(url, 30, started_by_us=False)
+        set_later = threading.Timer(
+            1.5,
+            databases.run_statements,
+            (pg_server_url, [f"ALTER ROLE {role} PASSWORD '{password}'"]),
+        )
+        set_later.start()
+        try:
+            waited = databases.wait_until_ready(url, 30, started_by_us=True)
+        finally:
+            set_later.join(10)
+        assert waited >= 1.0
+    finally:
+        databases.run_statements(pg_server_url, [f"DROP ROLE IF EXISTS {role}"])
 
 
 def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server_url, tmp_path):
@@ -261,11 +292,46 @@ def test_a_revision_that_does_not_compile_is_one_cause_with_its_file_and_line(tm
     assert output.count("SyntaxError") <= 2  # once in the log, once in the summary
 
 
+def test_a_plugin_that_loads_on_one_engine_only_gets_each_targets_own_verdict(
+    tmp_path, pg_server_url
+):
+    """Peek 5.1.6's AlembicEnvBase passes client_encoding to engine_from_config, which
+    SQLAlchemy's mssql+pymssql refuses (TypeError). In a run with targets of both engines the
+    plugin was probed under the first engine of the sorted list, mssql, and every target,
+    PostgreSQL's too, failed with "the plugin cannot be loaded"."""
+    plugin = write_plugin(
+        tmp_path / "src", PluginSpec("bothengines", healthy_revisions(), env="peek")
+    )
+    env_py = plugin / "_private" / "alembic" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            'prefix="sqlalchemy.", poolclass=pool.NullPool',
+            'prefix="sqlalchemy.", poolclass=pool.NullPool, client_encoding="utf8"',
+        )
+    )
+    assert 'client_encoding="utf8"' in env_py.read_text()
+    url = pg_server_url.render_as_string(hide_password=False)
+    done, reports = external(tmp_path, plugin, url, "--targets", "pg15-postgis33,mssql2022")
+    targets = {t["id"]: t for t in compat(reports)["targets"]}
+    output = done.stdout + done.stderr
+    pg = targets["pg15-postgis33"]
+    checks = {c["name"]: c["status"] for c in pg["checks"]}
+    assert checks["upgrade_stepwise"] == checks["downgrade_stepwise"] == "passed", output
+    assert "cannot be loaded" not in (pg.get("reason") or ""), pg
+    assert pg["status"] == "not_run"  # offline_sql: Peek's env.py renders no --sql
+    mssql = targets["mssql2022"]
+    assert mssql["status"] == "failed", mssql
+    assert "the plugin cannot be loaded" in mssql["reason"]
+    assert "client_encoding" in mssql["reason"]
+
+
 def test_a_plugin_without_a_schema_is_one_cause_not_checks_on_nothing(tmp_path, pg_server_url):
     """With no schema every state is empty and every comparison trivially equal."""
     plugin = write_plugin(tmp_path / "src", PluginSpec("noschema", healthy_revisions(), env="peek"))
     base = plugin / "_private" / "storage" / "DeclarativeBase.py"
-    base.write_text(base.read_text().replace('MetaData(schema="pl_noschema")', "MetaData()"))
+    text = base.read_text()
+    assert 'MetaData(schema="pl_noschema", ' in text
+    base.write_text(text.replace('MetaData(schema="pl_noschema", ', "MetaData("))
     done, reports = external(tmp_path, plugin, pg_server_url.render_as_string(hide_password=False))
     assert done.returncode == 1, done.stdout + done.stderr
     target = compat(reports)["targets"][0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
@@ -51,9 +52,10 @@ RELATIONS = {ITEM_ID: "Item"}
 
 
 def test_lock_samples_name_relations_from_ids_without_metadata_functions():
-    """OBJECT_NAME() and OBJECT_SCHEMA_NAME() read metadata under READ COMMITTED, so they wait
-    on the very Sch-M lock the sampler is looking at ("Metadata visibility configuration" and
-    "OBJECT_NAME (Transact-SQL)"): the sampler selects ids only and names them afterwards."""
+    """OBJECT_NAME() and OBJECT_SCHEMA_NAME() are metadata-emitting built-in functions, which
+    the engine runs under READ COMMITTED whatever the session's isolation level ("Transaction
+    isolation levels", metadata access), so they wait on the very Sch-M lock the sampler is
+    looking at: the sampler selects ids only and names them afterwards."""
     called = _functions(MSSQL.locks_sql)
     assert not called & {"OBJECT_NAME", "OBJECT_SCHEMA_NAME", "OBJECT_ID", "SCHEMA_NAME"}, called
     assert "resource_associated_entity_id" in MSSQL.locks_sql
@@ -88,6 +90,38 @@ def test_an_escalated_table_lock_is_exclusive_unless_read_committed_snapshot_is_
     assert POSTGRESQL.exclusive_modes() == {"AccessExclusiveLock"}
 
 
+def test_what_the_lock_findings_assume_about_a_sites_database_is_said():
+    """The setting is read in the harness's own new database, which takes model's
+    READ_COMMITTED_SNAPSHOT (OFF by default: "sys.databases (Transact-SQL)"); a site's database
+    may have it ON. The findings and the covered line say which one they were judged under."""
+    from types import SimpleNamespace
+
+    from matrix.checks.base import CheckOutput
+    from matrix.checks.cost import judge_cost
+    from matrix.results import RevisionEvidence
+
+    held: dict = {}
+    for tick, rows in enumerate(ESCALATED):
+        keep_strongest(MSSQL, held, rows, float(tick))
+    out = CheckOutput()
+    out.evidence = [
+        RevisionEvidence(
+            "b2",
+            "upgrade",
+            1.0,
+            rows=10000,
+            locks=named_locks(held, RELATIONS, MSSQL.exclusive_modes(0), {"Item": 10000}),
+        )
+    ]
+    assumption = MSSQL.lock_assumption(0)
+    judge_cost(SimpleNamespace(policy=SimpleNamespace(cost={})), out, 10000, assumption)
+    (finding,) = out.findings
+    assert finding.kind == "exclusive_lock" and "locking READ COMMITTED" in finding.detail
+    assert "READ_COMMITTED_SNAPSHOT OFF in the test database" in out.covered
+    assert "site's database with it OFF" in MSSQL.lock_assumption(1)
+    assert POSTGRESQL.lock_assumption() == ""
+
+
 def test_a_lock_on_a_relation_outside_the_plugin_schema_is_not_reported():
     held: dict = {}
     keep_strongest(MSSQL, held, [(OTHER_ID, "Sch-M")], 0.0)
@@ -101,8 +135,14 @@ def test_a_lock_on_a_relation_outside_the_plugin_schema_is_not_reported():
 # (learn.microsoft.com "sys.columns", "sys.key_constraints", "sys.foreign_keys",
 # "sys.check_constraints", "sys.indexes", "sys.spatial_index_tessellations" (Transact-SQL)).
 # SQLAlchemy's mssql dialect renders sa.String() as VARCHAR(max) (max_length -1), an
-# autoincrementing Integer key as IDENTITY(1,1); a constraint created without a name gets
-# PK__<table, 8 chars>__<16 hex digits>, new each time, with is_system_named = 1.
+# autoincrementing Integer key as IDENTITY(1,1); a constraint created without a name has
+# is_system_named = 1 (documented) and a name such as PK__<table, 8 chars>__<16 hex digits>,
+# new each time: that format is NOT documented, only seen on servers, and nothing here depends
+# on it (constraints are keyed by is_system_named). The spatial index is the tutorial's
+# CREATE SPATIAL INDEX ... WITH (BOUNDING_BOX = ...) without USING, which since SQL Server 2012
+# means GEOMETRY_AUTO_GRID with CELLS_PER_OBJECT 8, the grid levels NULL ("CREATE SPATIAL INDEX
+# (Transact-SQL)"; "sys.spatial_index_tessellations": NULL "when new SQL Server 11 tessellation
+# is used"); GeoAlchemy2's create_all spells out USING GEOMETRY_AUTO_GRID.
 def _column(table, column, type_, max_length=4, nullable=True, seed=None, precision=10, scale=0):
     return {
         "table": table,
@@ -193,16 +233,16 @@ def tutorial_catalogue(suffixes: tuple[str, str, str, str, str]) -> dict[str, li
                 "filter": None,
                 "columns": "geom",
                 "included": None,
-                "tessellation_scheme": "GEOMETRY_GRID",
+                "tessellation_scheme": "GEOMETRY_AUTO_GRID",
                 "bounding_box_xmin": -180.0,
                 "bounding_box_ymin": -90.0,
                 "bounding_box_xmax": 180.0,
                 "bounding_box_ymax": 90.0,
-                "level_1_grid_desc": "MEDIUM",
-                "level_2_grid_desc": "MEDIUM",
-                "level_3_grid_desc": "MEDIUM",
-                "level_4_grid_desc": "MEDIUM",
-                "cells_per_object": 16,
+                "level_1_grid_desc": None,
+                "level_2_grid_desc": None,
+                "level_3_grid_desc": None,
+                "level_4_grid_desc": None,
+                "cells_per_object": 8,
             },
         ],
         "triggers": [],
@@ -254,7 +294,10 @@ def test_system_named_constraints_compare_by_definition_not_by_their_random_name
     ) in facts
     assert 'tables.StringIntTuple.columns.id.identity = "IDENTITY(1,1)"' in facts
     assert 'tables.StringIntTuple.columns.string1.type = "varchar(max)"' in facts
-    assert "BOUNDING_BOX = (-180, -90, 180, 90)" in facts
+    assert (
+        "SPATIAL INDEX (geom) USING GEOMETRY_AUTO_GRID BOUNDING_BOX = (-180, -90, 180, 90) "
+        "CELLS_PER_OBJECT = 8"
+    ) in facts
 
 
 def test_a_user_named_constraint_keeps_its_name_and_a_changed_definition_differs():
@@ -355,8 +398,10 @@ def sql_server_keeps(sent: str, type_) -> datetime.datetime:
     from sqlalchemy.dialects import mssql
 
     value = datetime.datetime.fromisoformat(sent.strip("'"))
-    if isinstance(type_, mssql.SMALLDATETIME):
-        return (value + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)
+    if isinstance(type_, mssql.SMALLDATETIME):  # 29.998 s or less down, 29.999 s or more up
+        return (value + datetime.timedelta(seconds=30, milliseconds=1)).replace(
+            second=0, microsecond=0
+        )
     if isinstance(type_, mssql.DATETIME2 | mssql.DATETIMEOFFSET):
         digits = min(type_.precision if type_.precision is not None else 7, 6)
         unit = 10 ** (6 - digits)
@@ -369,6 +414,16 @@ def sql_server_keeps(sent: str, type_) -> datetime.datetime:
         milliseconds - last + {0: 0, 1: 0, 2: 3, 3: 3, 4: 3, 5: 7, 6: 7, 7: 7, 8: 7}.get(last, 10)
     )
     return value.replace(microsecond=0) + datetime.timedelta(milliseconds=rounded)
+
+
+def test_the_recorded_smalldatetime_rounding_is_the_documented_one():
+    """ "smalldatetime (Transact-SQL)": 29.998 seconds or less round down to the minute,
+    29.999 seconds or more round up."""
+    from sqlalchemy.dialects import mssql
+
+    down = sql_server_keeps("'2020-01-01 10:00:29.998'", mssql.SMALLDATETIME())
+    up = sql_server_keeps("'2020-01-01 10:00:29.999'", mssql.SMALLDATETIME())
+    assert (down.minute, up.minute) == (0, 1)
 
 
 def _mssql_datetime_types():
@@ -407,6 +462,57 @@ def test_postgresql_timestamps_keep_their_own_precision_too():
     assert default.microsecond == 7  # timestamp keeps microseconds: the full counter
 
 
+# Recorded: sys.columns rows (name, max_length, precision, scale) of a datetime2(0), a
+# datetimeoffset(2) and a time(1) column, as "datetime2 (Transact-SQL)", "datetimeoffset
+# (Transact-SQL)" and "time (Transact-SQL)" give their precision, scale and storage size.
+LOW_PRECISION_COLUMNS = [
+    ("datetime2", 6, 19, 0),
+    ("datetimeoffset", 8, 29, 2),
+    ("time", 3, 10, 1),
+]
+
+
+@pytest.mark.parametrize(("type_name", "max_length", "precision", "scale"), LOW_PRECISION_COLUMNS)
+def test_a_reflected_time_column_keeps_the_precision_the_catalogue_gives(
+    type_name, max_length, precision, scale
+):
+    """SQLAlchemy's mssql reflection passes sys.columns.scale to numeric types only: a
+    datetime2(0) reflects as DATETIME2() and was taken for 7 digits, while the generator wrote
+    milliseconds the column rounds away; every row read back as "values changed"."""
+    from sqlalchemy.dialects import mssql
+
+    from matrix.engines.mssql import with_scale
+
+    info = mssql.dialect()._parse_column_info(
+        "seen", type_name, True, max_length, precision, scale, *[None] * 8
+    )
+    assert info["type"].precision is None  # what the dialect hands the harness
+    with_scale(info, scale)  # what the engine's column_reflect listener does with the row
+    reflected = info["type"]
+    assert reflected.precision == scale
+    assert MSSQL.time_resolution(reflected) == datetime.timedelta(microseconds=10 ** (6 - scale))
+    if type_name == "time":
+        return
+    changed = []
+    for n in range(1, 200):
+        written = synthetic.value_for(reflected, n, None, MSSQL)
+        back = sql_server_keeps(pymssql_sends(written), reflected)
+        if not synthetic.same(
+            back, written.replace(tzinfo=None), "UTC", MSSQL.time_resolution(reflected)
+        ):
+            changed.append((written, back))
+    assert changed == []
+
+
+def test_the_engine_listens_to_reflection_and_asks_the_catalogue_for_the_scale():
+    statement = sqlglot.parse_one(
+        MSSQL._time_scale_sql.replace(":table", "N'[pl_x].[Item]'").replace(":column", "N'c'"),
+        read="tsql",
+    )
+    assert "sys.columns" in statement.sql(dialect="tsql")
+    assert type(MSSQL).column_reflect is not type(POSTGRESQL).column_reflect
+
+
 def test_a_value_rounded_by_a_coarser_datetime_column_is_the_same_value():
     """A revision turns a DATETIME2(3) column into DATETIME: SQL Server rounds .995 to .997
     ("datetime (Transact-SQL)", Rounding of datetime fractional second precision)."""
@@ -440,6 +546,44 @@ def test_bytes_are_sent_as_binary_not_as_a_varchar_literal():
     assert pymssql_sends(b"r5") == "'r5'"  # what went out before
     _, rows = MSSQL.bulk_statement(table, ["data"], [(b"r5",)])
     assert pymssql_sends(rows[0][0]) == "0x7235"
+
+
+def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
+    """The benchmark's raw-driver layer sent bytes as they came, which pymssql quotes as a
+    varchar literal: error 257 on a VARBINARY column, as in the bulk fill. It takes the
+    engine's rule now, the one the bulk fill uses."""
+    from sqlalchemy.dialects import mssql
+
+    from matrix.bench.drivers import Compiled, driver_value
+
+    dialect = mssql.dialect()
+    assert pymssql_sends(driver_value(dialect, b"r5")) == "0x7235"
+    table = sa.Table("Blob", sa.MetaData(schema="pl_x"), sa.Column("data", sa.LargeBinary()))
+    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect)
+    assert pymssql_sends(insert.params({"data": b"r5"})["data"]) == "0x7235"
+    assert driver_value(dialect, {"n": 1}) == '{"n": 1}'
+
+
+def test_a_rowversion_column_is_left_to_the_server_like_a_computed_one():
+    """Recorded: a table's rowversion column reflects as sys.types "timestamp", NOT NULL, no
+    default; an explicit value is error 273, "Cannot insert an explicit value into a timestamp
+    column." ("rowversion (Transact-SQL)"; "Database engine events and errors (0 to 999)").
+    The generator had no value for it and called the table unfillable."""
+    from sqlalchemy.dialects import mssql
+
+    reflected = mssql.dialect()._parse_column_info(
+        "version", "timestamp", False, 8, 0, 0, *[None] * 8
+    )
+    table = sa.Table(
+        "Item",
+        sa.MetaData(schema="pl_x"),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("version", reflected["type"], nullable=False),
+    )
+    values = synthetic.row_values(None, MSSQL, table, 3, synthetic.Ledger(), "a1")
+    assert values == {"id": 3}
+    columns, rows = synthetic.bulk_rows(None, MSSQL, table, 2, synthetic.Ledger())
+    assert columns == ["id"] and len(rows) == 2
 
 
 def test_a_geography_column_is_built_with_the_geography_constructor():
@@ -522,3 +666,46 @@ def test_objects_outside_the_schema_include_database_scoped_ones_and_any_owners_
         assert view in sql, view
     assert "principal_id = 1" not in sql
     sqlglot.parse(sql.replace(":schema", "N'pl_x'"), read="tsql")
+
+
+# -- a least-privilege login -------------------------------------------------------------------
+
+# Recorded: error 300 as pymssql raises it for a login without VIEW SERVER STATE reading a
+# server-scoped view ("Database engine events and errors (0 to 999)": 300, "%ls permission was
+# denied on object '%.*ls', database '%.*ls'."; "sys.dm_tran_locks" and "sys.dm_os_sys_info",
+# Permissions: VIEW SERVER STATE, VIEW SERVER PERFORMANCE STATE from SQL Server 2022).
+DENIED = (
+    b"VIEW SERVER STATE permission was denied on object 'server', database 'master'."
+    b"DB-Lib error message 20018, severity 14:\nGeneral SQL Server error: Check messages from the "
+    b"SQL Server\n"
+)
+
+
+def _denied():
+    import pymssql
+
+    return sa.exc.ProgrammingError(
+        "SELECT ... FROM sys.dm_tran_locks", {}, pymssql.ProgrammingError((300, DENIED))
+    )
+
+
+def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with_the_grant():
+    from matrix.checks.base import CannotJudge
+    from matrix.checks.cost import unreadable_locks
+
+    judged = unreadable_locks(MSSQL, _denied())
+    assert isinstance(judged, CannotJudge), judged
+    assert "VIEW SERVER STATE permission was denied" in str(judged)
+    assert "GRANT VIEW SERVER PERFORMANCE STATE TO [login]" in str(judged)
+    other = sa.exc.OperationalError("SELECT 1", {}, Exception("the server went away"))
+    assert unreadable_locks(MSSQL, other) is other  # any other error stays the harness's
+
+
+def test_a_login_that_may_not_read_the_memory_gets_a_note_not_an_error():
+    from matrix.databases import memory_judgement
+
+    note = memory_judgement(MSSQL, _denied(), 2000)
+    assert note.startswith("the memory of the SQL Server server was not judged")
+    assert "GRANT VIEW SERVER STATE TO [login]" in note
+    with pytest.raises(sa.exc.OperationalError):
+        memory_judgement(MSSQL, sa.exc.OperationalError("x", {}, Exception("gone")), 2000)

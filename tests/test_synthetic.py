@@ -24,7 +24,7 @@ def _walk(url, create: list[str], revision: list[str]) -> list[synthetic.Loss]:
             for statement in [f"CREATE SCHEMA {SCHEMA}", *create]:
                 conn.execute(sa.text(statement))
             ledger.observe(conn, POSTGRESQL, SCHEMA, "a1")
-            tables = list(synthetic.reflect(conn, SCHEMA).tables.values())
+            tables = list(synthetic.reflect(conn, POSTGRESQL, SCHEMA).tables.values())
             synthetic.fill(conn, POSTGRESQL, tables, "a1", ledger)
             ledger.settle(conn, POSTGRESQL, SCHEMA)
             for statement in revision:

@@ -8,8 +8,6 @@ the ORM's one connection, so both layers run on the same server backend.
 
 from __future__ import annotations
 
-import json
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -17,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+
+from matrix.engines import engine_named
 
 BatchLoad = Callable[[sa.Table, list[str], list[tuple]], None]
 
@@ -126,13 +126,13 @@ class MssqlDriver(Driver):
         self.connection.commit()
 
 
-def driver_value(value: Any) -> Any:
-    """A synthetic value in the form the DBAPI driver takes without SQLAlchemy's help."""
-    if isinstance(value, dict):
-        return json.dumps(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
+def driver_value(dialect: sa.Dialect, value: Any) -> Any:
+    """A synthetic value in the form the DBAPI driver takes without SQLAlchemy's help.
+
+    The engine's own rule (:meth:`matrix.engines.Engine.driver_value`), the one
+    its bulk loads use: pymssql needs bytes as a ``bytearray``.
+    """
+    return engine_named(dialect.name).driver_value(value)
 
 
 @dataclass(frozen=True)
@@ -148,4 +148,7 @@ class Compiled:
         return cls(str(compiled), compiled)
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
-        return self.compiled.construct_params({k: driver_value(v) for k, v in values.items()})
+        dialect = self.compiled.dialect
+        return self.compiled.construct_params(
+            {k: driver_value(dialect, v) for k, v in values.items()}
+        )

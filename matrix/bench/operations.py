@@ -118,7 +118,8 @@ class Context:
     def driver_rows(self, mapped: MappedTable, count: int) -> tuple[list[str], list[tuple]]:
         rows = mapped.rows(count, self.serial)
         names = list(rows[0])
-        return names, [tuple(driver_value(r[n]) for n in names) for r in rows]
+        dialect = self.driver.dialect
+        return names, [tuple(driver_value(dialect, r[n]) for n in names) for r in rows]
 
     def load(self, mapped: MappedTable) -> list[Any]:
         """Fill a table with ``rows`` rows through the driver; their keys, in order."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from matrix import masking
 from matrix.catalogue import BY_NAME, CHECKS, CheckInfo
+from matrix.engines import error_text
 from matrix.results import CheckResult, Finding, RevisionEvidence, Status
 
 
@@ -132,6 +133,6 @@ def describe_error(error: BaseException | str) -> str:
     if isinstance(error, str):
         return error
     original = getattr(error, "orig", None)
-    text = str(original if original is not None else error).strip()
+    text = error_text(error)
     name = type(original if original is not None else error).__name__
     return f"{name}: {text}" if text else name

@@ -81,18 +81,29 @@ class LockSampler:
         except Exception as error:  # noqa: BLE001 - raised again by stop(), in the check
             self._failure = error
 
-    def _sample_until_stopped(self) -> None:
-        statement = sa.text(self.cell.engine.locks_sql)
+    def sample(self) -> list:
+        """One sample of the locks other sessions hold: rows (relation id, mode)."""
         sessions = ",".join(str(pid) for pid in (self._pid, *self.exclude))
+        return self._conn.execute(sa.text(self.cell.engine.locks_sql), {"sessions": sessions}).all()
+
+    def _sample_until_stopped(self) -> None:
         while not self._stop.is_set():
             now = time.perf_counter()
-            keep_strongest(
-                self.cell.engine,
-                self.held,
-                self._conn.execute(statement, {"sessions": sessions}),
-                now,
-            )
+            keep_strongest(self.cell.engine, self.held, self.sample(), now)
             self._stop.wait(SAMPLE_INTERVAL_S)
+
+
+def unreadable_locks(engine, error: BaseException) -> BaseException:
+    """What a first lock sample that raised means: the check cannot judge, or the error itself.
+
+    A login that may not read the server's locks (SQL Server: VIEW SERVER
+    STATE) leaves no lock to measure, which is not a pass: the check says so,
+    with the grant.
+    """
+    missing = engine.missing_permission(error)
+    if missing is None:
+        return error
+    return CannotJudge(f"the locks other sessions hold cannot be read: {missing}")
 
 
 def keep_strongest(engine, held: dict[int, _Held], rows, now: float) -> None:
@@ -148,6 +159,7 @@ class CostObserver:
         setting_sql = cell.engine.exclusive_setting_sql
         setting = conn.execute(sa.text(setting_sql)).scalar() if setting_sql else None
         self._exclusive = cell.engine.exclusive_modes(setting)
+        self.assumption = cell.engine.lock_assumption(setting)
         self._storage: dict[str, object] = {}
         self._counts: dict[str, int] = {}
         self._sent: dict[str, int] = {}  # statement -> times sent, in first-sent order
@@ -157,7 +169,7 @@ class CostObserver:
         cell, conn = self.cell, self.conn
         tables = self.state.tables()
         if tables:
-            metadata = synthetic.reflect(conn, cell.schema, sorted(tables))
+            metadata = synthetic.reflect(conn, cell.engine, cell.schema, sorted(tables))
             for table in sa.sql.util.sort_tables(metadata.tables.values()):
                 if table.name in tables:
                     self._top_up(table)
@@ -277,6 +289,10 @@ def migration_cost(cell, out: CheckOutput) -> None:
     observer = CostObserver(cell, conn, sampler, scale)
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", observer.record)
     try:
+        try:
+            sampler.sample()
+        except sa.exc.DBAPIError as error:
+            raise unreadable_locks(cell.engine, error) from None
         cell.migrator.upgrade(url, "heads", observer)
     except StepFailed as failure:
         out.find(
@@ -294,11 +310,12 @@ def migration_cost(cell, out: CheckOutput) -> None:
     out.evidence = observer.evidence
     for table, why in sorted(observer.unfilled.items()):
         out.warn(f"{table} could not be filled to {scale} rows: {why}")
-    judge_cost(cell, out, scale)
+    judge_cost(cell, out, scale, observer.assumption)
 
 
-def judge_cost(cell, out: CheckOutput, scale: int) -> None:
-    """Each revision's evidence against the policy's ``[cost]`` limits (none: only reported)."""
+def judge_cost(cell, out: CheckOutput, scale: int, assumption: str = "") -> None:
+    """Each revision's evidence against the policy's ``[cost]`` limits (none: only reported);
+    ``assumption`` says what the lock modes assumed."""
     limits = cell.policy.cost
     for evidence in out.evidence:
         blocked = [lock for lock in evidence.locks if lock.exclusive and lock.rows]
@@ -315,6 +332,7 @@ def judge_cost(cell, out: CheckOutput, scale: int) -> None:
                     else ""
                 ),
                 revision=evidence.revision,
+                detail=assumption,
                 blocking=over,
             )
         for lock in evidence.locks:
@@ -337,4 +355,5 @@ def judge_cost(cell, out: CheckOutput, scale: int) -> None:
         f"{len(out.evidence)} revisions at {scale} rows per table"
         + (f"; slowest {slowest.revision} ({slowest.seconds:.3f} s)" if slowest else "")
         + ("" if limits else "; no [cost] limits in the policy, so nothing fails")
+        + (f"; {assumption}" if assumption else "")
     )

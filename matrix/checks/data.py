@@ -41,7 +41,7 @@ class DataObserver:
         self.state = state
         written = len(self.ledger.rows)
         if touched:
-            metadata = synthetic.reflect(conn, cell.schema, sorted(touched))
+            metadata = synthetic.reflect(conn, cell.engine, cell.schema, sorted(touched))
             tables = [t for t in metadata.tables.values() if t.name in touched]
             synthetic.fill(conn, cell.engine, tables, step.revision, self.ledger)
             self.ledger.settle(conn, cell.engine, cell.schema)

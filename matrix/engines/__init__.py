@@ -16,8 +16,10 @@ plugin's own environment, uses the engines too.
 from __future__ import annotations
 
 import datetime
+import json
+import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,10 +42,11 @@ class ContainerRecipe:
     environment: dict[str, str]
     password_env: str
     port_env: str
-    # The command that keeps the server on 127.0.0.1 on the host network;
-    # None when the server has no such setting (SQL Server).
+    # What keeps the server on 127.0.0.1 on the host network: a command (PostgreSQL's
+    # listen_addresses) or environment variables (SQL Server's MSSQL_IP_ADDRESS).
     host_command: tuple[str, ...] | None
     client_hint: str
+    host_environment: dict[str, str] = field(default_factory=dict)
 
 
 class ConnectFailure(StrEnum):
@@ -79,13 +82,13 @@ class Engine(ABC):
     offline_url: ClassVar[str]
     # Session settings a script client uses before applying a script.
     script_session_sql: ClassVar[tuple[str, ...]] = ()
-    # The memory (MB) the server may use, and what a login that never comes may mean.
+    # The memory (MB) the server says its machine has, what that figure is, and what a
+    # login that never comes may mean.
     memory_sql: ClassVar[str | None] = None
+    memory_figure: ClassVar[str] = ""
     # Whether a constraint created without a name gets the same name on every site
     # (PostgreSQL: <table>_<columns>_<kind>), so that a revision may drop it by that name.
     stable_constraint_names: ClassVar[bool] = False
-    # The share of its machine's (container's) memory a server reports by default.
-    memory_share: ClassVar[float] = 1.0
     not_ready_hint: ClassVar[str] = ""
 
     # -- connecting -----------------------------------------------------------
@@ -106,6 +109,23 @@ class Engine(ABC):
     @abstractmethod
     def classify(self, error: BaseException) -> ConnectFailure:
         """Why a connection attempt failed, from the driver's error."""
+
+    def missing_permission(self, error: BaseException) -> str | None:
+        """What the login lacks, with the grant that gives it, when ``error`` says so; else None.
+
+        The harness reads server-wide views (memory, locks) that a
+        least-privilege login may not see: such a check cannot judge, and says
+        what to grant, instead of erroring.
+        """
+        return None
+
+    def driver_message(self, error: BaseException) -> str | None:
+        """The message of an error of this engine's driver, as text; None if not its driver's.
+
+        Only where ``str()`` of the driver's error is not its message (pymssql
+        puts ``(number, bytes)`` in ``args[0]``); see :func:`error_text`.
+        """
+        return None
 
     # -- databases --------------------------------------------------------------
 
@@ -225,6 +245,14 @@ class Engine(ABC):
         """
         return frozenset(self.lock_order[-1:])
 
+    def lock_assumption(self, setting: Any = None) -> str:
+        """What the exclusive lock modes assume about a site's database; "" when nothing.
+
+        ``setting`` is what :attr:`exclusive_setting_sql` read in the test
+        database, which a site's database need not share.
+        """
+        return ""
+
     # Lock modes from weakest to strongest, as locks_sql names them.
     lock_order: ClassVar[tuple[str, ...]]
 
@@ -266,6 +294,18 @@ class Engine(ABC):
     def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
         """The step a date-time (or time) column keeps its values at; None for other types."""
 
+    def server_generated(self, type_: sa.types.TypeEngine) -> bool:
+        """Whether the server fills every column of this type itself, refusing a value."""
+        return False
+
+    def column_reflect(self, inspector: Any, table: sa.Table, column_info: dict) -> None:
+        """SQLAlchemy's ``column_reflect`` event: complete what the dialect's reflection left out.
+
+        Nothing by default; an engine whose dialect drops a fact the values
+        depend on (a column's precision) reads it from the catalogue here.
+        """
+        return None
+
     @property
     @abstractmethod
     def list_databases_sql(self) -> str:
@@ -291,6 +331,18 @@ class Engine(ABC):
     def session_settings_sql(self, statement_timeout_s: float, lock_timeout_s: float) -> list[str]:
         """Timeouts for one of the harness's own sessions."""
         return []
+
+    def driver_value(self, value: Any) -> Any:
+        """A generated value in the form this engine's DBAPI driver takes without SQLAlchemy.
+
+        JSON as its text, a UUID as its string; the bulk loads and the
+        benchmark's driver layer both send values through here.
+        """
+        if isinstance(value, dict):
+            return json.dumps(value)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return value
 
     # -- benchmark -----------------------------------------------------------------
 
@@ -319,6 +371,20 @@ def engine_named(name: str) -> Engine:
         raise HarnessError(
             f"There is no engine {name!r}.", f"Use one of {', '.join(engine_names())}."
         ) from None
+
+
+def error_text(error: BaseException) -> str:
+    """A database error's own message as text: the driver's, when SQLAlchemy wrapped it.
+
+    Each engine reads its own driver's errors (:meth:`Engine.driver_message`),
+    so that nothing outside this package knows a driver's error shape.
+    """
+    original = getattr(error, "orig", None) or error
+    for name in engine_names():
+        text = ENGINES[name].driver_message(original)
+        if text is not None:
+            return text
+    return str(original).strip()
 
 
 def engine_names() -> tuple[str, ...]:

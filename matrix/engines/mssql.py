@@ -26,7 +26,13 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.mssql import DATETIME2, DATETIMEOFFSET, SMALLDATETIME
+from sqlalchemy.dialects.mssql import (
+    DATETIME2,
+    DATETIMEOFFSET,
+    SMALLDATETIME,
+    TIME,
+    TIMESTAMP,
+)
 
 from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS, catalogue_document
@@ -51,6 +57,8 @@ _LOGIN_FAILURES = {
     20009: ConnectFailure.REFUSED,  # DB-Lib: Unable to connect, server unavailable
     20003: ConnectFailure.TIMEOUT,  # DB-Lib: server connection timed out
 }
+# The types whose precision is the number of fractional-second digits they keep.
+_TIME_TYPES = (DATETIME2, DATETIMEOFFSET, TIME)
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
 
@@ -59,6 +67,12 @@ def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
     """``geometry`` or ``geography`` for a spatial column's type (GeoAlchemy2's or a plugin's)."""
     name = type(type_).__name__.lower()
     return next((kind for kind in ("geography", "geometry") if kind in name), None)
+
+
+def with_scale(column_info: dict, scale: int | None) -> None:
+    """Give a reflected time column the precision ``sys.columns.scale`` says it has."""
+    if scale is not None:
+        column_info["type"] = type(column_info["type"])(precision=int(scale))
 
 
 def error_number(error: BaseException) -> int | None:
@@ -91,10 +105,16 @@ class MssqlEngine(Engine):
     container = ContainerRecipe(
         user="sa",
         database="master",
-        environment={"ACCEPT_EULA": "Y", "MSSQL_PID": "Developer"},
+        # No MSSQL_PID: every image (2019, 2022, 2025) runs the Developer edition by default
+        # ("Quickstart: Run SQL Server Linux container images with Docker"), and 2025's
+        # edition table no longer lists "Developer" ("Configure SQL Server settings with
+        # environment variables on Linux": EnterpriseDeveloper, StandardDeveloper, ...).
+        environment={"ACCEPT_EULA": "Y"},
         password_env="MSSQL_SA_PASSWORD",
         port_env="MSSQL_TCP_PORT",
         host_command=None,
+        # mssql-conf's network.ipaddress, "IP address for incoming connections".
+        host_environment={"MSSQL_IP_ADDRESS": "127.0.0.1"},
         # The password is expanded inside the container, never shown.
         client_hint=(
             "docker exec -it {name} bash -c '/opt/mssql-tools18/bin/sqlcmd -C "
@@ -116,6 +136,41 @@ class MssqlEngine(Engine):
         first boot, reads "Login failed for user 'sa'" like a wrong password.
         """
         return _LOGIN_FAILURES.get(error_number(error), ConnectFailure.OTHER)
+
+    def missing_permission(self, error: BaseException) -> str | None:
+        """Error 300, "VIEW SERVER STATE permission was denied on object 'server'".
+
+        Server-scoped views (``sys.dm_os_sys_info``, ``sys.dm_tran_locks``) need
+        VIEW SERVER STATE up to SQL Server 2019 and VIEW SERVER PERFORMANCE STATE
+        from 2022 (their "Permissions" sections); ``sys.dm_exec_requests``
+        without it shows the login's own session only.
+        """
+        if error_number(error) != 300:
+            return None
+        return (
+            f"{self.driver_message(getattr(error, 'orig', None) or error)}; grant it to the "
+            "login: GRANT VIEW SERVER STATE TO [login] (SQL Server 2019), "
+            "GRANT VIEW SERVER PERFORMANCE STATE TO [login] (2022 and later)"
+        )
+
+    def driver_message(self, error: BaseException) -> str | None:
+        """The server's message (or DB-Lib's, where no server spoke) and its number.
+
+        pymssql raises its errors with ``(number, message)`` in ``args[0]``, the
+        message as bytes: the server's text, then DB-Lib's own lines, each
+        after a ``DB-Lib error message N, severity S:`` header (``_mssql.pyx``
+        ``maybe_raise_MSSQLDatabaseException``, ``err_handler``).
+        """
+        first = error.args[0] if getattr(error, "args", None) else None
+        if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], int)):
+            return None
+        number, raw = first
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        server, *dblib = text.split("DB-Lib error message ")
+        message = " ".join(server.split())
+        if not message and dblib:  # DB-Lib's own: the lines after its header
+            message = "; ".join(line for line in dblib[0].splitlines()[1:] if line.strip())
+        return f"{message or text.strip()} (error {number})"
 
     def quote(self, name: str) -> str:
         return "[" + name.replace("]", "]]") + "]"
@@ -143,13 +198,18 @@ class MssqlEngine(Engine):
         # 0 means "never wait" in T-SQL but "no limit" here and in PostgreSQL: -1.
         return [f"SET LOCK_TIMEOUT {int(lock_timeout_s * 1000) if lock_timeout_s else -1}"]
 
-    # SQL Server exits soon after start with less than 2 GB; one that answers
-    # may still run starved, and says so in sys.dm_os_sys_info. On Linux its
-    # memory manager's target is capped by memory.memorylimitmb, 80 % of the
-    # container's memory by default ("Configure SQL Server on Linux with the
-    # mssql-conf tool"): a 2 GB container shows about 1,640 MB.
-    memory_sql = "SELECT CAST(committed_target_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
-    memory_share = 0.8
+    # "sys.dm_os_sys_info": physical_memory_kb is "the total amount of physical memory on
+    # the machine", the figure Microsoft's 2 GB minimum is about (committed_target_kb is the
+    # memory manager's moving target, lowered by max server memory: no measure of the
+    # machine). On Linux, memory.memorylimitmb "controls the memory visible to SQL Server"
+    # (80 % of the machine's or the container's by default: "Performance best practices: SQL
+    # Server memory on Linux"), and the documentation does not say whether this figure is
+    # the machine's or that visible share; so a lower figure is said, never refused.
+    memory_sql = "SELECT CAST(physical_memory_kb / 1024 AS INT) FROM sys.dm_os_sys_info"
+    memory_figure = (
+        "sys.dm_os_sys_info.physical_memory_kb; on Linux it may be only the memory SQL Server "
+        "is allowed (memory.memorylimitmb, 80 % of the machine's or container's by default)"
+    )
     not_ready_hint = (
         "SQL Server needs at least 2 GB of memory: a service given less exits after "
         "starting and never accepts a login; check the service's memory"
@@ -252,6 +312,23 @@ class MssqlEngine(Engine):
         """
         return frozenset({"Sch-M"} if setting else {"Sch-M", "X"})
 
+    def lock_assumption(self, setting: Any = None) -> str:
+        """Which READ COMMITTED the table-level X locks were judged under.
+
+        The setting is read in the harness's own new database, which takes
+        ``model``'s (off unless a DBA changed it); a site's database may differ.
+        """
+        if setting:
+            return (
+                "table-level X locks judged as not blocking readers: READ_COMMITTED_SNAPSHOT "
+                "is ON in the test database; on a site's database with it OFF they block reads"
+            )
+        return (
+            "table-level X locks judged under locking READ COMMITTED (READ_COMMITTED_SNAPSHOT "
+            "OFF in the test database, a new database's default); on a site's database with "
+            "it ON readers read row versions and pass them"
+        )
+
     @property
     def locks_sql(self) -> str:
         # No OBJECT_NAME() or OBJECT_SCHEMA_NAME(): they read metadata under READ
@@ -280,10 +357,8 @@ class MssqlEngine(Engine):
         Geometry and geography go through their own static constructor
         (``geography::STGeomFromText`` for a geography column), with the WKT and
         the SRID as two parameters: STGeomFromText takes no EWKT, and
-        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column. Bytes
-        go as a ``bytearray``, which pymssql sends as ``0x...``: plain ASCII
-        ``bytes`` it sends as a varchar literal, which a VARBINARY column
-        refuses (error 257, implicit conversion not allowed).
+        GeoAlchemy2's CHECK constraints refuse SRID 0 for a 4326 column; every
+        other value goes as :meth:`driver_value` gives it.
         """
         spatial = {c.name: kind for c in table.columns if (kind := _spatial_kind(c.type))}
         marks = ", ".join(
@@ -298,12 +373,21 @@ class MssqlEngine(Engine):
             for name, value in zip(columns, row, strict=True):
                 if name in spatial:
                     values += [getattr(value, "wkt", None), getattr(value, "srid", None)]
-                elif isinstance(value, bytes):
-                    values.append(bytearray(value))
                 else:
-                    values.append(value)
+                    values.append(self.driver_value(value))
             flat.append(tuple(values))
         return f"INSERT INTO {target} ({names}) VALUES ({marks})", flat
+
+    def driver_value(self, value: Any) -> Any:
+        """Bytes as a ``bytearray``, which pymssql sends as ``0x...``.
+
+        Plain ASCII ``bytes`` pymssql sends as a varchar literal (``'r5'``,
+        ``_mssql.pyx`` ``_quote_simple_value``), which a VARBINARY column refuses:
+        error 257, implicit conversion from varchar to varbinary not allowed.
+        """
+        if isinstance(value, bytes):
+            return bytearray(value)
+        return super().driver_value(value)
 
     def bulk_load(self, conn, table, columns: list[str], rows: list[tuple]) -> None:
         """Batched ``executemany`` of :meth:`bulk_statement`."""
@@ -439,6 +523,37 @@ class MssqlEngine(Engine):
         if isinstance(type_, sa.DateTime):
             return datetime.timedelta(seconds=1 / 300)
         return None
+
+    def server_generated(self, type_: sa.types.TypeEngine) -> bool:
+        """``rowversion`` (``timestamp``): the server writes it on every insert and update.
+
+        "rowversion (Transact-SQL)": a table has at most one, it cannot be
+        inserted into explicitly, and it is NOT NULL without a default.
+        """
+        return isinstance(type_, TIMESTAMP)
+
+    # The fractional-second digits of a time column ("sys.columns": scale).
+    _time_scale_sql = (
+        "SELECT CAST(c.scale AS INT) FROM sys.columns c "
+        "WHERE c.object_id = OBJECT_ID(:table) AND c.name = :column"
+    )
+
+    def column_reflect(self, inspector: Any, table: sa.Table, column_info: dict) -> None:
+        """A ``datetime2``, ``datetimeoffset`` or ``time`` column gets its catalogue precision.
+
+        SQLAlchemy's mssql reflection (``_parse_column_info``) reads
+        ``sys.columns.scale`` but passes it to numeric types only, so a
+        ``datetime2(0)`` reflects as ``DATETIME2()`` and would be taken for
+        seven digits while the column rounds to the second.
+        """
+        type_ = column_info["type"]
+        if not isinstance(type_, _TIME_TYPES) or type_.precision is not None:
+            return
+        qualified = f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        scale = inspector.bind.execute(
+            sa.text(self._time_scale_sql), {"table": qualified, "column": column_info["name"]}
+        ).scalar()
+        with_scale(column_info, scale)
 
     def split_script(self, sql: str) -> list[Statement]:
         return split_tsql(sql)

@@ -235,9 +235,11 @@ def _index_definition(row: dict[str, Any]) -> str:
             if row["bounding_box_xmin"] is not None
             else "none"
         )
-        grids = ", ".join(str(row[f"level_{n}_grid_desc"]) for n in range(1, 5))
+        levels = [row[f"level_{n}_grid_desc"] for n in range(1, 5)]
+        # The automatic grids (SQL Server 2012 on) have no levels: NULL in the catalogue.
+        grids = f" GRIDS = ({', '.join(map(str, levels))})" if any(levels) else ""
         text += (
-            f" USING {row['tessellation_scheme']} BOUNDING_BOX = ({box}) GRIDS = ({grids})"
+            f" USING {row['tessellation_scheme']} BOUNDING_BOX = ({box}){grids}"
             f" CELLS_PER_OBJECT = {row['cells_per_object']}"
         )
     return text

@@ -7,7 +7,8 @@ the plugin there once (``python -m matrix.cell --probe``), before any server
 starts. A module missing from the environment is the user's to add: one
 paragraph naming the module, the plugin file and line that imports it, and
 the ``--with`` that adds it. The plugin's own code failing to load is a
-verdict, not bad input: it comes back as ``load_failure`` for every target.
+verdict, not bad input: it comes back per engine (``load_failure(engine)``), for
+each target of that engine.
 """
 
 from __future__ import annotations
@@ -47,11 +48,15 @@ class PreparedPlugin:
     schema: str | None = None
     revisions: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
-    offline: bool = False
-    load_failure: str | None = None
+    offline: dict[str, bool] = field(default_factory=dict)  # per engine: renders offline
+    load_failures: dict[str, str] = field(default_factory=dict)  # per engine: why it cannot load
     seconds: dict[str, float] = field(default_factory=dict)
     previous: PreparedPlugin | None = None  # the previous release, when one is checked against
     previous_reason: str = ""  # why there is none
+
+    def load_failure(self, engine: str) -> str | None:
+        """Why the plugin cannot be loaded under ``engine``'s dialect, or None when it can."""
+        return self.load_failures.get(engine)
 
 
 def prepare_plugin(
@@ -64,7 +69,7 @@ def prepare_plugin(
     without_dependencies: tuple[str, ...] = (),
     constraints: Path | None = None,
     drivers: tuple[str, ...] = (),
-    engine: str = "postgresql",
+    engines: tuple[str, ...] = ("postgresql",),
     log=lambda message: None,
 ) -> PreparedPlugin:
     """Classify, build, install and probe the plugin; bad input raises PluginError."""
@@ -88,7 +93,7 @@ def prepare_plugin(
     plugin = plugin_in(built, env, wheel_sha)
     prepared = PreparedPlugin(plugin, env, built, import_path(built, cache), seconds=seconds)
     started = time.perf_counter()
-    _probe(prepared, engine)
+    _probe(prepared, engines)
     seconds["probe"] = round(time.perf_counter() - started, 3)
     return prepared
 
@@ -127,8 +132,9 @@ def plugin_in(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
     )
 
 
-def _probe(prepared: PreparedPlugin, engine: str) -> None:
-    spec = {"plugin": prepared.plugin.to_dict(), "engine": engine}
+def _probe(prepared: PreparedPlugin, engines: tuple[str, ...]) -> None:
+    """Load the plugin once, rendering under each engine's dialect: a verdict per engine."""
+    spec = {"plugin": prepared.plugin.to_dict(), "engines": list(engines)}
     child = Child(prepared.environment.python, ["--probe"], spec, None, prepared.child_path)
     started = time.monotonic()
     result = None
@@ -150,22 +156,30 @@ def _probe(prepared: PreparedPlugin, engine: str) -> None:
             f"Check the environment in {prepared.environment.path}; remove it to rebuild it.",
         )
     if "fatal" in result:
-        cause = result["fatal"]
-        if cause["kind"] in ("missing_module", "import"):
-            raise environment_error(cause)
-        if cause["kind"] == "harness":
-            raise PluginError(
-                f"The harness failed while loading the plugin at {cause.get('where')}: "
-                f"{cause['error']}.",
-                "This is a harness bug; rerun with -v and report it with the output.",
-            )
-        prepared.load_failure = describe_failure(cause)
+        failure = _load_failure(result["fatal"], prepared)
+        prepared.load_failures = dict.fromkeys(engines, failure)
         return
     found = result["probe"]
     prepared.schema = found["schema"]
     prepared.revisions = found["revisions"]
     prepared.heads = found["heads"]
     prepared.offline = found["offline"]
+    prepared.load_failures = {
+        engine: _load_failure(cause, prepared) for engine, cause in found["failures"].items()
+    }
+
+
+def _load_failure(cause: dict, prepared: PreparedPlugin) -> str:
+    """The verdict for a plugin that cannot load; bad input or a harness bug raises."""
+    if cause["kind"] in ("missing_module", "import"):
+        raise environment_error(cause)
+    if cause["kind"] == "harness":
+        raise PluginError(
+            f"The harness failed while loading the plugin at {cause.get('where')}: "
+            f"{cause['error']}.",
+            "This is a harness bug; rerun with -v and report it with the output.",
+        )
+    return describe_failure(cause)
 
 
 def environment_error(cause: dict) -> PluginError:

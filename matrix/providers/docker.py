@@ -86,11 +86,10 @@ def container_spec(
 ) -> ContainerSpec:
     """The container for ``target``, reached on 127.0.0.1:``host_port``.
 
-    On the host network the server itself listens on ``host_port``; on the
-    bridge the engine's port is published on 127.0.0.1 only. SQL Server has no
-    setting for its listen address: on the host network it binds every
-    interface of the host, reachable from the host's networks for as long as
-    the run lasts (its ``sa`` password is random per container).
+    On the host network the server itself listens on ``host_port``, on
+    127.0.0.1 only (PostgreSQL's ``listen_addresses``, SQL Server's
+    ``MSSQL_IP_ADDRESS``); on the bridge the engine's port is published on
+    127.0.0.1 only.
     """
     engine = engine_named(target.engine)
     recipe = engine.container
@@ -99,6 +98,7 @@ def container_spec(
     command = None
     if network == "host":
         environment[recipe.port_env] = str(host_port)
+        environment.update(recipe.host_environment)
         command = list(recipe.host_command) if recipe.host_command else None
         container_port = host_port
     else:

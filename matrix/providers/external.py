@@ -51,12 +51,12 @@ class ExternalProvider(Provider):
             postgis=bool(target.postgis),
             started_by_us=False,
         )
-        databases.check_memory(server_url, target.settings.min_memory_mb)
+        note = databases.memory_note(server_url, target.settings.min_memory_mb)
         url = databases.create_database(server_url, databases.throwaway_name())
         with self._lock:
             self._open.add(url)
         try:
-            yield Database(target, url, self.name, ready)
+            yield Database(target, url, self.name, ready, [note] if note else [])
         finally:
             databases.drop_database(url)
             with self._lock:

@@ -305,14 +305,15 @@ def _previous(
             with_requirements=entry.previous.with_requirements,
             without_dependencies=entry.previous.without_dependencies,
             drivers=drivers,
-            engine=engine,
+            engines=(engine,),
             log=log,
         )
     except HarnessError as error:
         member.fresh = f"its previous release {entry.previous.spec} cannot be prepared: {error}"
         return
-    if prepared.load_failure or len(prepared.heads) != 1:
-        why = prepared.load_failure or f"it has {len(prepared.heads)} heads"
+    failure = prepared.load_failure(engine)
+    if failure or len(prepared.heads) != 1:
+        why = failure or f"it has {len(prepared.heads)} heads"
         member.fresh = f"its previous release {entry.previous.spec} cannot be used: {why}"
         return
     if prepared.schema != member.schema:

@@ -181,7 +181,7 @@ class Rehearsal:
                 PREVIOUS, member.name, member.version_before[0] if member.version_before else BASE
             )
             member.ledger.observe(self.conn, self.engine, member.schema, at)
-            metadata = synthetic.reflect(self.conn, member.schema)
+            metadata = synthetic.reflect(self.conn, self.engine, member.schema)
             tables = [
                 t
                 for t in metadata.tables.values()
