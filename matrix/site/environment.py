@@ -266,6 +266,8 @@ def probe_members(members: list[SiteMember], python: Path, path: list[Path], eng
                 _refuse_probe(member, event["fatal"])
                 continue
             found = event["probe"]
+            if engine in found["failures"]:  # it loads, but not under this site's dialect
+                _refuse_probe(member, found["failures"][engine])
             member.schema, member.revisions = found["schema"], found["revisions"]
             member.head = ",".join(found["heads"])
     finally:

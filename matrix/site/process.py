@@ -26,7 +26,7 @@ from matrix.cell import SPEC_ENV, URL_ENV, emit, exit_with_parent, first_cause, 
 
 def probe_all(spec: dict[str, Any]) -> int:
     for plugin in spec["plugins"]:
-        probe({"plugin": plugin, "engine": spec["engine"]})
+        probe({"plugin": plugin, "engines": [spec["engine"]]})
     return 0
 
 
