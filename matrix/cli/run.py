@@ -185,7 +185,7 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
         )
     sources.validate(sources.classify(args.plugin))
     beside = Path(args.plugin) if Path(args.plugin).exists() else None
-    policy = load_policy(find_policy(args.policy, beside))
+    policy = load_policy(find_policy(args.policy, beside), [t.id for t in matrix.targets])
     return RunOptions(
         plugin=args.plugin,
         targets=targets,
@@ -224,7 +224,7 @@ def _previous(raw: str | None) -> str | None:
     """``auto``, or a plugin form checked as ``--plugin`` is."""
     if raw is None or raw == "auto":
         return raw
-    sources.validate(sources.classify(raw))
+    sources.validate(sources.classify(raw, "--previous"), "--previous")
     return raw
 
 
