@@ -238,6 +238,14 @@ class PluginInfo:
     schema: str | None = None
 
 
+class RunState(StrEnum):
+    """Whether the run that wrote a report is still going, was cut short, or ended."""
+
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # a signal or an error ended it; ``interrupted`` says which
+    FINISHED = "finished"
+
+
 @dataclass
 class RunReport:
     """The whole run: ``compat.json``."""
@@ -254,10 +262,24 @@ class RunReport:
     environment: dict[str, str] = field(default_factory=dict)  # distribution -> version
     harness: dict[str, str] = field(default_factory=dict)  # harness and verdict-deciding tools
     policy: dict[str, Any] = field(default_factory=dict)  # the policy file, and stale entries
+    state: RunState = RunState.FINISHED  # reports written before the field were finished ones
+    interrupted: str = ""  # what ended the run early, and while doing what
 
     @property
     def status(self) -> Status:
-        """The worst target status: error, failed, not_run, waived, passed."""
+        """The worst target status: error, failed, not_run, waived, passed.
+
+        A run that has not finished proves nothing yet: ``not_run`` at best.
+        """
+        if self.state != RunState.FINISHED and self.status_of_targets in (
+            Status.PASSED,
+            Status.WAIVED,
+        ):
+            return Status.NOT_RUN
+        return self.status_of_targets
+
+    @property
+    def status_of_targets(self) -> Status:
         if not self.targets:
             return Status.NOT_RUN
         for status in (Status.ERROR, Status.FAILED, Status.NOT_RUN, Status.WAIVED):
@@ -275,4 +297,5 @@ class RunReport:
         values = known_fields(cls, data)
         values["plugin"] = PluginInfo(**known_fields(PluginInfo, data["plugin"]))
         values["targets"] = [TargetResult.from_dict(t) for t in data.get("targets", [])]
+        values["state"] = RunState(data.get("state", RunState.FINISHED))
         return cls(**values)

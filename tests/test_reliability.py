@@ -343,16 +343,78 @@ def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
 def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
     plugin = write_plugin(tmp_path / "src", PluginSpec("termed", healthy_revisions()))
     cache = tmp_path / "cache"
-    before = set(Path(tempfile.gettempdir()).glob("matrix-*"))
     run = _native_run_in_background(
         plugin, tmp_path / "r", {**os.environ, "MATRIX_CACHE_DIR": str(cache)}
     )
     _wait_for(lambda: next(iter((cache / "runs").glob("native-*.json")), None), 120)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 130
-    after = set(Path(tempfile.gettempdir()).glob("matrix-*"))
-    assert after - before == set()
+    # its own folders carry its pid (other runs may share the machine's temporary folder)
+    assert not list(Path(tempfile.gettempdir()).glob(f"matrix-*-{run.pid}-*"))
     assert not list((cache / "runs").glob("native-*.json"))
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One cache for the interrupt tests: the first builds the plugin's environment, the
+    others reuse it, so the signal lands in both kinds of plugin preparation."""
+    return tmp_path_factory.mktemp("interrupt-cache")
+
+
+@pytest.mark.parametrize(
+    ("signum", "after", "delay"),
+    [
+        (signal.SIGTERM, "starting via native", 0.2),
+        (signal.SIGTERM, "starting via native", 1.0),
+        (signal.SIGTERM, "starting via native", 1.8),
+        (signal.SIGTERM, "] running", 0.5),
+        (signal.SIGINT, "starting via native", 0.6),
+    ],
+    ids=["start+0.2s", "start+1.0s", "start+1.8s", "checks+0.5s", "sigint-start+0.6s"],
+)
+def test_an_interrupt_at_any_moment_leaves_a_report_that_says_so(
+    tmp_path, shared_cache, signum, after, delay
+):
+    """Formerly no compat.json (or the previous run's) when the signal hit the start-up."""
+    revisions = healthy_revisions()
+    slow = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(60)')"
+    revisions[1] = Revision("b2", "a1", slow, revisions[1].downgrade)  # the checks last
+    plugin = write_plugin(tmp_path / "src", PluginSpec("interrupted", revisions))
+    reports = tmp_path / "r"
+    reports.mkdir()
+    (reports / "compat.json").write_text(json.dumps({"run_id": "previous-run"}))
+    (reports / "index.html").write_text("<p>previous-run</p>")
+    log = tmp_path / "run.log"
+    env = {**os.environ, "MATRIX_CACHE_DIR": str(shared_cache)}
+    with log.open("w") as stream:
+        run = _native_run_in_background(plugin, reports, env, stderr=stream)
+        _wait_for(lambda: after in log.read_text() or run.poll() is not None, 180)
+        assert run.poll() is None, log.read_text()
+        time.sleep(delay)
+        run.send_signal(signum)
+        assert run.wait(timeout=90) == 130, log.read_text()
+    report = reports_of(reports)
+    assert report.run_id != "previous-run"
+    assert report.state == "interrupted"
+    assert report.interrupted.startswith(signal.Signals(signum).name), report.interrupted
+    (target,) = report.targets
+    assert target.status == "error", target
+    assert target.reason.startswith(f"interrupted ({signal.Signals(signum).name}"), target.reason
+    assert " while " in target.reason
+    assert report.status == "error"
+    page = reports / "index.html"
+    assert not page.exists() or "previous-run" not in page.read_text()
+    markdown = (reports / "compat.md").read_text()
+    assert "interrupted" in markdown
+    # its own folders carry its pid (other runs may share the machine's temporary folder)
+    assert not list(Path(tempfile.gettempdir()).glob(f"matrix-*-{run.pid}-*"))
+    assert not list((shared_cache / "runs").glob("native-*.json"))
+
+
+def reports_of(folder: Path):
+    from matrix import reports
+
+    return reports.load_report(folder / "compat.json")
 
 
 def test_sigterm_during_checks_on_an_external_server_drops_its_databases(tmp_path, pg_server_url):
@@ -410,7 +472,9 @@ def test_a_finished_run_leaves_no_temporary_folder_and_reaps_a_dead_runs(run_mat
         shutil.rmtree(mine, ignore_errors=True)
 
 
-def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subprocess.Popen:
+def _native_run_in_background(
+    plugin: Path, reports: Path, env: dict, stderr=subprocess.DEVNULL
+) -> subprocess.Popen:
     """A ``matrix run`` on the native provider, left running for a signal to hit."""
     command = [sys.executable, "-m", "matrix", "run", "--plugin", str(plugin), *PG]
     return subprocess.Popen(
@@ -418,7 +482,7 @@ def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subproc
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 

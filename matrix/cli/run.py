@@ -10,6 +10,7 @@ reason it could have known at the start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -157,7 +158,9 @@ def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
     try:
         with make_progress(args.verbose) as progress:
             report = run_matrix(options, progress)
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
+        with contextlib.suppress(HarnessError):  # interrupted before its report was begun
+            write_html(args.reports)  # the page of the interrupted run, not the previous one's
         Console(stderr=True).print(
             f"interrupted; partial results are in {args.reports}", highlight=False
         )

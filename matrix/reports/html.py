@@ -35,14 +35,13 @@ from matrix.bench.model import (
 )
 from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
+from matrix.reports import INDEX, SCREENSHOT
 from matrix.reports.timeline import describe, timeline
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
 if TYPE_CHECKING:
     import subprocess
 
-INDEX = "index.html"
-SCREENSHOT = "index.png"
 TEMPLATE = Path(__file__).parent / "templates" / "index.html.mako"
 CHARTS_EXTRA = "peek-plugin-matrix[html]"
 WINDOW = (1400, 1800)
