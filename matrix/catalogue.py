@@ -118,6 +118,7 @@ class FindingKind:
     checks: tuple[str, ...]
     advice: str
     blocking: bool = True  # False: only ever a note, never a failure
+    step: str = "upgrade"  # whose code caused it: the blamed revision's upgrade or downgrade
 
 
 NOT_RUN = "not_run"  # the kind a policy entry uses to acknowledge a check that cannot judge
@@ -174,12 +175,14 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
         ("downgrade_stepwise",),
         "Make the revision's downgrade() undo its upgrade() (name what it drops), or declare "
         "it irreversible (raise NotImplementedError) and acknowledge that.",
+        step="downgrade",
     ),
     FindingKind(
         "irreversible",
         ("downgrade_stepwise",),
         "Nothing, unless sites must roll back past this revision: then write its downgrade().",
         blocking=False,
+        step="downgrade",
     ),
     FindingKind(
         "no_op_downgrade",
@@ -193,6 +196,7 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
         ("downgrade_leaves_no_trace",),
         "Make the downgrade() undo exactly what the upgrade() did: the difference it leaves is "
         "shown (- before the upgrade, + after the downgrade).",
+        step="downgrade",
     ),
     FindingKind(
         "reupgrade_failed",

@@ -47,6 +47,10 @@ _SYMBOLS = {
 }
 
 
+# Heads the code and SQL a finding's detail carries: ``--- upgrade() of R ---``.
+CODE_MARK = "--- "
+
+
 @dataclass
 class Finding:
     """One thing a check found, blamed on a revision where one is to blame.
@@ -113,6 +117,8 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     evidence: list[RevisionEvidence] = field(default_factory=list)
+    # The earlier check whose result left this one nothing to judge, when one did.
+    blocked_by: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:

@@ -134,7 +134,8 @@ def _apply(cell, scripts: dict[str, list[Statement]], lowest: str, out: CheckOut
         if cell.head_state is None:
             raise CannotJudge(
                 "the upgrade script applies, but the online upgrade did not reach head (see "
-                "upgrade_stepwise): there is no schema to compare the script's with"
+                "upgrade_stepwise): there is no schema to compare the script's with",
+                because="upgrade_stepwise",
             )
         if applied != cell.head_state:
             out.find(

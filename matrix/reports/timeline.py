@@ -66,7 +66,8 @@ def has_cost(target: TargetResult) -> bool:
 
 
 def describe(lock: LockHeld) -> str:
-    return f"{lock.mode} on {lock.relation}, {lock.seconds:.3f} s"
+    rows = f" ({lock.rows:,} rows)" if lock.rows is not None else ""
+    return f"{lock.mode} on {lock.relation}{rows}, {lock.seconds:.3f} s"
 
 
 def markdown(target: TargetResult) -> list[str]:
