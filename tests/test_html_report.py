@@ -46,7 +46,17 @@ from matrix.reports.html import (
     render,
     write_html,
 )
-from matrix.results import CheckResult, Finding, PluginInfo, RunReport, Status, TargetResult
+from matrix.reports.markdown import markdown
+from matrix.results import (
+    CheckResult,
+    Finding,
+    LockHeld,
+    PluginInfo,
+    RevisionEvidence,
+    RunReport,
+    Status,
+    TargetResult,
+)
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")
 FAILING_TARGET = "pg15-second"
@@ -170,6 +180,57 @@ def test_page_links_sql_and_shows_the_comparison_of_its_own_run_only(tmp_path):
     document.run_id = "another-run"
     (tmp_path / BENCHMARK_FILE).write_text(json.dumps(document.to_dict()))
     assert 'id="comparison"' not in write_html(tmp_path).read_text()
+
+
+def _scaled_target() -> TargetResult:
+    """Three revisions walked up and down; at scale r1 locks Item, r2 holds no lock, and r3
+    never ran at scale (not sampled)."""
+    up = [RevisionEvidence(r, "upgrade", 0.01, [f"+ table {r}"]) for r in ("r1", "r2", "r3")]
+    down = [RevisionEvidence(r, "downgrade", 0.02) for r in ("r3", "r2", "r1")]
+    lock = LockHeld("Item", "AccessExclusiveLock", 0.4, rows=5000, exclusive=True)
+    cost = [
+        RevisionEvidence("r1", "upgrade", 0.5, rows=0, locks=[lock], rewrites=["Item"]),
+        RevisionEvidence("r2", "upgrade", 0.1, rows=15000),
+    ]
+    return target_of(
+        [
+            CheckResult("upgrade_stepwise", Status.PASSED, evidence=up),
+            CheckResult("downgrade_stepwise", Status.PASSED, evidence=down),
+            CheckResult("migration_cost", Status.PASSED, evidence=cost),
+        ]
+    )
+
+
+def _row(text: str, revision: str) -> str:
+    start = text.index(f"<code>{revision}</code>")
+    return text[start : text.index("</tr>", start)]
+
+
+def test_scale_columns_say_what_they_count_and_tell_no_lock_from_not_sampled(tmp_path):
+    page = render(report_of(_scaled_target()), tmp_path, None)
+    assert "rows already in the schema" in page and "in all tables together" in page
+    assert "AccessExclusiveLock on Item (5,000 rows), 0.400 s" in _row(page, "r1")
+    assert "15,000" in _row(page, "r2") and "no lock" in _row(page, "r2")
+    assert "not sampled" in _row(page, "r3") and "no lock" not in _row(page, "r3")
+    text = markdown(report_of(_scaled_target()))
+    assert "rows already in the schema before it (all tables)" in text
+    assert "| r2 | 0.100 | 15,000 | no lock | none |" in text
+    assert "| r3 | not sampled |  | not sampled |" in text
+
+
+def test_the_timeline_chart_shows_the_downgrades(tmp_path):
+    pytest.importorskip("matplotlib")
+    page = render(report_of(_scaled_target()), tmp_path, None)
+    chart = page[
+        page.index('aria-label="timeline-') : page.index("</svg>", page.index("timeline-"))
+    ]
+    assert ">downgrade<" in chart and ">upgrade<" in chart
+
+
+def test_the_matrix_keeps_its_first_column_in_view_and_wraps_its_headers(tmp_path):
+    page = render(report_of(_scaled_target()), tmp_path, None)
+    assert "#matrix th:first-child, #matrix td:first-child { position: sticky; left: 0;" in page
+    assert "downgrade_<wbr>" in page  # check names break at their underscores
 
 
 # -- live: a merged CI report in headless Chromium -----------------------------------------

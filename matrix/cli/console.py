@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from matrix import masking
+from matrix.reports.why import explain, policy_summary
 from matrix.results import RunReport, Status
 
 STYLE = {
@@ -155,6 +156,13 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
         )
     console = Console(highlight=False, width=max(Console().width, 120))
     console.print(table)
-    for entry in report.policy.get("stale") or []:
+    policy, stale = policy_summary(report)
+    console.print(policy)
+    for entry in stale:
         console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
     console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")
+    if any(explain(target).open_checks for target in report.targets):
+        console.print(
+            "why, what to do, and the policy entries that would acknowledge each finding: "
+            f"the 'Why' section of {reports_dir}/compat.md and index.html"
+        )

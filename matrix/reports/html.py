@@ -36,7 +36,7 @@ from matrix.bench.model import (
 from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
 from matrix.reports import INDEX, SCREENSHOT
-from matrix.reports.timeline import describe, timeline
+from matrix.reports.timeline import describe, lock_cell, timeline
 from matrix.reports.why import anchor, blamed_revisions, explain, policy_summary, split_code
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
@@ -114,6 +114,7 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
         charts=_charts(measured),
         timelines={t.id: timeline(t) for t in report.targets if timeline(t)},
         describe=describe,
+        lock_cell=lock_cell,
         timeline_charts=_timeline_charts(report),
         charts_extra=CHARTS_EXTRA,
         comparison=comparison,
@@ -180,10 +181,12 @@ def _timeline_charts(report: RunReport) -> dict[str, str]:
             )
         if any(r.scale_s is not None for r in rows):
             colours = ["#c0392b" if r.exclusive else "#7f8c8d" for r in rows]
-            axes.plot(positions, [r.scale_s or 0 for r in rows], "o-", color="#555", lw=1)
+            # a revision not sampled at scale has no point, rather than a false 0 s
+            scaled = [float("nan") if r.scale_s is None else r.scale_s for r in rows]
+            axes.plot(positions, scaled, "o-", color="#555", lw=1)
             axes.scatter(
                 positions,
-                [r.scale_s or 0 for r in rows],
+                scaled,
                 c=colours,
                 zorder=3,
                 label="at scale (red: exclusive lock on rows)",

@@ -63,6 +63,10 @@ def markdown(report: RunReport) -> str:
         lines += [f"### {target.id}: {target.status.symbol} {target.status}", ""]
         if why.reason:
             lines += [_one_line(why.reason), ""]
+        for check, revisions in why.summary():
+            blamed = f", blaming {', '.join(f'`{r}`' for r in revisions)}" if revisions else ""
+            lines.append(f"- {check.check.status.symbol} {check.check.name}{blamed}")
+        lines += [""] if why.open_checks else []
         for check in why.checks:
             lines += _check(check)
     costed = [t for t in report.targets if timeline.has_cost(t)]

@@ -66,6 +66,17 @@ class TargetWhy:
     def open_checks(self) -> list[CheckWhy]:
         return [c for c in self.checks if c.check.status != Status.PASSED]
 
+    def summary(self) -> list[tuple[CheckWhy, list[str]]]:
+        """Each check that did not pass, with the revisions its open findings blame."""
+        return [
+            (why, list(dict.fromkeys(b.revision for b in why.blames if b.revision and _open(b))))
+            for why in self.open_checks
+        ]
+
+
+def _open(blame: Blame) -> bool:
+    return any(f.blocking for f in blame.findings)
+
 
 def explain(target: TargetResult) -> TargetWhy:
     """Every check of ``target`` with something to say, in catalogue order."""
@@ -86,14 +97,36 @@ def worth_explaining(target: TargetResult) -> bool:
     return bool(why.checks or why.reason)
 
 
-def blamed_revisions(target: TargetResult) -> dict[str, list[tuple[str, Finding]]]:
-    """Each revision a blocking finding blames, with (check, finding) pairs, in walk order."""
-    found: dict[str, list[tuple[str, Finding]]] = {}
+@dataclass(frozen=True)
+class Blamed:
+    """Blocking findings of one kind, from one check, on one revision."""
+
+    check: str
+    kind: str
+    count: int
+    status: Status  # failed while any is open, else waived
+
+
+def blamed_revisions(target: TargetResult) -> dict[str, list[Blamed]]:
+    """Each revision a blocking finding blames, with what blames it, in check order."""
+    counts: dict[str, dict[tuple[str, str], list[Finding]]] = {}
     for check in target.checks:
         for finding in check.findings:
             if finding.revision and finding.blocking:
-                found.setdefault(finding.revision, []).append((check.name, finding))
-    return found
+                key = (check.name, finding.kind)
+                counts.setdefault(finding.revision, {}).setdefault(key, []).append(finding)
+    return {
+        revision: [
+            Blamed(
+                check,
+                kind,
+                len(found),
+                Status.WAIVED if all(f.waived for f in found) else Status.FAILED,
+            )
+            for (check, kind), found in kinds.items()
+        ]
+        for revision, kinds in counts.items()
+    }
 
 
 def anchor(target_id: str, check: str, blame: str | None = None) -> str:
@@ -139,8 +172,18 @@ def _check_why(check: CheckResult, status: dict[str, Status], judged: bool) -> C
         group.findings.append(finding)
         group.code = group.code or split_code(finding.detail)[1]
     open_ = [f for f in check.findings if f.blocking and not f.waived]
-    kinds = list(dict.fromkeys(f.kind for f in check.findings if not f.waived))
-    advice = [(kind, KINDS_BY_NAME[kind].advice) for kind in kinds if kind in KINDS_BY_NAME]
+    # Advice for what fails, and for the kinds that are only ever notes; a note of a kind
+    # that can fail (create_all would differ, but Peek does not use it) needs none.
+    kinds = list(
+        dict.fromkeys(
+            f.kind
+            for f in check.findings
+            if not f.waived
+            and f.kind in KINDS_BY_NAME
+            and (f.blocking or not KINDS_BY_NAME[f.kind].blocking)
+        )
+    )
+    advice = [(kind, KINDS_BY_NAME[kind].advice) for kind in kinds]
     entries = list(dict.fromkeys(entry(check.name, f.kind, f.revision) for f in open_))
     waived: dict[str, int] = {}
     for finding in check.findings:

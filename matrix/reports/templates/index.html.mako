@@ -128,7 +128,7 @@ summary { cursor: pointer; font-weight: 600; }
 pre { white-space: pre-wrap; word-break: break-word; font-size: 12px; margin: 4px 0;
   max-height: 50vh; overflow: auto; }
 pre.entry { background: #f3f4f6; border: 1px solid #d5d8dd; padding: 6px 8px; max-width: 720px; }
-ul.todo, ul.warnings { margin: 2px 0 6px; } p.todo { margin: 6px 0 2px; }
+ul.todo, ul.warnings { margin: 2px 0 6px; } ul.summary { margin: 4px 0 10px; line-height: 1.9; } p.todo { margin: 6px 0 2px; }
 tr.blamed td { background: #fff1f0; } tr.blamed td:first-child { box-shadow: inset 5px 0 0 #b42318; }
 .charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 14px; }
 .chart { background: #fff; border: 1px solid #d5d8dd; padding: 6px; }
@@ -204,6 +204,20 @@ a marked cell links to its findings below: what was found, where, what to do.</p
 % if why.reason:
 <p><b>${why.reason}</b></p>
 % endif
+% if why.open_checks:
+<ul class="summary">
+% for check, revisions in why.summary():
+<li><a href="#${anchor(target_id, check.check.name)}">${mark(check.check.status)} ${check.check.name}</a>\
+% if revisions:
+, blaming \
+% for revision in revisions:
+<a href="#${anchor(target_id, check.check.name, revision)}"><code>${revision}</code></a>${"" if loop.last else ", "}\
+% endfor
+% endif
+</li>
+% endfor
+</ul>
+% endif
 % for check in why.checks:
 ${check_why(why.target, check)}
 % endfor
@@ -228,18 +242,18 @@ marked and links to its findings.</p>
 <th title="seconds the step up took">up s</th><th title="seconds the step down took">down s</th>
 <th>changes</th><th>rows written</th>
 % if scaled:
-<th>s at scale</th><th>rows already in the schema</th><th>longest lock on a table with rows</th><th>rewrites</th><th>squawk</th>
+<th>s at scale</th><th>rows already in the schema</th><th>longest lock on a table with rows</th><th>tables rewritten</th><th>squawk</th>
 % endif
 </tr>
 <tr class="note"><td colspan="2">blamed revisions marked</td><td colspan="2">the step's own time, stepwise walk</td><td>what the step changed</td><td>by data_survives</td>
 % if scaled:
-<td>--scale: every table filled first</td><td>before it ran, all tables</td><td>red: blocks reads and writes; "no lock": sampled, none held; "not sampled": not measured</td><td>storage rewritten</td><td>rules hit</td>
+<td>--scale: every table filled first</td><td>before it ran, in all tables together</td><td>red: blocks reads and writes; "no lock": measured, none held; "not sampled": did not run at scale</td><td>storage rewritten</td><td>rules hit</td>
 % endif
 </tr></thead><tbody>
 % for row in rows:
 <tr${' class="blamed"' if row.revision in blamed else "" | n}><td><code>${row.revision}</code></td><td>\
-% for check_name, finding in blamed.get(row.revision, []):
-<a href="#${anchor(target_id, check_name, row.revision)}">${marks[Status.FAILED] if not finding.waived else marks[Status.WAIVED]} ${check_name}: ${finding.kind}</a><br>\
+% for hit in blamed.get(row.revision, []):
+<a href="#${anchor(target_id, hit.check, row.revision)}">${mark(hit.status)} ${hit.check}: ${hit.kind}${"" if hit.count == 1 else " ×%d" % hit.count}</a><br>\
 % endfor
 </td>
 <td class="num">${"" if row.up_s is None else format(row.up_s, ".3f")}</td>
@@ -249,15 +263,7 @@ marked and links to its findings.</p>
 % if scaled:
 <td class="num">${"not sampled" if row.scale_s is None else format(row.scale_s, ".3f")}</td>
 <td class="num">${"" if row.rows is None else format(row.rows, ",")}</td>
-<td>\
-% if row.scale_s is None:
-<span class="note">not sampled</span>\
-% elif row.lock is None:
-no lock\
-% else:
-<span class="${"failed" if row.exclusive else ""}">${describe(row.lock)}</span>${"" if row.longest is None else "; longest: " + describe(row.longest)}\
-% endif
-</td>
+<td><span class="${"failed" if row.exclusive else ("note" if row.lock is None else "")}">${lock_cell(row)}</span>${"" if row.longest is None else "; longest: " + describe(row.longest)}</td>
 <td>${", ".join(row.rewrites)}</td>
 <td class="note">${", ".join(sorted({hit.split(":")[0] for hit in row.lint}))}</td>
 % endif
