@@ -536,6 +536,8 @@ def test_offline_sql_applies_a_script_that_leaves_its_schema_to_peek_with_a_note
     assert "does not create the schema pl_noschema" in note["message"]
     sql = (run.reports / "sql" / "pg15-postgis33" / "upgrade.sql").read_text()
     assert "CREATE SCHEMA" not in sql  # the script as rendered, not edited
+    text = (run.reports / "compat.md").read_text()
+    assert "`schema_from_platform` (note): the upgrade script does not create" in text
 
 
 def test_offline_sql_takes_a_long_history_that_leaves_its_schema_to_peek(run_matrix_cli, tmp_path):

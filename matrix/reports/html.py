@@ -37,7 +37,14 @@ from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
 from matrix.reports import INDEX, SCREENSHOT
 from matrix.reports.timeline import describe, lock_cell, timeline
-from matrix.reports.why import anchor, blamed_revisions, explain, policy_summary, split_code
+from matrix.reports.why import (
+    anchor,
+    blamed_revisions,
+    explain,
+    plural,
+    policy_summary,
+    split_code,
+)
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
 if TYPE_CHECKING:
@@ -105,6 +112,7 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
         discloses=discloses,
         explained={k: why for k, why in explained.items() if why.checks or why.reason},
         anchor=anchor,
+        plural=plural,
         split_code=split_code,
         blamed_by={t.id: blamed_revisions(t) for t in report.targets},
         policy_line=policy_line,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matrix.catalogue import CHECKS
 from matrix.reports import timeline
-from matrix.reports.why import CheckWhy, explain, policy_summary, split_code
+from matrix.reports.why import CheckWhy, explain, plural, policy_summary, split_code
 from matrix.results import RunReport, RunState, Status
 
 DETAIL_LIMIT = 4000
@@ -94,7 +94,7 @@ def _check(why: CheckWhy) -> list[str]:
     for blame in why.blames:
         for finding in blame.findings:
             at = f" at `{finding.revision}`" if finding.revision else ""
-            note = "" if finding.blocking else " (note)"
+            note = " (waived)" if finding.waived else "" if finding.blocking else " (note)"
             lines.append(f"- `{finding.kind}`{at}{note}: {_one_line(finding.message)}")
             own = split_code(finding.detail)[0]
             if own:
@@ -102,7 +102,7 @@ def _check(why: CheckWhy) -> list[str]:
         if blame.code:
             lines += ["", *_folded(f"code and SQL of {blame.revision}", blame.code), ""]
     for reason, count in why.waivers:
-        lines.append(f"- waived by the policy ({count} findings): {reason}")
+        lines.append(f"- waived by the policy ({plural(count, 'finding')}): {reason}")
     lines += [f"- warning: {_one_line(warning)}" for warning in check.warnings]
     if why.detail:
         lines += ["", *_folded("detail", why.detail)]

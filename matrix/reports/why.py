@@ -75,6 +75,7 @@ class TargetWhy:
 
 
 def _open(blame: Blame) -> bool:
+    """Whether the group holds what made its check fail or be waived (not only notes)."""
     return any(f.blocking for f in blame.findings)
 
 
@@ -143,13 +144,17 @@ def split_code(detail: str) -> tuple[str, str]:
     return detail.strip(), ""
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def policy_summary(report: RunReport) -> tuple[str, list[str]]:
     """The policy line every report prints, and the stale entries under it."""
     path = report.policy.get("path")
     waivers = len(report.policy.get("waivers") or [])
     limits = report.policy.get("cost") or {}
     if path:
-        what = f"{waivers} waivers" + (f", cost limits {_limits(limits)}" if limits else "")
+        what = plural(waivers, "waiver") + (f", cost limits {_limits(limits)}" if limits else "")
         line = f"Policy: {path} ({what})"
     else:
         line = (
@@ -165,9 +170,7 @@ def _limits(limits: dict[str, float]) -> str:
 
 def _check_why(check: CheckResult, status: dict[str, Status], judged: bool) -> CheckWhy:
     groups: dict[str | None, Blame] = {}
-    for finding in check.findings:
-        if finding.waived:
-            continue
+    for finding in check.findings:  # waived ones too: a waived finding is shown, as waived
         group = groups.setdefault(finding.revision, Blame(finding.revision, [], ""))
         group.findings.append(finding)
         group.code = group.code or split_code(finding.detail)[1]

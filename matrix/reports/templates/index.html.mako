@@ -48,7 +48,7 @@ ${mark(check.status)}\
 % if own:
 <details><summary>the difference</summary><pre>${own}</pre></details>\
 % endif
-</td><td>${"blocking" if finding.blocking else "note"}</td></tr>
+</td><td>${"waived" if finding.waived else "blocking" if finding.blocking else "note"}</td></tr>
 % endfor
 % if blame.code:
 <tr class="code"><td colspan="4"><details><summary>code and SQL of ${blame.revision}</summary><pre>${blame.code}</pre></details></td></tr>
@@ -57,7 +57,7 @@ ${mark(check.status)}\
 </tbody></table>
 % endif
 % for reason, count in why.waivers:
-<p class="waiver">${mark(Status.WAIVED)} waived by the policy (${count} findings): ${reason}</p>
+<p class="waiver">${mark(Status.WAIVED)} waived by the policy (${plural(count, "finding")}): ${reason}</p>
 % endfor
 % if check.warnings:
 <ul class="warnings">
