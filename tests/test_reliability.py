@@ -402,8 +402,8 @@ def test_an_interrupt_at_any_moment_leaves_a_report_that_says_so(
     assert target.reason.startswith(f"interrupted ({signal.Signals(signum).name}"), target.reason
     assert " while " in target.reason
     assert report.status == "error"
-    page = reports / "index.html"
-    assert not page.exists() or "previous-run" not in page.read_text()
+    page = (reports / "index.html").read_text()  # the interrupted run's, not the previous one
+    assert "previous-run" not in page and "The run was interrupted" in page
     markdown = (reports / "compat.md").read_text()
     assert "interrupted" in markdown
     # its own folders carry its pid (other runs may share the machine's temporary folder)

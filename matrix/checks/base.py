@@ -193,7 +193,7 @@ def describe_error(error: BaseException | str) -> str:
     return f"{name}: {text}" if text else name
 
 
-_ADDRESS = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"<(\S+?) object at 0x[0-9a-fA-F]+>")
 _SCHEMA_ITEMS = (sa.Table, sa.Column, sa.Index, sa.Constraint)
 
 
