@@ -142,3 +142,19 @@ def test_a_missing_previous_release_names_previous_not_plugin(tmp_path, capsys):
     done = subprocess.CompletedProcess(args, code, captured.out, captured.err)
     assert_clear_error(done, "--previous /missing/prev.whl", "pass --previous a wheel")
     assert "--plugin" not in captured.err
+
+
+def test_the_policy_doc_lists_every_kind_with_its_check_and_advice():
+    """docs/policy.md's table is the catalogue's: a kind added without it fails here."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "policy.md").read_text()
+    rows = {}
+    check = None
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`"):
+            check = cells[0].strip("`") or check
+            rows.setdefault(cells[1].strip("`"), set()).add((check, cells[3]))
+    for kind in FINDING_KINDS:
+        if kind.name == "not_run":
+            continue
+        assert rows.get(kind.name) == {(c, kind.advice) for c in kind.checks}, kind.name
