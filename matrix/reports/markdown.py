@@ -88,31 +88,40 @@ def _state(report: RunReport) -> str:
 def _check(why: CheckWhy) -> list[str]:
     check = why.check
     notes = " (notes)" if check.status == Status.PASSED else ""
-    lines = [f"#### {check.status.symbol} {check.name}: {check.status}{notes}", ""]
+    lines = [f"#### {check.status.symbol} {check.name}: {check.status}{notes}"]
     if why.reason:
-        lines += [_one_line(why.reason), ""]
+        _block(lines, [_one_line(why.reason)])
     for blame in why.blames:
+        items: list[str] = []
         for finding in blame.findings:
             at = f" at `{finding.revision}`" if finding.revision else ""
             note = " (waived)" if finding.waived else "" if finding.blocking else " (note)"
-            lines.append(f"- `{finding.kind}`{at}{note}: {_one_line(finding.message)}")
+            items.append(f"- `{finding.kind}`{at}{note}: {_one_line(finding.message)}")
             own = split_code(finding.detail)[0]
             if own:
-                lines += ["", *_folded("the difference", own, indent="  ")]
+                items += ["", *_folded("the difference", own, indent="  "), ""]
+        _block(lines, items)
         if blame.code:
-            lines += ["", *_folded(f"code and SQL of {blame.revision}", blame.code), ""]
-    for reason, count in why.waivers:
-        lines.append(f"- waived by the policy ({plural(count, 'finding')}): {reason}")
-    lines += [f"- warning: {_one_line(warning)}" for warning in check.warnings]
+            _block(lines, _folded(f"code and SQL of {blame.revision}", blame.code))
+    notes_ = [f"- waived by the policy ({plural(n, 'finding')}): {r}" for r, n in why.waivers]
+    notes_ += [f"- warning: {_one_line(warning)}" for warning in check.warnings]
+    if notes_:
+        _block(lines, notes_)
     if why.detail:
-        lines += ["", *_folded("detail", why.detail)]
+        _block(lines, _folded("detail", why.detail))
     if why.advice:
-        lines += ["", "What to do:"]
-        lines += [f"- `{kind}`: {advice}" for kind, advice in why.advice]
+        _block(lines, ["What to do:", *[f"- `{kind}`: {text}" for kind, text in why.advice]])
     if why.entries:
-        lines += ["", "Or acknowledge it: paste into the policy file and write the reason:", ""]
-        lines += _fenced("\n\n".join(why.entries), "toml")
+        _block(lines, ["Or acknowledge it: paste into the policy file and write the reason:"])
+        _block(lines, _fenced("\n\n".join(why.entries), "toml"))
     return [*lines, ""]
+
+
+def _block(lines: list[str], block: list[str]) -> None:
+    """Append a Markdown block, one blank line from the one before."""
+    while block and not block[-1]:
+        block = block[:-1]
+    lines += ["", *block]
 
 
 def _folded(summary: str, text: str, indent: str = "") -> list[str]:
@@ -126,7 +135,7 @@ def _fenced(text: str, language: str = "") -> list[str]:
     """A code block whose fence no run of backticks inside it can close."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return [f"{fence}{language}", text, fence]
+    return [f"{fence}{language}", *text.splitlines(), fence]
 
 
 def _one_line(text: str) -> str:
