@@ -1,4 +1,4 @@
-"""The check catalogue: names, theories, order and prerequisites.
+"""The check catalogue: names, theories, order and prerequisites, and the findings of each.
 
 Stdlib only, so that reports, the release gate and the command line can list
 the checks without importing SQLAlchemy or Alembic. The implementations live
@@ -8,6 +8,12 @@ together.
 ``required`` checks must pass (or be waived) for a target to pass. Optional
 checks only run when their input exists (an earlier release, ``--scale``);
 when they run, a failure still fails the target.
+
+:data:`FINDING_KINDS` says which kinds of finding each check can report, one
+line per (check, kind), so that a new kind is one line here; a test reads
+the checks' code and fails when a check can report a kind not listed for it
+(or one is listed that it cannot report). ``python -m matrix list`` prints
+it, and a policy's ``kind`` is one of these or ``not_run``.
 """
 
 from __future__ import annotations
@@ -107,225 +113,251 @@ REQUIRED: tuple[str, ...] = tuple(c.name for c in CHECKS if c.required)
 
 @dataclass(frozen=True)
 class FindingKind:
-    """One kind of finding: the checks that report it, and what to do about one.
+    """A kind of finding one check can report, and what it means, in a line."""
 
-    ``advice`` is the one line every report prints beside a finding of this
-    kind; a finding a plugin's maintainers accept instead is acknowledged by
-    a policy entry, which the reports write out ready to paste.
-    """
+    check: str
+    kind: str
+    meaning: str
 
-    name: str
-    checks: tuple[str, ...]
-    advice: str
-    blocking: bool = True  # False: only ever a note, never a failure
-    step: str = "upgrade"  # whose code caused it: the blamed revision's upgrade or downgrade
-
-
-NOT_RUN = "not_run"  # the kind a policy entry uses to acknowledge a check that cannot judge
 
 FINDING_KINDS: tuple[FindingKind, ...] = (
+    FindingKind("single_head", "heads", "the history has no head or several"),
+    FindingKind("upgrade_stepwise", "upgrade_failed", "a revision's upgrade raised"),
     FindingKind(
-        "heads",
-        ("single_head",),
-        "Merge the heads (alembic merge heads) or fix the down_revision that forks the history.",
+        "version_table_at_head", "version_table", "alembic_version is missing or not at head"
+    ),
+    FindingKind("model_matches_ddl", "drift", "the models and the migrated schema differ"),
+    FindingKind(
+        "fresh_install_matches_upgrade",
+        "fresh_install_differs",
+        "create_all + stamp head gives another schema than the migrations",
     ),
     FindingKind(
-        "upgrade_failed",
-        ("upgrade_stepwise", "upgrade_from_release"),
+        "fresh_install_matches_upgrade",
+        "create_all_failed",
+        "create_all fails on an empty database",
+    ),
+    FindingKind(
+        "fresh_install_matches_upgrade", "stamp", "stamp head leaves another version in the table"
+    ),
+    FindingKind(
+        "schema_isolation", "outside_schema", "the migrations touch objects outside the schema"
+    ),
+    FindingKind("downgrade_stepwise", "downgrade_failed", "a revision's downgrade raised"),
+    FindingKind(
+        "downgrade_stepwise", "irreversible", "a revision declares its downgrade impossible"
+    ),
+    FindingKind(
+        "downgrade_stepwise", "no_op_downgrade", "downgrades that do nothing (pass), a note"
+    ),
+    FindingKind(
+        "downgrade_leaves_no_trace", "residue", "a downgrade leaves a table, index, ... behind"
+    ),
+    FindingKind("reupgrade", "reupgrade_failed", "upgrade head in one go fails after downgrades"),
+    FindingKind("reupgrade", "reupgrade_differs", "upgrade head in one go gives another schema"),
+    FindingKind("data_survives", "table_dropped", "a table with rows was dropped"),
+    FindingKind("data_survives", "rows_lost", "rows were deleted"),
+    FindingKind("data_survives", "values_changed", "values in kept rows changed"),
+    FindingKind("data_survives", "column_dropped", "a column with values was dropped, a note"),
+    FindingKind("data_survives", "fails_with_data", "an upgrade fails once tables hold rows"),
+    FindingKind(
+        "data_survives", "sequence_behind", "a sequence is behind the rows kept, new rows collide"
+    ),
+    FindingKind("offline_sql", "unsplittable", "a rendered script cannot be split in statements"),
+    FindingKind("offline_sql", "unparsable", "a rendered statement does not parse"),
+    FindingKind("offline_sql", "script_failed", "a rendered script fails on a database"),
+    FindingKind("offline_sql", "script_differs", "a rendered script builds another schema"),
+    FindingKind(
+        "offline_sql",
+        "schema_from_platform",
+        "the script leaves creating the plugin schema to Peek, a note",
+    ),
+    FindingKind("released_revisions_unchanged", "removed", "a released revision is gone"),
+    FindingKind("released_revisions_unchanged", "edited", "a released revision's upgrade changed"),
+    FindingKind(
+        "released_revisions_unchanged", "reparented", "a released revision has another parent"
+    ),
+    FindingKind(
+        "upgrade_from_release", "upgrade_failed", "a release's database with rows fails to upgrade"
+    ),
+    FindingKind(
+        "upgrade_from_release", "schema_differs", "upgrading a release gives another schema"
+    ),
+    FindingKind("upgrade_from_release", "table_dropped", "a table with rows was dropped"),
+    FindingKind("upgrade_from_release", "rows_lost", "rows were deleted"),
+    FindingKind("upgrade_from_release", "values_changed", "values in kept rows changed"),
+    FindingKind("upgrade_from_release", "column_dropped", "a column with values was dropped"),
+    FindingKind("migration_cost", "fails_at_scale", "an upgrade fails at --scale rows"),
+    FindingKind(
+        "migration_cost", "exclusive_lock", "a revision holds a lock that blocks reads and writes"
+    ),
+    FindingKind("migration_cost", "lock_time", "a lock is held longer than the policy allows"),
+    FindingKind(
+        "migration_cost", "slow_revision", "a revision takes longer than the policy allows"
+    ),
+)
+# The kind a policy entry uses to acknowledge a check that could not judge.
+NOT_RUN_KIND = "not_run"
+KINDS: frozenset[str] = frozenset(k.kind for k in FINDING_KINDS) | {NOT_RUN_KIND}
+
+
+def kinds_of(check: str) -> list[FindingKind]:
+    """The kinds of finding ``check`` can report, in the table's order."""
+    return [k for k in FINDING_KINDS if k.check == check]
+
+
+@dataclass(frozen=True)
+class KindAdvice:
+    """What to do about a finding of one kind: the one line every report prints beside it.
+
+    ``note_only`` kinds never fail a check; ``step`` says whose code caused a
+    finding of the kind, the blamed revision's upgrade or its downgrade, which
+    the reports show beneath it. A finding a plugin's maintainers accept
+    instead is acknowledged by a policy entry, which the reports write out.
+    """
+
+    advice: str
+    note_only: bool = False
+    step: str = "upgrade"
+
+
+ADVICE: dict[str, KindAdvice] = {
+    "heads": KindAdvice(
+        "Merge the heads (alembic merge heads) or fix the down_revision that forks the history.",
+    ),
+    "upgrade_failed": KindAdvice(
         "Make the revision's upgrade() run on the schema the revision before it leaves; a "
         "released revision stays as it is, so repair in a new revision.",
     ),
-    FindingKind(
-        "version_table",
-        ("version_table_at_head",),
+    "version_table": KindAdvice(
         "Pass version_table_schema=<the plugin schema> to context.configure() in env.py.",
     ),
-    FindingKind(
-        "drift",
-        ("model_matches_ddl",),
-        "Make the model and the migrations agree: add a revision that brings the schema to "
-        "the model, or change the model to what the migrations build.",
+    "drift": KindAdvice(
+        "Make the model and the migrations agree: add a revision that brings the schema to the "
+        "model, or change the model to what the migrations build.",
     ),
-    FindingKind(
-        "fresh_install_differs",
-        ("fresh_install_matches_upgrade",),
+    "fresh_install_differs": KindAdvice(
         "Make create_all() and the migrations build the same schema, or let Peek run the "
         "migrations on fresh sites (enableCreateAll=False).",
     ),
-    FindingKind(
-        "create_all_failed",
-        ("fresh_install_matches_upgrade",),
-        "Make metadata.create_all() work on an empty database, or let Peek run the migrations "
-        "on fresh sites (enableCreateAll=False).",
+    "create_all_failed": KindAdvice(
+        "Make metadata.create_all() work on an empty database, or let Peek run the migrations on "
+        "fresh sites (enableCreateAll=False).",
     ),
-    FindingKind(
-        "stamp",
-        ("fresh_install_matches_upgrade",),
-        "Keep the version table in the plugin schema, so that alembic stamp head records the "
-        "head where the upgrades look for it.",
+    "stamp": KindAdvice(
+        "Keep the version table in the plugin schema, so that alembic stamp head records the head "
+        "where the upgrades look for it.",
     ),
-    FindingKind(
-        "outside_schema",
-        ("schema_isolation",),
-        "Give every table, index, sequence and type the plugin schema (the MetaData's schema, "
-        "or schema= on each op).",
+    "outside_schema": KindAdvice(
+        "Give every table, index, sequence and type the plugin schema (the MetaData's schema, or "
+        "schema= on each op).",
     ),
-    FindingKind(
-        "downgrade_failed",
-        ("downgrade_stepwise",),
-        "Make the revision's downgrade() undo its upgrade() (name what it drops), or declare "
-        "it irreversible (raise NotImplementedError) and acknowledge that.",
+    "downgrade_failed": KindAdvice(
+        "Make the revision's downgrade() undo its upgrade() (name what it drops), or declare it "
+        "irreversible (raise NotImplementedError) and acknowledge that.",
         step="downgrade",
     ),
-    FindingKind(
-        "irreversible",
-        ("downgrade_stepwise",),
+    "irreversible": KindAdvice(
         "Nothing, unless sites must roll back past this revision: then write its downgrade().",
-        blocking=False,
+        note_only=True,
         step="downgrade",
     ),
-    FindingKind(
-        "no_op_downgrade",
-        ("downgrade_stepwise",),
-        "Write downgrade()s that undo their upgrade(), or declare them irreversible "
-        "(raise NotImplementedError).",
-        blocking=False,
+    "no_op_downgrade": KindAdvice(
+        "Write downgrade()s that undo their upgrade(), or declare them irreversible (raise "
+        "NotImplementedError).",
+        note_only=True,
     ),
-    FindingKind(
-        "residue",
-        ("downgrade_leaves_no_trace",),
+    "residue": KindAdvice(
         "Make the downgrade() undo exactly what the upgrade() did: the difference it leaves is "
         "shown (- before the upgrade, + after the downgrade).",
         step="downgrade",
     ),
-    FindingKind(
-        "reupgrade_failed",
-        ("reupgrade",),
+    "reupgrade_failed": KindAdvice(
         "Make the downgrades leave the schema the upgrades started from (see "
         "downgrade_leaves_no_trace), so that upgrade head runs again after a rollback.",
     ),
-    FindingKind(
-        "reupgrade_differs",
-        ("reupgrade",),
+    "reupgrade_differs": KindAdvice(
         "Make the downgrades leave the schema the upgrades started from (see "
         "downgrade_leaves_no_trace), so that upgrade head builds the same schema again.",
     ),
-    FindingKind(
-        "table_dropped",
-        ("data_survives", "upgrade_from_release"),
-        "Copy the table's rows to where they now belong before dropping it; acknowledge it "
-        "if that data is obsolete or rebuilt.",
+    "table_dropped": KindAdvice(
+        "Copy the table's rows to where they now belong before dropping it; acknowledge it if "
+        "that data is obsolete or rebuilt.",
     ),
-    FindingKind(
-        "rows_lost",
-        ("data_survives", "upgrade_from_release"),
-        "Keep the rows (migrate them instead of deleting or truncating them, or copy them into "
-        "a re-created table); acknowledge it if that data is rebuilt.",
+    "rows_lost": KindAdvice(
+        "Keep the rows (migrate them instead of deleting or truncating them, or copy them into a "
+        "re-created table); acknowledge it if that data is rebuilt.",
     ),
-    FindingKind(
-        "values_changed",
-        ("data_survives", "upgrade_from_release"),
-        "Convert the values without changing them (check the casts, defaults and UPDATEs of "
-        "the revision); acknowledge it if the change is intended.",
+    "values_changed": KindAdvice(
+        "Convert the values without changing them (check the casts, defaults and UPDATEs of the "
+        "revision); acknowledge it if the change is intended.",
     ),
-    FindingKind(
-        "fails_with_data",
-        ("data_survives",),
-        "Make the revision work on tables with rows: give a new NOT NULL column a "
-        "server_default, or fill it before setting NOT NULL.",
+    "fails_with_data": KindAdvice(
+        "Make the revision work on tables with rows: give a new NOT NULL column a server_default, "
+        "or fill it before setting NOT NULL.",
     ),
-    FindingKind(
-        "column_dropped",
-        ("data_survives", "upgrade_from_release"),
+    "column_dropped": KindAdvice(
         "Nothing, if the column was meant to go: its values are gone on upgrade.",
-        blocking=False,
+        note_only=True,
     ),
-    FindingKind(
-        "sequence_behind",
-        ("data_survives",),
+    "sequence_behind": KindAdvice(
         "After copying rows into a re-created table, move its sequence past the highest key "
         "(setval, or DBCC CHECKIDENT on SQL Server).",
     ),
-    FindingKind(
-        "script_failed",
-        ("offline_sql",),
-        "Make the offline script apply: render it (alembic upgrade head --sql), apply it "
-        "to an empty database (psql -f) and fix the revision of the failing statement.",
+    "script_failed": KindAdvice(
+        "Make the offline script apply: render it (alembic upgrade head --sql), apply it to an "
+        "empty database (psql -f) and fix the revision of the failing statement.",
     ),
-    FindingKind(
-        "script_differs",
-        ("offline_sql",),
-        "Make env.py's offline branch configure Alembic as its online one does (the same "
-        "schema, version table and options), so both build one schema.",
+    "script_differs": KindAdvice(
+        "Make env.py's offline branch configure Alembic as its online one does (the same schema, "
+        "version table and options), so both build one schema.",
     ),
-    FindingKind(
-        "schema_from_platform",
-        ("offline_sql",),
+    "schema_from_platform": KindAdvice(
         "Nothing for Peek, which creates the plugin schema before migrating; a database "
         "administrator applying the script by hand creates the schema first.",
-        blocking=False,
+        note_only=True,
     ),
-    FindingKind(
-        "unparsable",
-        ("offline_sql",),
+    "unparsable": KindAdvice(
         "Check the statement: it is SQL the target's dialect cannot parse (often another "
         "database's syntax in op.execute()).",
     ),
-    FindingKind(
-        "unsplittable",
-        ("offline_sql",),
+    "unsplittable": KindAdvice(
         "Check the script's quoting: a string, dollar quote or comment is not closed.",
     ),
-    FindingKind(
-        "removed",
-        ("released_revisions_unchanged",),
+    "removed": KindAdvice(
         "Ship every revision of the previous release: restore the removed revision file.",
     ),
-    FindingKind(
-        "edited",
-        ("released_revisions_unchanged",),
+    "edited": KindAdvice(
         "Restore the released upgrade() as it was and put the change in a new revision.",
     ),
-    FindingKind(
-        "reparented",
-        ("released_revisions_unchanged",),
+    "reparented": KindAdvice(
         "Restore its down_revision: sites ran it after the old parent.",
     ),
-    FindingKind(
-        "schema_differs",
-        ("upgrade_from_release",),
-        "Make the upgrade from the previous release build the schema a fresh upgrade builds "
-        "(a revision that depends on what a fresh database lacks, or the reverse).",
+    "schema_differs": KindAdvice(
+        "Make the upgrade from the previous release build the schema a fresh upgrade builds (a "
+        "revision that depends on what a fresh database lacks, or the reverse).",
     ),
-    FindingKind(
-        "fails_at_scale",
-        ("migration_cost",),
-        "Make the revision work on full tables (statement and lock timeouts, memory, "
-        "constraints checked on existing rows).",
+    "fails_at_scale": KindAdvice(
+        "Make the revision work on full tables (statement and lock timeouts, memory, constraints "
+        "checked on existing rows).",
     ),
-    FindingKind(
-        "exclusive_lock",
-        ("migration_cost",),
-        "Shorten the exclusive lock (create indexes concurrently, add columns without a "
-        "rewrite, split the revision), or raise max_access_exclusive_seconds in [cost].",
+    "exclusive_lock": KindAdvice(
+        "Shorten the exclusive lock (create indexes concurrently, add columns without a rewrite, "
+        "split the revision), or raise max_access_exclusive_seconds in [cost].",
     ),
-    FindingKind(
-        "lock_time",
-        ("migration_cost",),
+    "lock_time": KindAdvice(
         "Shorten the lock (smaller batches, fewer rewrites), or raise max_lock_seconds in [cost].",
     ),
-    FindingKind(
-        "slow_revision",
-        ("migration_cost",),
+    "slow_revision": KindAdvice(
         "Make the revision faster on full tables (batch its data migration), or raise "
         "max_revision_seconds in [cost].",
     ),
-    FindingKind(
-        NOT_RUN,
-        tuple(check.name for check in CHECKS),
-        "Remove what kept the check from judging (its reason says what), or acknowledge that "
-        "it cannot judge this plugin.",
+    NOT_RUN_KIND: KindAdvice(
+        "Remove what kept the check from judging (its reason says what), or acknowledge that it "
+        "cannot judge this plugin.",
     ),
-)
-
-KINDS_BY_NAME: dict[str, FindingKind] = {kind.name: kind for kind in FINDING_KINDS}
+    "unpromised_name": KindAdvice(
+        "Drop the constraint by the name its revision gave it: name it where it is created "
+        "(name=, or a naming convention on the MetaData), in a new revision for released ones.",
+    ),
+}

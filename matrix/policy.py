@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix.catalogue import BY_NAME, KINDS_BY_NAME, NOT_RUN
+from matrix.catalogue import BY_NAME, FINDING_KINDS, KINDS, NOT_RUN_KIND, kinds_of
 from matrix.errors import HarnessError
 
 FILE_NAME = "peek-matrix-policy.toml"
@@ -105,7 +105,7 @@ class Waivers:
 
     def waive_not_run(self, check: str, reason: str) -> str | None:
         """The reason of an entry acknowledging that ``check`` cannot judge, if any."""
-        index = self._match(check, None, NOT_RUN)
+        index = self._match(check, None, NOT_RUN_KIND)
         return None if index is None else self.policy.waivers[index].reason
 
     def _match(self, check: str, revision: str | None, kind: str | None) -> int | None:
@@ -116,7 +116,7 @@ class Waivers:
                 continue
             if waiver.revision and waiver.revision != revision:
                 continue
-            if kind == NOT_RUN and waiver.kind != NOT_RUN:
+            if kind == NOT_RUN_KIND and waiver.kind != NOT_RUN_KIND:
                 continue
             if waiver.kind and waiver.kind != kind:
                 continue
@@ -246,16 +246,17 @@ def _waiver(path: Path, index: int, entry: dict[str, Any], targets: Collection[s
             f"{where}: check {_unknown([check], BY_NAME)} is not a check of the harness.",
             f"Use one of {', '.join(BY_NAME)}.",
         )
-    if kind is not None and kind not in KINDS_BY_NAME:
+    if kind is not None and kind not in KINDS:
         raise PolicyError(
-            f"{where}: kind {_unknown([kind], KINDS_BY_NAME)} is not a finding kind, so the "
+            f"{where}: kind {_unknown([kind], KINDS)} is not a finding kind, so the "
             "entry would waive nothing.",
             f"Use one of the kinds {check} reports: {', '.join(_kinds_of(check))}.",
         )
-    if kind is not None and check not in KINDS_BY_NAME[kind].checks:
+    if kind is not None and kind not in _kinds_of(check):
+        reporting = [k.check for k in FINDING_KINDS if k.kind == kind]
         raise PolicyError(
             f"{where}: {check} never reports a finding of kind {kind!r} (only "
-            f"{', '.join(KINDS_BY_NAME[kind].checks)} do), so the entry would waive nothing.",
+            f"{', '.join(reporting)} do), so the entry would waive nothing.",
             f"Use one of the kinds {check} reports: {', '.join(_kinds_of(check))}.",
         )
     if target is not None and targets and target not in targets:
@@ -274,4 +275,4 @@ def _waiver(path: Path, index: int, entry: dict[str, Any], targets: Collection[s
 
 
 def _kinds_of(check: str) -> list[str]:
-    return [kind.name for kind in KINDS_BY_NAME.values() if check in kind.checks]
+    return [kind.kind for kind in kinds_of(check)] + [NOT_RUN_KIND]

@@ -17,7 +17,7 @@ import pytest
 from helpers import assert_clear_error
 from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 
-from matrix.catalogue import BY_NAME, FINDING_KINDS, KINDS_BY_NAME
+from matrix.catalogue import ADVICE, FINDING_KINDS, KINDS
 from matrix.cli import main
 from matrix.policy import REASON_PLACEHOLDER, PolicyError, entry, load_policy
 
@@ -96,42 +96,18 @@ def test_a_target_the_matrix_file_defines_is_taken_even_when_not_selected(tmp_pa
     assert policy.waivers[0].target == "pg13-postgis31"
 
 
-@pytest.mark.parametrize("kind", [k.name for k in FINDING_KINDS])
-def test_every_pasted_entry_loads_once_its_reason_is_written(kind, tmp_path):
-    check = KINDS_BY_NAME[kind].checks[0]
-    text = entry(check, kind, "abc123").replace(REASON_PLACEHOLDER, "the data is rebuilt")
+@pytest.mark.parametrize("row", FINDING_KINDS, ids=[f"{k.check}-{k.kind}" for k in FINDING_KINDS])
+def test_every_pasted_entry_loads_once_its_reason_is_written(row, tmp_path):
+    text = entry(row.check, row.kind, "abc123").replace(REASON_PLACEHOLDER, "the data is rebuilt")
     waiver = load_policy(write(tmp_path, text + "\n"), TARGETS).waivers[0]
-    assert (waiver.check, waiver.kind, waiver.revision) == (check, kind, "abc123")
+    assert (waiver.check, waiver.kind, waiver.revision) == (row.check, row.kind, "abc123")
 
 
-def test_every_kind_names_real_checks_and_every_check_has_a_kind():
-    for kind in FINDING_KINDS:
-        assert kind.advice and "\n" not in kind.advice, kind.name
-        assert set(kind.checks) <= set(BY_NAME), kind.name
-    reported = {check for kind in FINDING_KINDS if kind.name != "not_run" for check in kind.checks}
-    assert reported == set(BY_NAME)
-
-
-def test_every_kind_a_check_reports_has_advice():
-    """Read from the checks' own code: a new kind without advice fails here."""
-    import ast
-
-    root = Path(__file__).resolve().parent.parent / "matrix" / "checks"
-    found = set()
-    for path in root.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "find"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-            ):
-                found.add(node.args[0].value)
-    from matrix.checks.data import KINDS
-
-    found |= set(KINDS.values())
-    assert found - set(KINDS_BY_NAME) == set()
+def test_every_kind_has_one_line_of_advice_and_the_step_that_causes_it():
+    for kind in KINDS:
+        advice = ADVICE[kind]
+        assert advice.advice and "\n" not in advice.advice, kind
+        assert advice.step in ("upgrade", "downgrade"), kind
 
 
 def test_a_missing_previous_release_names_previous_not_plugin(tmp_path, capsys):
@@ -147,14 +123,12 @@ def test_a_missing_previous_release_names_previous_not_plugin(tmp_path, capsys):
 def test_the_policy_doc_lists_every_kind_with_its_check_and_advice():
     """docs/policy.md's table is the catalogue's: a kind added without it fails here."""
     doc = (Path(__file__).resolve().parent.parent / "docs" / "policy.md").read_text()
-    rows = {}
+    rows = set()
     check = None
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[1].startswith("`"):
             check = cells[0].strip("`") or check
-            rows.setdefault(cells[1].strip("`"), set()).add((check, cells[3]))
-    for kind in FINDING_KINDS:
-        if kind.name == "not_run":
-            continue
-        assert rows.get(kind.name) == {(c, kind.advice) for c in kind.checks}, kind.name
+            rows.add((check, cells[1].strip("`"), cells[3]))
+    for row in FINDING_KINDS:
+        assert (row.check, row.kind, ADVICE[row.kind].advice) in rows, row

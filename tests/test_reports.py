@@ -25,7 +25,7 @@ import tomllib
 import pytest
 from helpers import cli
 
-from matrix.catalogue import KINDS_BY_NAME
+from matrix.catalogue import ADVICE
 from matrix.policy import REASON_PLACEHOLDER
 
 pytestmark = [pytest.mark.live, pytest.mark.corpus]
@@ -101,7 +101,7 @@ def test_compat_md_and_index_html_carry_the_same_findings_warnings_and_advice(re
         assert flat in " ".join(text.split()), message
         assert flat in " ".join(page.split()), message
     for kind in {f["kind"] for _, f in findings(report)} | {"not_run"}:
-        assert KINDS_BY_NAME[kind].advice in text and KINDS_BY_NAME[kind].advice in page
+        assert ADVICE[kind].advice in text and ADVICE[kind].advice in page
 
 
 def test_pasting_the_offered_entries_acknowledges_chat_and_every_report_shows_the_policy(

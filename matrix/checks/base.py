@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from matrix import masking
-from matrix.catalogue import BY_NAME, CHECKS, KINDS_BY_NAME, CheckInfo
+from matrix.catalogue import ADVICE, BY_NAME, CHECKS, CheckInfo
 from matrix.results import CODE_MARK, CheckResult, Finding, RevisionEvidence, Status
 
 
@@ -150,7 +150,7 @@ def _attach_code(cell, findings: list[Finding]) -> None:
     """Give every finding blamed on one revision the code and SQL of the step that caused it:
     the downgrade for what a downgrade did, the upgrade for the rest."""
     for finding in findings:
-        kind = KINDS_BY_NAME.get(finding.kind)
+        kind = ADVICE.get(finding.kind)
         if kind is None or finding.revision not in cell.revisions or CODE_MARK in finding.detail:
             continue
         code = cell.step_code(finding.revision, upgrade=kind.step == "upgrade")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from matrix.catalogue import BY_NAME, KINDS_BY_NAME, NOT_RUN
+from matrix.catalogue import ADVICE, BY_NAME, NOT_RUN_KIND
 from matrix.policy import entry
 from matrix.results import (
     CODE_MARK,
@@ -181,12 +181,10 @@ def _check_why(check: CheckResult, status: dict[str, Status], judged: bool) -> C
         dict.fromkeys(
             f.kind
             for f in check.findings
-            if not f.waived
-            and f.kind in KINDS_BY_NAME
-            and (f.blocking or not KINDS_BY_NAME[f.kind].blocking)
+            if not f.waived and f.kind in ADVICE and (f.blocking or ADVICE[f.kind].note_only)
         )
     )
-    advice = [(kind, KINDS_BY_NAME[kind].advice) for kind in kinds]
+    advice = [(kind, ADVICE[kind].advice) for kind in kinds]
     entries = list(dict.fromkeys(entry(check.name, f.kind, f.revision) for f in open_))
     waived: dict[str, int] = {}
     for finding in check.findings:
@@ -229,11 +227,12 @@ def _not_run_advice(
     if follows and status.get(follows) not in (None, Status.PASSED):
         return [
             (
-                NOT_RUN,
+                NOT_RUN_KIND,
                 f"Follows {follows}: fix it, or acknowledge its findings (that waiver covers "
                 "this check too).",
             )
         ], []
     if not judged:
-        return [(NOT_RUN, "See the target's reason: nothing in this check to acknowledge.")], []
-    return [(NOT_RUN, KINDS_BY_NAME[NOT_RUN].advice)], [entry(check.name, NOT_RUN)]
+        why = "See the target's reason: nothing in this check to acknowledge."
+        return [(NOT_RUN_KIND, why)], []
+    return [(NOT_RUN_KIND, ADVICE[NOT_RUN_KIND].advice)], [entry(check.name, NOT_RUN_KIND)]
