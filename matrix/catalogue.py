@@ -178,6 +178,11 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind("offline_sql", "unparsable", "a rendered statement does not parse"),
     FindingKind("offline_sql", "script_failed", "a rendered script fails on a database"),
     FindingKind("offline_sql", "script_differs", "a rendered script builds another schema"),
+    FindingKind(
+        "offline_sql",
+        "schema_from_platform",
+        "the script leaves creating the plugin schema to Peek, a note",
+    ),
     FindingKind("released_revisions_unchanged", "removed", "a released revision is gone"),
     FindingKind("released_revisions_unchanged", "edited", "a released revision's upgrade changed"),
     FindingKind(
@@ -210,3 +215,160 @@ KINDS: frozenset[str] = frozenset(k.kind for k in FINDING_KINDS) | {NOT_RUN_KIND
 def kinds_of(check: str) -> list[FindingKind]:
     """The kinds of finding ``check`` can report, in the table's order."""
     return [k for k in FINDING_KINDS if k.check == check]
+
+
+@dataclass(frozen=True)
+class KindAdvice:
+    """What to do about a finding of one kind: the one line every report prints beside it.
+
+    ``note_only`` kinds never fail a check; ``step`` says whose code caused a
+    finding of the kind, the blamed revision's upgrade or its downgrade, which
+    the reports show beneath it. A finding a plugin's maintainers accept
+    instead is acknowledged by a policy entry, which the reports write out.
+    """
+
+    advice: str
+    note_only: bool = False
+    step: str = "upgrade"
+
+
+ADVICE: dict[str, KindAdvice] = {
+    "heads": KindAdvice(
+        "Merge the heads (alembic merge heads) or fix the down_revision that forks the history.",
+    ),
+    "upgrade_failed": KindAdvice(
+        "Make the revision's upgrade() run on the schema the revision before it leaves; a "
+        "released revision stays as it is, so repair in a new revision.",
+    ),
+    "version_table": KindAdvice(
+        "Pass version_table_schema=<the plugin schema> to context.configure() in env.py.",
+    ),
+    "drift": KindAdvice(
+        "Make the model and the migrations agree: add a revision that brings the schema to the "
+        "model, or change the model to what the migrations build.",
+    ),
+    "fresh_install_differs": KindAdvice(
+        "Make create_all() and the migrations build the same schema, or let Peek run the "
+        "migrations on fresh sites (enableCreateAll=False).",
+    ),
+    "create_all_failed": KindAdvice(
+        "Make metadata.create_all() work on an empty database, or let Peek run the migrations on "
+        "fresh sites (enableCreateAll=False).",
+    ),
+    "stamp": KindAdvice(
+        "Keep the version table in the plugin schema, so that alembic stamp head records the head "
+        "where the upgrades look for it.",
+    ),
+    "outside_schema": KindAdvice(
+        "Give every table, index, sequence and type the plugin schema (the MetaData's schema, or "
+        "schema= on each op).",
+    ),
+    "downgrade_failed": KindAdvice(
+        "Make the revision's downgrade() undo its upgrade() (name what it drops), or declare it "
+        "irreversible (raise NotImplementedError) and acknowledge that.",
+        step="downgrade",
+    ),
+    "irreversible": KindAdvice(
+        "Nothing, unless sites must roll back past this revision: then write its downgrade().",
+        note_only=True,
+        step="downgrade",
+    ),
+    "no_op_downgrade": KindAdvice(
+        "Write downgrade()s that undo their upgrade(), or declare them irreversible (raise "
+        "NotImplementedError).",
+        note_only=True,
+    ),
+    "residue": KindAdvice(
+        "Make the downgrade() undo exactly what the upgrade() did: the difference it leaves is "
+        "shown (- before the upgrade, + after the downgrade).",
+        step="downgrade",
+    ),
+    "reupgrade_failed": KindAdvice(
+        "Make the downgrades leave the schema the upgrades started from (see "
+        "downgrade_leaves_no_trace), so that upgrade head runs again after a rollback.",
+    ),
+    "reupgrade_differs": KindAdvice(
+        "Make the downgrades leave the schema the upgrades started from (see "
+        "downgrade_leaves_no_trace), so that upgrade head builds the same schema again.",
+    ),
+    "table_dropped": KindAdvice(
+        "Copy the table's rows to where they now belong before dropping it; acknowledge it if "
+        "that data is obsolete or rebuilt.",
+    ),
+    "rows_lost": KindAdvice(
+        "Keep the rows (migrate them instead of deleting or truncating them, or copy them into a "
+        "re-created table); acknowledge it if that data is rebuilt.",
+    ),
+    "values_changed": KindAdvice(
+        "Convert the values without changing them (check the casts, defaults and UPDATEs of the "
+        "revision); acknowledge it if the change is intended.",
+    ),
+    "fails_with_data": KindAdvice(
+        "Make the revision work on tables with rows: give a new NOT NULL column a server_default, "
+        "or fill it before setting NOT NULL.",
+    ),
+    "column_dropped": KindAdvice(
+        "Nothing, if the column was meant to go: its values are gone on upgrade.",
+        note_only=True,
+    ),
+    "sequence_behind": KindAdvice(
+        "After copying rows into a re-created table, move its sequence past the highest key "
+        "(setval, or DBCC CHECKIDENT on SQL Server).",
+    ),
+    "script_failed": KindAdvice(
+        "Make the offline script apply: render it (alembic upgrade head --sql), apply it to an "
+        "empty database (psql -f) and fix the revision of the failing statement.",
+    ),
+    "script_differs": KindAdvice(
+        "Make env.py's offline branch configure Alembic as its online one does (the same schema, "
+        "version table and options), so both build one schema.",
+    ),
+    "schema_from_platform": KindAdvice(
+        "Nothing for Peek, which creates the plugin schema before migrating; a database "
+        "administrator applying the script by hand creates the schema first.",
+        note_only=True,
+    ),
+    "unparsable": KindAdvice(
+        "Check the statement: it is SQL the target's dialect cannot parse (often another "
+        "database's syntax in op.execute()).",
+    ),
+    "unsplittable": KindAdvice(
+        "Check the script's quoting: a string, dollar quote or comment is not closed.",
+    ),
+    "removed": KindAdvice(
+        "Ship every revision of the previous release: restore the removed revision file.",
+    ),
+    "edited": KindAdvice(
+        "Restore the released upgrade() as it was and put the change in a new revision.",
+    ),
+    "reparented": KindAdvice(
+        "Restore its down_revision: sites ran it after the old parent.",
+    ),
+    "schema_differs": KindAdvice(
+        "Make the upgrade from the previous release build the schema a fresh upgrade builds (a "
+        "revision that depends on what a fresh database lacks, or the reverse).",
+    ),
+    "fails_at_scale": KindAdvice(
+        "Make the revision work on full tables (statement and lock timeouts, memory, constraints "
+        "checked on existing rows).",
+    ),
+    "exclusive_lock": KindAdvice(
+        "Shorten the exclusive lock (create indexes concurrently, add columns without a rewrite, "
+        "split the revision), or raise max_access_exclusive_seconds in [cost].",
+    ),
+    "lock_time": KindAdvice(
+        "Shorten the lock (smaller batches, fewer rewrites), or raise max_lock_seconds in [cost].",
+    ),
+    "slow_revision": KindAdvice(
+        "Make the revision faster on full tables (batch its data migration), or raise "
+        "max_revision_seconds in [cost].",
+    ),
+    NOT_RUN_KIND: KindAdvice(
+        "Remove what kept the check from judging (its reason says what), or acknowledge that it "
+        "cannot judge this plugin.",
+    ),
+    "unpromised_name": KindAdvice(
+        "Drop the constraint by the name its revision gave it: name it where it is created "
+        "(name=, or a naming convention on the MetaData), in a new revision for released ones.",
+    ),
+}

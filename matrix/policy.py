@@ -26,16 +26,23 @@ checks after it run.
 
 from __future__ import annotations
 
+import difflib
+import json
 import tomllib
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix.catalogue import BY_NAME
+from matrix.catalogue import BY_NAME, FINDING_KINDS, KINDS, NOT_RUN_KIND, kinds_of
 from matrix.errors import HarnessError
 
 FILE_NAME = "peek-matrix-policy.toml"
 COST_LIMITS = ("max_revision_seconds", "max_access_exclusive_seconds", "max_lock_seconds")
+SECTIONS = ("waive", "cost")
+FIELDS = ("check", "reason", "revision", "kind", "target")
+# What the reports' ready-to-paste entries say until a maintainer writes the reason.
+REASON_PLACEHOLDER = "<why this is acceptable on every site>"
 
 
 class PolicyError(HarnessError):
@@ -98,7 +105,7 @@ class Waivers:
 
     def waive_not_run(self, check: str, reason: str) -> str | None:
         """The reason of an entry acknowledging that ``check`` cannot judge, if any."""
-        index = self._match(check, None, "not_run")
+        index = self._match(check, None, NOT_RUN_KIND)
         return None if index is None else self.policy.waivers[index].reason
 
     def _match(self, check: str, revision: str | None, kind: str | None) -> int | None:
@@ -109,7 +116,7 @@ class Waivers:
                 continue
             if waiver.revision and waiver.revision != revision:
                 continue
-            if kind == "not_run" and waiver.kind != "not_run":
+            if kind == NOT_RUN_KIND and waiver.kind != NOT_RUN_KIND:
                 continue
             if waiver.kind and waiver.kind != kind:
                 continue
@@ -136,8 +143,31 @@ def find_policy(explicit: Path | None, beside: Path | None) -> Path | None:
     return None
 
 
-def load_policy(path: Path | None) -> Policy:
-    """Read and validate a policy file; no file is an empty policy."""
+def entry(check: str, kind: str | None = None, revision: str | None = None) -> str:
+    """A ``[[waive]]`` entry acknowledging these findings, ready to paste once its reason is
+    written (the placeholder is refused at load, so an entry never waives without one)."""
+    lines = ["[[waive]]", f"check = {json.dumps(check)}"]
+    lines += [f"kind = {json.dumps(kind)}"] if kind else []
+    lines += [f"revision = {json.dumps(revision)}"] if revision else []
+    return "\n".join([*lines, f"reason = {json.dumps(REASON_PLACEHOLDER)}"])
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``name`` is close to one known name, else nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(names: list[str], known: Collection[str]) -> str:
+    return ", ".join(f"{name!r}{did_you_mean(name, known)}" for name in names)
+
+
+def load_policy(path: Path | None, targets: Collection[str] = ()) -> Policy:
+    """Read and validate a policy file; no file is an empty policy.
+
+    ``targets`` are the ids a waiver's ``target`` may name (every target of
+    the matrix file); none given, any id is taken.
+    """
     if path is None:
         return Policy()
     try:
@@ -153,14 +183,14 @@ def load_policy(path: Path | None) -> Policy:
             f"The policy file {path} is not valid TOML: {error}.",
             "Fix the syntax at the line and column given.",
         ) from None
-    return parse_policy(path, data)
+    return parse_policy(path, data, targets)
 
 
-def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
-    unknown = sorted(set(data) - {"waive", "cost"})
+def parse_policy(path: Path, data: dict[str, Any], targets: Collection[str] = ()) -> Policy:
+    unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise PolicyError(
-            f"The policy file {path} has unknown sections {', '.join(unknown)}.",
+            f"The policy file {path} has unknown sections {_unknown(unknown, SECTIONS)}.",
             "Use [[waive]] entries and a [cost] table only.",
         )
     entries = data.get("waive", [])
@@ -169,7 +199,7 @@ def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
             f"The policy file {path}: waive must be a list of [[waive]] tables.",
             "Write each waiver as a [[waive]] table.",
         )
-    waivers = tuple(_waiver(path, i, entry) for i, entry in enumerate(entries, 1))
+    waivers = tuple(_waiver(path, i, item, targets) for i, item in enumerate(entries, 1))
     cost = data.get("cost", {})
     if not isinstance(cost, dict):
         raise PolicyError(f"The policy file {path}: cost must be a table.", "Write it as [cost].")
@@ -177,7 +207,8 @@ def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
     for key, value in cost.items():
         if key not in COST_LIMITS:
             raise PolicyError(
-                f"The policy file {path}: [cost] has an unknown limit {key!r}.",
+                f"The policy file {path}: [cost] has an unknown limit "
+                f"{_unknown([key], COST_LIMITS)}.",
                 f"Use {', '.join(COST_LIMITS)}.",
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -189,15 +220,15 @@ def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
     return Policy(str(path), waivers, limits)
 
 
-def _waiver(path: Path, index: int, entry: dict[str, Any]) -> Waiver:
+def _waiver(path: Path, index: int, entry: dict[str, Any], targets: Collection[str]) -> Waiver:
     where = f"The policy file {path}, [[waive]] #{index}"
-    unknown = sorted(set(entry) - {"check", "reason", "revision", "kind", "target"})
+    unknown = sorted(set(entry) - set(FIELDS))
     if unknown:
         raise PolicyError(
-            f"{where} has unknown fields {', '.join(unknown)}.",
+            f"{where} has unknown fields {_unknown(unknown, FIELDS)}.",
             "Use check, reason, and optionally revision, kind, target.",
         )
-    for key in ("check", "reason", "revision", "kind", "target"):
+    for key in FIELDS:
         if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
             raise PolicyError(
                 f"{where}: {key} = {entry[key]!r} is not a non-empty string.",
@@ -209,9 +240,39 @@ def _waiver(path: Path, index: int, entry: dict[str, Any]) -> Waiver:
                 f"{where} lacks {key}.",
                 "Every waiver names the check and says why the finding is acceptable.",
             )
-    if entry["check"] not in BY_NAME:
+    check, kind, target = entry["check"], entry.get("kind"), entry.get("target")
+    if check not in BY_NAME:
         raise PolicyError(
-            f"{where}: check {entry['check']!r} is not a check of the harness.",
+            f"{where}: check {_unknown([check], BY_NAME)} is not a check of the harness.",
             f"Use one of {', '.join(BY_NAME)}.",
         )
+    if kind is not None and kind not in KINDS:
+        raise PolicyError(
+            f"{where}: kind {_unknown([kind], KINDS)} is not a finding kind, so the "
+            "entry would waive nothing.",
+            f"Use one of the kinds {check} reports: {', '.join(_kinds_of(check))}.",
+        )
+    if kind is not None and kind not in _kinds_of(check):
+        reporting = [k.check for k in FINDING_KINDS if k.kind == kind]
+        raise PolicyError(
+            f"{where}: {check} never reports a finding of kind {kind!r} (only "
+            f"{', '.join(reporting)} do), so the entry would waive nothing.",
+            f"Use one of the kinds {check} reports: {', '.join(_kinds_of(check))}.",
+        )
+    if target is not None and targets and target not in targets:
+        raise PolicyError(
+            f"{where}: target {_unknown([target], targets)} is not a target of the matrix, so "
+            "the entry would waive nothing.",
+            f"Use one of {', '.join(targets)}, or leave target out to waive on every target.",
+        )
+    if entry["reason"].strip() == REASON_PLACEHOLDER:
+        raise PolicyError(
+            f"{where} still has the placeholder reason {REASON_PLACEHOLDER!r}.",
+            "Write why the finding is acceptable on every site; the reports print it beside "
+            "the waived finding.",
+        )
     return Waiver(**entry)
+
+
+def _kinds_of(check: str) -> list[str]:
+    return [kind.kind for kind in kinds_of(check)] + [NOT_RUN_KIND]

@@ -47,6 +47,10 @@ _SYMBOLS = {
 }
 
 
+# Heads the code and SQL a finding's detail carries: ``--- upgrade() of R ---``.
+CODE_MARK = "--- "
+
+
 @dataclass
 class Finding:
     """One thing a check found, blamed on a revision where one is to blame.
@@ -113,6 +117,8 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     evidence: list[RevisionEvidence] = field(default_factory=list)
+    # The earlier check whose result left this one nothing to judge, when one did.
+    blocked_by: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
@@ -289,6 +295,14 @@ class PluginInfo:
         return cls(**values)
 
 
+class RunState(StrEnum):
+    """Whether the run that wrote a report is still going, was cut short, or ended."""
+
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # a signal or an error ended it; ``interrupted`` says which
+    FINISHED = "finished"
+
+
 @dataclass
 class RunReport:
     """The whole run: ``compat.json``."""
@@ -306,10 +320,24 @@ class RunReport:
     policy: dict[str, Any] = field(default_factory=dict)  # the policy file, and stale entries
     # The options of `python -m matrix run` that repeat this run (targets aside).
     run_options: list[str] = field(default_factory=list)
+    state: RunState = RunState.FINISHED  # reports written before the field were finished ones
+    interrupted: str = ""  # what ended the run early, and while doing what
 
     @property
     def status(self) -> Status:
-        """The worst target status: error, failed, not_run, waived, passed."""
+        """The worst target status: error, failed, not_run, waived, passed.
+
+        A run that has not finished proves nothing yet: ``not_run`` at best.
+        """
+        if self.state != RunState.FINISHED and self.status_of_targets in (
+            Status.PASSED,
+            Status.WAIVED,
+        ):
+            return Status.NOT_RUN
+        return self.status_of_targets
+
+    @property
+    def status_of_targets(self) -> Status:
         if not self.targets:
             return Status.NOT_RUN
         for status in (Status.ERROR, Status.FAILED, Status.NOT_RUN, Status.WAIVED):
@@ -327,4 +355,5 @@ class RunReport:
         values = known_fields(cls, data)
         values["plugin"] = PluginInfo.from_dict(data["plugin"])
         values["targets"] = [TargetResult.from_dict(t) for t in data.get("targets", [])]
+        values["state"] = RunState(data.get("state", RunState.FINISHED))
         return cls(**values)

@@ -43,7 +43,15 @@ from matrix.plugin import index, sources
 from matrix.plugin.prepare import PreparedPlugin, prepare_plugin
 from matrix.policy import Policy, stale
 from matrix.providers import ProviderSet
-from matrix.results import CheckResult, PluginInfo, RunReport, Status, TargetResult
+from matrix.results import (
+    CheckResult,
+    PluginInfo,
+    Provenance,
+    RunReport,
+    RunState,
+    Status,
+    TargetResult,
+)
 
 if TYPE_CHECKING:  # images imports the Docker SDK
     from matrix.images import BuildPlace
@@ -109,7 +117,7 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
     started = time.perf_counter()
     deadline = time.monotonic() + options.run_timeout_s
     writer = reports.ReportWriter(options.reports_dir)
-    with writer.locked(), _scratch(run_id) as work, _terminate_on_sigterm():
+    with writer.locked(), _scratch(run_id) as work, _interrupt_on_signals():
         providers = ProviderSet(
             run_id,
             options.provider,
@@ -123,34 +131,104 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
         )
         plugin: Future[PreparedPlugin] = Future()
         results: dict[str, TargetResult] = {t.id: _pending(t) for t in options.targets}
-        report: RunReport | None = None
+        cells: dict[str, _Cell] = {}
+        finished: set[str] = set()
+        # Until the plugin is known, the run's report says only that it runs: the
+        # previous run's summaries must never pass for this one's.
+        report = _unprepared_report(options, run_id, results)
+        writer.begin(report)
+        stage = "preparing the plugin"
         try:
-            cells = _run_cells(options, plugin, providers, progress, deadline, work)
+            done = _run_cells(options, plugin, providers, progress, deadline, work, cells)
             _prepare(options, plugin, work, progress)
             prepared = plugin.result()
             report = _report(options, prepared, run_id, started)
             results = {t.id: t for t in writer.earlier_results(report)} | results
             report.targets = list(results.values())
+            stage = "running the targets"
             used: set[int] = set()
-            for result, waivers_used in cells:
+            for result, waivers_used in done:
+                finished.add(result.id)
                 results[result.id] = result
                 used |= waivers_used
                 report.targets = list(results.values())
                 writer.write_target(report, result)
                 writer.write_summaries(report)
             report.policy["stale"] = stale(options.policy, used)
+            report.state = RunState.FINISHED
+        except BaseException as error:
+            report.state = RunState.INTERRUPTED
+            report.interrupted = f"{_cause(error)} while {stage}"
+            raise
         finally:
             try:
                 providers.close()
             finally:  # a failed cleanup still leaves the report of what was gathered
-                if report is not None:
-                    for result in report.targets:
-                        if result.status == Status.NOT_RUN and not result.reason:
-                            result.fatal = {"status": "error", "reason": "interrupted"}
-                            result.settle()
-                    report.phases["total"] = round(time.perf_counter() - started, 3)
-                    writer.write_summaries(report)
+                if report.state == RunState.INTERRUPTED:
+                    _settle_interrupted(report, results, cells, finished, options)
+                report.phases["total"] = round(time.perf_counter() - started, 3)
+                writer.write_summaries(report)
     return report
+
+
+def _cause(error: BaseException) -> str:
+    """What ended the run, in a few words: a signal, or the error's first line."""
+    if isinstance(error, Interrupted | KeyboardInterrupt):
+        return str(error) or "SIGINT"
+    text = masking.mask(str(error)).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _settle_interrupted(
+    report: RunReport,
+    results: dict[str, TargetResult],
+    cells: dict[str, _Cell],
+    finished: set[str],
+    options: RunOptions,
+) -> None:
+    """Every target this run had not finished: an error saying how far it had got."""
+    for target in options.targets:
+        if target.id in finished:
+            continue
+        cell = cells.get(target.id)
+        if cell is None:
+            results[target.id] = _pending(target)
+            results[target.id].fatal = {
+                "status": "error",
+                "reason": f"interrupted ({report.interrupted}) before this target started",
+            }
+            results[target.id].checks = _not_run(options.checks, "the run was interrupted")
+            results[target.id].settle()
+        else:
+            results[target.id], _ = cell.abandoned(
+                f"interrupted ({report.interrupted}) while {cell.stage}"
+            )
+    report.targets = list(results.values())
+
+
+def _unprepared_report(
+    options: RunOptions, run_id: str, results: dict[str, TargetResult]
+) -> RunReport:
+    """The run's report before its plugin is prepared: which run, and that it is running."""
+    for result in results.values():
+        result.reason = f"the run {run_id} (pid {os.getpid()}) has not reached this target yet"
+    return RunReport(
+        plugin=PluginInfo(
+            name=str(options.plugin),
+            version="",
+            source=Provenance("not prepared yet", file=str(options.plugin)),
+        ),
+        run_id=run_id,
+        started_at=_now(),
+        matrix_file=str(options.matrix_file),
+        targets=list(results.values()),
+        policy={**options.policy.to_dict(), "stale": []},
+        state=RunState.RUNNING,
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def _prepare(
@@ -243,7 +321,7 @@ def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started:
             schema=prepared.schema,
         ),
         run_id=run_id,
-        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        started_at=_now(),
         matrix_file=str(options.matrix_file),
         phases={"prepare": round(time.perf_counter() - started, 3), **prepared.seconds},
         environment=versions,
@@ -253,6 +331,7 @@ def _report(options: RunOptions, prepared: PreparedPlugin, run_id: str, started:
         },
         policy={**options.policy.to_dict(), "stale": []},
         run_options=list(options.run_options),
+        state=RunState.RUNNING,
     )
 
 
@@ -267,6 +346,7 @@ def _run_cells(
     progress: Progress,
     deadline: float,
     work: Path,
+    cells: dict[str, _Cell],
 ) -> Iterator[tuple[TargetResult, set[int]]]:
     """Start the cells on ``jobs`` daemon threads at once; yield results as they finish.
 
@@ -280,8 +360,6 @@ def _run_cells(
     for target in options.targets:
         todo.put(target)
         progress.target(target.id, "waiting")
-
-    cells: dict[str, _Cell] = {}
 
     def worker() -> None:
         while True:
@@ -347,6 +425,7 @@ class _Cell:
         self.deadline = deadline
         self.result = _pending(target)
         self.waivers_used: set[int] = set()
+        self.stage = "choosing a provider"  # how far it got, for an interrupted run's report
 
     def run(self) -> tuple[TargetResult, set[int]]:
         started = time.perf_counter()
@@ -381,14 +460,17 @@ class _Cell:
             raise ProviderUnavailable(reason)
         result.provider = provider.name
         self.progress.target(target.id, "starting", provider=provider.name)
+        self.stage = f"starting its server ({provider.name})"
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
             for note in db.notes:  # how the server came to be (image, network), its memory
                 self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
+            self.stage = "waiting for the plugin, its server ready"
             prepared = self._plugin()
             if prepared is None:
                 return
+            self.stage = "preparing its database"
             databases.prepare_database(
                 db.url,
                 postgis=bool(target.postgis),
@@ -418,6 +500,7 @@ class _Cell:
                 databases.drop_siblings(db.url)
             result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
             cleanup_started = time.perf_counter()
+            self.stage = "cleaning up, its checks done"
         result.phases["cleanup"] = round(time.perf_counter() - cleanup_started, 3)
 
     def _plugin(self) -> PreparedPlugin | None:
@@ -494,6 +577,7 @@ class _Cell:
             "lock_timeout_s": self.options.lock_timeout_s,
         }
         self.progress.log(self.target.id, f"bringing {name} to release {previous.plugin.version}")
+        self.stage = f"bringing {name} to the previous release"
         rendered = release.render_as_string(hide_password=False)
         child = Child(previous.environment.python, ["--seed"], spec, rendered, previous.child_path)
         seeded: dict[str, Any] = {}
@@ -520,6 +604,7 @@ class _Cell:
         """Run the check process, watching every check's time and the run's."""
         target, options = self.target, self.options
         previous = previous if previous is not None else self._seed(prepared, None)
+        self.stage = "starting its check process"
         spec = {
             "plugin": prepared.plugin.to_dict(),
             "engine": target.engine,
@@ -559,6 +644,7 @@ class _Cell:
                     continue
                 if "start" in event:
                     running = (event["start"], now)
+                    self.stage = f"running {event['start']}"
                     self.progress.check(target.id, event["start"], "running")
                 elif "done" in event:
                     check = CheckResult.from_dict(event["done"])
@@ -671,17 +757,28 @@ def _scratch(run_id: str) -> Iterator[Path]:
 
 
 @contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into an exception, so cleanup runs as for Ctrl-C."""
+def _interrupt_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into one :class:`Interrupted`, so cleanup runs once.
+
+    Only the first signal interrupts: a second one while the run cleans up
+    and writes its report would otherwise cut that short and leave no report.
+    """
+    hit: list[int] = []
 
     def handler(signum, frame):
-        raise Interrupted(f"signal {signum}")
+        if hit:
+            return
+        hit.append(signum)
+        raise Interrupted(signal.Signals(signum).name)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {
+        number: signal.signal(number, handler) for number in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, was in previous.items():
+            signal.signal(number, was)

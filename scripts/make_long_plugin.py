@@ -4,7 +4,10 @@ Revision ``i`` creates table ``T<i>`` (an integer key, a string and a
 timestamp) with an index, and the model holds the same tables, so every
 check passes: the time a run takes is the harness's cost per revision, not
 a failure's. Its env.py is Peek's ``AlembicEnvBase`` in shape (online only,
-``schema_translate_map={None: schema}``), as the published plugins have.
+``schema_translate_map={None: schema}``), as the published plugins have;
+``--offline-branch`` gives it an offline branch as well, which renders the
+revisions and leaves creating the schema to the platform, as Peek's
+``ensureSchemaExists`` does before it migrates.
 
     python scripts/make_long_plugin.py --revisions 100 OUT_DIR
     python -m matrix run --plugin OUT_DIR/peek_plugin_long --targets pg15-postgis33
@@ -21,7 +24,7 @@ PACKAGE = "peek_plugin_long"
 SCHEMA = "pl_long"
 
 ENV_PY = '''
-"""Peek's AlembicEnvBase, inlined: online only, schema_translate_map."""
+"""Peek's AlembicEnvBase, inlined: ensureSchemaExists, then schema_translate_map."""
 from alembic import context
 from sqlalchemy import engine_from_config, pool, text
 
@@ -30,6 +33,7 @@ from peek_plugin_long._private.storage import DeclarativeBase
 DeclarativeBase.loadStorageTuples()
 metadata = DeclarativeBase.metadata
 config = context.config
+{offline}
 engine = engine_from_config(
     config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
 )
@@ -45,6 +49,19 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 '''
+
+OFFLINE_BRANCH = """
+if context.is_offline_mode():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=metadata,
+        literal_binds=True,
+        version_table_schema=metadata.schema,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+"""
 
 DECLARATIVE_BASE = f'''
 from sqlalchemy.orm import DeclarativeBase as _Base
@@ -93,7 +110,7 @@ def revision_id(i: int) -> str:
     return f"r{i:04d}"
 
 
-def write(out: Path, revisions: int) -> Path:
+def write(out: Path, revisions: int, offline_branch: bool = False) -> Path:
     """Write the package folder under ``out`` and return it."""
     package = out / PACKAGE
     storage = package / "_private" / "storage"
@@ -108,7 +125,11 @@ def write(out: Path, revisions: int) -> Path:
         "storage": {"alembicDir": "_private/alembic"},
     }
     (package / "plugin_package.json").write_text(json.dumps(manifest, indent=2))
-    (package / "_private" / "alembic" / "env.py").write_text(ENV_PY.lstrip())
+    head, online = ENV_PY.split("{offline}\n")
+    if offline_branch:  # the online part becomes the else branch
+        online = OFFLINE_BRANCH + textwrap.indent(online, "    ")
+    env_py = head + online
+    (package / "_private" / "alembic" / "env.py").write_text(env_py.lstrip())
     (storage / "DeclarativeBase.py").write_text(DECLARATIVE_BASE.lstrip())
     tables = [
         "from sqlalchemy import Column, DateTime, Index, Integer, String",
@@ -139,8 +160,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to write the package folder into")
     parser.add_argument("--revisions", type=int, default=100)
+    parser.add_argument(
+        "--offline-branch",
+        action="store_true",
+        help="give env.py an offline branch that leaves the schema to the platform",
+    )
     args = parser.parse_args()
-    print(write(args.out, args.revisions))
+    print(write(args.out, args.revisions, args.offline_branch))
     return 0
 
 

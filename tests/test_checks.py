@@ -8,9 +8,12 @@ tests that prove a former false verdict gone say so in their name.
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from plugin_factory import (
     ADD_COUNT,
     CREATE_INDEX,
@@ -518,14 +521,62 @@ def test_offline_sql_says_not_run_when_a_migration_needs_a_live_connection(
     assert "revision b2 cannot be rendered without a database" in check["reason"]
 
 
-def test_offline_sql_catches_a_script_that_does_not_create_its_schema(run_matrix_cli, tmp_path):
-    """Formerly a hollow pass: the script parsed, but psql -f failed on a fresh database."""
+def test_offline_sql_applies_a_script_that_leaves_its_schema_to_peek_with_a_note(
+    run_matrix_cli, tmp_path
+):
+    """Formerly a false failure: Peek creates the schema (ensureSchemaExists) before migrating,
+    so a script that relies on it applies on every Peek database."""
     spec = PluginSpec("noschema", healthy_revisions(), offline_schema=False)
     run = run_plugin(run_matrix_cli, tmp_path, spec)
     check = run.check("offline_sql")
-    assert check["status"] == "failed"
-    assert 'schema "pl_noschema" does not exist' in check["reason"]
-    assert "CREATE TABLE pl_noschema.alembic_version" in check["detail"]
+    assert check["status"] == "passed", check
+    assert run.target()["status"] == "passed"
+    (note,) = check["findings"]
+    assert note["kind"] == "schema_from_platform" and not note["blocking"]
+    assert "does not create the schema pl_noschema" in note["message"]
+    sql = (run.reports / "sql" / "pg15-postgis33" / "upgrade.sql").read_text()
+    assert "CREATE SCHEMA" not in sql  # the script as rendered, not edited
+    text = (run.reports / "compat.md").read_text()
+    assert "`schema_from_platform` (note): the upgrade script does not create" in text
+
+
+def test_offline_sql_takes_a_long_history_that_leaves_its_schema_to_peek(run_matrix_cli, tmp_path):
+    """The second plugin of the report: 100 revisions, an offline branch, no CREATE SCHEMA."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import make_long_plugin
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    package = make_long_plugin.write(tmp_path / "src", 100, offline_branch=True)
+    run = run_matrix_cli("--plugin", str(package), *ARGS)
+    check = run.check("offline_sql")
+    assert check["status"] == "passed", check
+    assert [f["kind"] for f in check["findings"]] == ["schema_from_platform"]
+    upgrade, downgrade = re.match(r"(\d+) upgrade and (\d+) downgrade", check["reason"]).groups()
+    assert int(upgrade) > 300 and int(downgrade) > 200, check  # 100 x (table, index, version)
+    assert run.exit_code == 0, run.output
+
+
+def test_offline_sql_still_fails_a_script_that_breaks_on_a_database_peek_prepared(
+    run_matrix_cli, tmp_path
+):
+    """The schema is there, as Peek leaves it; a statement only the script sends still fails."""
+    offline_only = (
+        "from alembic import context\n"
+        f"{ADD_COUNT}\n{CREATE_INDEX}\n"
+        "if context.is_offline_mode():\n"
+        '    op.execute(\'CREATE INDEX bad ON "{schema}"."Item" (nosuchcolumn)\')'
+    )
+    spec = with_revision("badoffline", 1, upgrade=offline_only)
+    spec.offline_schema = False
+    run = run_plugin(run_matrix_cli, tmp_path, spec)
+    assert run.check("upgrade_stepwise")["status"] == "passed"
+    check = run.check("offline_sql")
+    assert check["status"] == "failed", check
+    assert check["revision"] == "b2"
+    assert 'column "nosuchcolumn" does not exist' in check["reason"]
+    assert "(revision b2)" in check["reason"]
+    assert run.target()["status"] == "failed"
 
 
 def test_offline_sql_does_not_claim_the_online_schema_when_the_online_upgrade_failed(

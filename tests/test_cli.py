@@ -376,8 +376,8 @@ def test_the_summary_ends_with_the_next_step(capsys):
     )
     print_summary(report(failed), Path("reports/chat"))
     said = " ".join(capsys.readouterr().out.split())
-    assert "next: read why in reports/chat/compat.md (or index.html)" in said
-    assert "a [[waive]] entry in peek-matrix-policy.toml beside the plugin (--policy FILE" in said
+    assert "next: read the Why section of reports/chat/compat.md (or index.html)" in said
+    assert "paste the entry into peek-matrix-policy.toml beside the plugin (--policy FILE" in said
     print_summary(report(), Path("reports"))
     assert "next: python -m matrix gate --reports reports" in capsys.readouterr().out
 

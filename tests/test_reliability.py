@@ -409,16 +409,78 @@ def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
 def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
     plugin = write_plugin(tmp_path / "src", PluginSpec("termed", healthy_revisions()))
     cache = tmp_path / "cache"
-    before = set(Path(tempfile.gettempdir()).glob("matrix-*"))
     run = _native_run_in_background(
         plugin, tmp_path / "r", {**os.environ, "MATRIX_CACHE_DIR": str(cache)}
     )
     _wait_for(lambda: next(iter((cache / "runs").glob("native-*.json")), None), 120)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 130
-    after = set(Path(tempfile.gettempdir()).glob("matrix-*"))
-    assert after - before == set()
+    # its own folders carry its pid (other runs may share the machine's temporary folder)
+    assert not list(Path(tempfile.gettempdir()).glob(f"matrix-*-{run.pid}-*"))
     assert not list((cache / "runs").glob("native-*.json"))
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One cache for the interrupt tests: the first builds the plugin's environment, the
+    others reuse it, so the signal lands in both kinds of plugin preparation."""
+    return tmp_path_factory.mktemp("interrupt-cache")
+
+
+@pytest.mark.parametrize(
+    ("signum", "after", "delay"),
+    [
+        (signal.SIGTERM, "starting via native", 0.2),
+        (signal.SIGTERM, "starting via native", 1.0),
+        (signal.SIGTERM, "starting via native", 1.8),
+        (signal.SIGTERM, "] running", 0.5),
+        (signal.SIGINT, "starting via native", 0.6),
+    ],
+    ids=["start+0.2s", "start+1.0s", "start+1.8s", "checks+0.5s", "sigint-start+0.6s"],
+)
+def test_an_interrupt_at_any_moment_leaves_a_report_that_says_so(
+    tmp_path, shared_cache, signum, after, delay
+):
+    """Formerly no compat.json (or the previous run's) when the signal hit the start-up."""
+    revisions = healthy_revisions()
+    slow = f"{ADD_COUNT}\n{CREATE_INDEX}\nop.execute('SELECT pg_sleep(60)')"
+    revisions[1] = Revision("b2", "a1", slow, revisions[1].downgrade)  # the checks last
+    plugin = write_plugin(tmp_path / "src", PluginSpec("interrupted", revisions))
+    reports = tmp_path / "r"
+    reports.mkdir()
+    (reports / "compat.json").write_text(json.dumps({"run_id": "previous-run"}))
+    (reports / "index.html").write_text("<p>previous-run</p>")
+    log = tmp_path / "run.log"
+    env = {**os.environ, "MATRIX_CACHE_DIR": str(shared_cache)}
+    with log.open("w") as stream:
+        run = _native_run_in_background(plugin, reports, env, stderr=stream)
+        _wait_for(lambda: after in log.read_text() or run.poll() is not None, 180)
+        assert run.poll() is None, log.read_text()
+        time.sleep(delay)
+        run.send_signal(signum)
+        assert run.wait(timeout=90) == 130, log.read_text()
+    report = reports_of(reports)
+    assert report.run_id != "previous-run"
+    assert report.state == "interrupted"
+    assert report.interrupted.startswith(signal.Signals(signum).name), report.interrupted
+    (target,) = report.targets
+    assert target.status == "error", target
+    assert target.reason.startswith(f"interrupted ({signal.Signals(signum).name}"), target.reason
+    assert " while " in target.reason
+    assert report.status == "error"
+    page = (reports / "index.html").read_text()  # the interrupted run's, not the previous one
+    assert "previous-run" not in page and "The run was interrupted" in page
+    markdown = (reports / "compat.md").read_text()
+    assert "interrupted" in markdown
+    # its own folders carry its pid (other runs may share the machine's temporary folder)
+    assert not list(Path(tempfile.gettempdir()).glob(f"matrix-*-{run.pid}-*"))
+    assert not list((shared_cache / "runs").glob("native-*.json"))
+
+
+def reports_of(folder: Path):
+    from matrix import reports
+
+    return reports.load_report(folder / "compat.json")
 
 
 def test_sigterm_during_checks_on_an_external_server_drops_its_databases(tmp_path, pg_server_url):
@@ -471,12 +533,24 @@ def test_a_finished_run_leaves_no_temporary_folder_and_reaps_a_dead_runs(run_mat
         assert run.exit_code == 0, run.output
         assert not any(orphan.exists() for orphan in orphans)
         assert mine.exists()
-        assert set(temp.glob("matrix-*")) <= before  # nothing of its own left
+        # nothing of its own left: a new folder whose owner is gone (other runs sharing the
+        # machine's temporary folder keep theirs while they live)
+        left = [p for p in set(temp.glob("matrix-*-*-*")) - before if not _owner_alive(p)]
+        assert left == []
     finally:
         shutil.rmtree(mine, ignore_errors=True)
 
 
-def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subprocess.Popen:
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process a temporary folder names as its owner still runs; a folder that
+    names no owner (a native server's data) is not one a run leaves, so it counts as kept."""
+    pid = folder.name.split("-")[2]
+    return not pid.isdigit() or leftovers.pid_alive(int(pid))
+
+
+def _native_run_in_background(
+    plugin: Path, reports: Path, env: dict, stderr=subprocess.DEVNULL
+) -> subprocess.Popen:
     """A ``matrix run`` on the native provider, left running for a signal to hit."""
     command = [sys.executable, "-m", "matrix", "run", "--plugin", str(plugin), *PG]
     return subprocess.Popen(
@@ -484,7 +558,7 @@ def _native_run_in_background(plugin: Path, reports: Path, env: dict) -> subproc
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 

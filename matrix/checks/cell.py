@@ -28,6 +28,7 @@ from matrix.errors import PluginError
 from matrix.migrator import Migrator, OfflineConnect
 from matrix.plugin.model import Plugin
 from matrix.policy import Policy, Waivers
+from matrix.results import CODE_MARK
 from matrix.snapshot import Change, SchemaState, outside_plugin_schema, plugin_schema
 
 SIBLINGS = {
@@ -76,6 +77,7 @@ class Cell:
         self.down_steps = 0
         self.siblings: dict[str, URL] = {}
         self._conn: sa.Connection | None = None
+        self._step_code: dict[tuple[str, bool], str] = {}
         for purpose, name in (self.options.get("siblings") or {}).items():
             self.siblings[purpose] = self.url.set(database=name)  # made by the runner
 
@@ -182,6 +184,36 @@ class Cell:
         self.schema = schema
 
     # -- reading revisions --------------------------------------------------------------
+
+    def step_code(self, revision: str, upgrade: bool) -> str:
+        """What one step of ``revision`` runs, to show beside a finding blamed on it.
+
+        The step's SQL rendered offline, headed by the migration function's
+        source (Peek's env.py renders nothing offline, and the source names
+        the operations, ``op.execute('TRUNCATE ...')`` included).
+        """
+        key = (revision, upgrade)
+        if key not in self._step_code:
+            function = "upgrade" if upgrade else "downgrade"
+            code = f"{CODE_MARK}{function}() of {revision} ---\n"
+            code += self.source_of(revision, function).strip()
+            sql = self._step_sql(revision, upgrade)
+            self._step_code[key] = code + (
+                f"\n{CODE_MARK}SQL of the step ---\n{sql}" if sql else ""
+            )
+        return self._step_code[key]
+
+    def _step_sql(self, revision: str, upgrade: bool) -> str:
+        down = self.migrator.down_revision(revision)
+        span = f"{down}:{revision}" if upgrade else f"{revision}:{down}"
+        try:
+            return self.migrator.render(
+                self.engine.offline_url, span, downgrade=not upgrade
+            ).strip()
+        except OfflineConnect:
+            return ""
+        except Exception as error:  # noqa: BLE001 - only context for a finding
+            return f"(the step's SQL cannot be rendered offline: {type(error).__name__}: {error})"
 
     def source_of(self, revision: str, function: str) -> str:
         """The source of a revision's ``upgrade`` or ``downgrade`` function, to show."""

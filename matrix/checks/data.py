@@ -101,7 +101,8 @@ def data_survives(cell, out: CheckOutput) -> None:
             if failure.revision == cell.up_failed_at:
                 raise CannotJudge(
                     f"the upgrade stops at {failure.revision} with or without data "
-                    "(see upgrade_stepwise)"
+                    "(see upgrade_stepwise)",
+                    because="upgrade_stepwise",
                 ) from None
             out.find(
                 "fails_with_data",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from matrix.checks.base import CannotJudge, CheckOutput, check, describe_error
 from matrix.checks.cell import Residue
-from matrix.checks.upgrade import step_sql
 from matrix.migrator import BASE, Step, StepFailed
 from matrix.results import RevisionEvidence
 from matrix.snapshot import SchemaState, describe
@@ -82,7 +81,6 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
                 f"({describe_error(failure.error)}); the {len(failure.done)} revisions above it "
                 "downgrade",
                 revision=failure.revision,
-                detail=step_sql(cell, failure.revision, upgrade=False),
                 blocking=False,
             )
             out.covered = (
@@ -95,7 +93,6 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
             f"downgrade {failure.revision} -> {cell.migrator.down_revision(failure.revision)} "
             f"failed: {describe_error(failure.error)}",
             revision=failure.revision,
-            detail=step_sql(cell, failure.revision, upgrade=False),
         )
         return
     no_ops = [r for r in cell.revisions if cell.downgrade_kind(r) == "no-op"]
@@ -129,9 +126,7 @@ def downgrade_leaves_no_trace(cell, out: CheckOutput) -> None:
             f"the downgrade of {residue.revision} leaves the schema different from before its "
             f"upgrade{how}: {len(residue.expected) + len(residue.actual)} facts",
             revision=residue.revision,
-            detail=describe(residue.expected, residue.actual)
-            + "\n"
-            + step_sql(cell, residue.revision, upgrade=False),
+            detail=describe(residue.expected, residue.actual),
         )
     if not cell.residues:
         out.covered = (
@@ -148,7 +143,8 @@ def _walked_down(cell) -> None:
     if cell.down_steps == 0:
         raise CannotJudge(
             f"no downgrade step ran: the first, of {cell.down_reached}, does not "
-            "(see downgrade_stepwise)"
+            "(see downgrade_stepwise)",
+            because="downgrade_stepwise",
         )
 
 
@@ -171,7 +167,6 @@ def reupgrade(cell, out: CheckOutput) -> None:
             f"upgrade {start} -> head in one go failed after the downgrades, at "
             f"{failure.revision}: {describe_error(failure.error)}",
             revision=failure.revision,
-            detail=step_sql(cell, failure.revision, upgrade=True),
         )
         return
     state = cell.state()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from matrix.checks.base import CannotJudge, CheckOutput, check, describe_error
@@ -21,7 +23,11 @@ def offline_sql(cell, out: CheckOutput) -> None:
     revision that needs a live database to render (a data migration).
 
     A script that only parses proves nothing: on a live target the upgrade
-    script is applied to an empty database of the same server, statement by
+    script is applied to an empty database of the same server, prepared as
+    Peek prepares one (PostGIS, then the plugin schema, as Peek's
+    ``ensureSchemaExists`` creates it before every ``alembic upgrade``; a
+    script that does not create its schema itself relies on that, which is
+    noted), statement by
     statement as ``psql -f`` (or batch by batch between ``GO`` lines, as
     ``sqlcmd -I``) sends it, split by a tokenizer that knows dollar quoting,
     strings and comments; the resulting schema must equal the one the online
@@ -112,13 +118,24 @@ def _parse(cell, scripts: dict[str, list[Statement]], out: CheckOutput) -> None:
 def _apply(cell, scripts: dict[str, list[Statement]], lowest: str, out: CheckOutput) -> None:
     conn = cell.open(cell.siblings["script"])
     try:
+        if not creates_schema(scripts["upgrade"], cell.schema):
+            # Peek's DbConnection runs ensureSchemaExists before every upgrade.
+            conn.execute(sa.text(cell.engine.create_schema_sql(cell.schema)))
+            out.find(
+                "schema_from_platform",
+                f"the upgrade script does not create the schema {cell.schema}: it applies where "
+                "Peek has created it (ensureSchemaExists), so it was applied to a database "
+                "prepared that way",
+                blocking=False,
+            )
         if not _run_script(conn, cell, "upgrade", scripts["upgrade"], out):
             return
         applied = cell.state(conn)
         if cell.head_state is None:
             raise CannotJudge(
                 "the upgrade script applies, but the online upgrade did not reach head (see "
-                "upgrade_stepwise): there is no schema to compare the script's with"
+                "upgrade_stepwise): there is no schema to compare the script's with",
+                because="upgrade_stepwise",
             )
         if applied != cell.head_state:
             out.find(
@@ -152,6 +169,16 @@ def _apply(cell, scripts: dict[str, list[Statement]], lowest: str, out: CheckOut
     )
 
 
+def creates_schema(statements: list[Statement], schema: str) -> bool:
+    """Whether a statement of the script creates ``schema`` (bare, quoted or bracketed,
+    also inside SQL Server's ``EXEC('CREATE SCHEMA ...')``)."""
+    pattern = re.compile(
+        rf"CREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?[\[\"`]?{re.escape(schema)}[\]\"`]?(?![\w$])",
+        re.IGNORECASE,
+    )
+    return any(pattern.search(statement.text) for statement in statements)
+
+
 def _expected_at(cell, revision: str):
     if cell.head_state is None:
         return None
@@ -180,10 +207,15 @@ def _run_script(
             try:
                 cursor.execute(statement.text)
             except Exception as error:  # noqa: BLE001 - the driver's own error class
+                where = (
+                    f"revision {statement.revision}"
+                    if statement.revision
+                    else "before the first revision: the version table or env.py's own SQL"
+                )
                 out.find(
                     "script_failed",
-                    f"the {name} script fails at line {statement.line} "
-                    f"(revision {statement.revision or '?'}): {describe_error(error)}",
+                    f"the {name} script fails at line {statement.line} ({where}): "
+                    f"{describe_error(error)}",
                     revision=statement.revision,
                     detail=statement.text,
                 )

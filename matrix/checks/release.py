@@ -201,7 +201,8 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
             return  # rows lost: a failure, whatever the schema
         raise CannotJudge(
             "the fresh upgrade from base did not reach head (see upgrade_stepwise): there is "
-            "no schema to compare the upgraded release's with"
+            "no schema to compare the upgraded release's with",
+            because="upgrade_stepwise",
         )
     if state != cell.head_state:
         out.find(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from matrix.checks.base import CheckOutput, check, describe_error
-from matrix.migrator import BASE, OfflineConnect, Step, StepFailed
+from matrix.migrator import Step, StepFailed
 from matrix.results import RevisionEvidence
 from matrix.snapshot import VERSION_TABLE, describe
 
@@ -54,7 +54,6 @@ def upgrade_stepwise(cell, out: CheckOutput) -> None:
             f"upgrade {cell.migrator.down_revision(failure.revision)} -> {failure.revision} "
             f"failed: {describe_error(failure.error)}",
             revision=failure.revision,
-            detail=step_sql(cell, failure.revision, upgrade=True),
         )
         return
     cell.head_state = observer.state
@@ -110,24 +109,3 @@ def schema_isolation(cell, out: CheckOutput) -> None:
             revision=cell.head,
             detail=describe(cell.outside_before, after),
         )
-
-
-def step_sql(cell, revision: str, upgrade: bool) -> str:
-    """The SQL of one step, rendered offline; else the migration function's source.
-
-    Peek's env.py renders nothing offline, so its plugins get the source of
-    the function that failed, which names the operations just as well.
-    """
-    down = cell.migrator.down_revision(revision)
-    span = f"{down}:{revision}" if upgrade else f"{revision}:{down}"
-    if down == BASE and upgrade:
-        span = f"base:{revision}"
-    try:
-        sql = cell.migrator.render(cell.engine.offline_url, span, downgrade=not upgrade)
-        return f"--- SQL of the step ---\n{sql.strip()}"
-    except OfflineConnect:
-        pass
-    except Exception as error:  # noqa: BLE001 - only context for another finding
-        return f"(the step's SQL cannot be rendered offline: {describe_error(error)})"
-    function = "upgrade" if upgrade else "downgrade"
-    return f"--- {function}() of {revision} ---\n{cell.source_of(revision, function).strip()}"

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from matrix import masking
+from matrix.reports.why import policy_summary
 from matrix.results import RunReport, Status
 
 STYLE = {
@@ -156,7 +157,9 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
     console = Console(highlight=False, width=max(Console().width, 120))
     console.print(Text(f"plugin: {masking.mask(report.plugin.source.describe())}"))
     console.print(table)
-    for entry in report.policy.get("stale") or []:
+    policy, stale = policy_summary(report)
+    console.print(policy)
+    for entry in stale:
         console.print(f"warning: stale waiver in the policy (it matched nothing): {entry}")
     console.print(f"reports: {reports_dir}/compat.json, compat.md, junit.xml, index.html")
     console.print(Text(next_step(report, reports_dir)))
@@ -167,7 +170,8 @@ def next_step(report: RunReport, reports_dir: Path) -> str:
     if report.status in (Status.PASSED, Status.WAIVED):
         return f"next: python -m matrix gate --reports {reports_dir} (may this wheel be released?)"
     return (
-        f"next: read why in {reports_dir}/compat.md (or index.html); fix the plugin, or "
-        "acknowledge a finding with a [[waive]] entry in peek-matrix-policy.toml beside the "
-        "plugin (--policy FILE for a requirement); python -m matrix list shows the kinds"
+        f"next: read the Why section of {reports_dir}/compat.md (or index.html): what to do "
+        "about each finding, and the [[waive]] entry that acknowledges it; fix the plugin, or "
+        "paste the entry into peek-matrix-policy.toml beside the plugin (--policy FILE for a "
+        "requirement)"
     )

@@ -10,6 +10,7 @@ reason it could have known at the start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -192,7 +193,9 @@ def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
     try:
         with make_progress(args.verbose) as progress:
             report = run_matrix(options, progress)
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
+        with contextlib.suppress(HarnessError):  # interrupted before its report was begun
+            write_html(args.reports)  # the page of the interrupted run, not the previous one's
         Console(stderr=True).print(
             f"interrupted; partial results are in {args.reports}", highlight=False
         )
@@ -223,7 +226,7 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
     sources.validate(sources.classify(args.plugin))
     beside = Path(args.plugin) if Path(args.plugin).exists() else None
     policy_file = find_policy(args.policy, beside)
-    policy = load_policy(policy_file)
+    policy = load_policy(policy_file, [t.id for t in matrix.targets])
     return RunOptions(
         plugin=args.plugin,
         targets=targets,
@@ -287,7 +290,7 @@ def _previous(raw: str | None) -> str | None:
     """``auto``, or a plugin form checked as ``--plugin`` is."""
     if raw is None or raw == "auto":
         return raw
-    sources.validate(sources.classify(raw))
+    sources.validate(sources.classify(raw, "--previous"), "--previous")
     return raw
 
 

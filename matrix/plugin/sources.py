@@ -88,8 +88,9 @@ class Built:
     package_dir: Path | None = None
 
 
-def classify(spec: str | Path) -> Source:
-    """Which form ``spec`` is; a clear error when it is none of them."""
+def classify(spec: str | Path, option: str = "--plugin") -> Source:
+    """Which form ``spec`` is; a clear error, naming the ``option`` it came from, when it is
+    none of them."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.exists():
@@ -100,8 +101,8 @@ def classify(spec: str | Path) -> Source:
             if path.name.endswith((".tar.gz", ".zip")):
                 return Source(Kind.SDIST, path)
             raise PluginError(
-                f"The plugin path {path} is a file, but not a wheel (.whl) or an sdist (.tar.gz).",
-                "Pass --plugin a wheel, an sdist, a requirement such as "
+                f"{option} {path} is a file, but not a wheel (.whl) or an sdist (.tar.gz).",
+                f"Pass {option} a wheel, an sdist, a requirement such as "
                 "peek-plugin-inbox==5.1.6, or a plugin's project or package folder.",
             )
         if (path / FILE_NAME).is_file():
@@ -111,20 +112,20 @@ def classify(spec: str | Path) -> Source:
         if _is_project(path):
             return Source(Kind.PROJECT, path)
         raise PluginError(
-            f"{path} holds no {FILE_NAME}, pyproject.toml or setup.py.",
-            "Point --plugin at the plugin's project folder (the one with pyproject.toml) "
+            f"{option} {path} holds no {FILE_NAME}, pyproject.toml or setup.py.",
+            f"Point {option} at the plugin's project folder (the one with pyproject.toml) "
             f"or at its package folder (the one with {FILE_NAME}).",
         )
     if "/" in text or text.endswith((".whl", ".tar.gz", ".zip")):
         raise PluginError(
-            f"The plugin path {text} does not exist.",
-            "Check the path; pass --plugin a wheel, an sdist, a folder, or a requirement.",
+            f"{option} {text}: the path does not exist.",
+            f"Check the path; pass {option} a wheel, an sdist, a folder, or a requirement.",
         )
     try:
         requirement = Requirement(text)
     except InvalidRequirement as error:
         raise PluginError(
-            f"--plugin {text!r} is neither an existing path nor a requirement ({error}).",
+            f"{option} {text!r} is neither an existing path nor a requirement ({error}).",
             "Pass a path, or a requirement such as peek-plugin-inbox==5.1.6.",
         ) from None
     return Source(Kind.REQUIREMENT, requirement=str(requirement))
@@ -134,7 +135,7 @@ def _is_project(path: Path) -> bool:
     return (path / "pyproject.toml").is_file() or (path / "setup.py").is_file()
 
 
-def validate(source: Source) -> None:
+def validate(source: Source, option: str = "--plugin") -> None:
     """Check what can be checked of a plugin before anything is built or started.
 
     A package folder's manifest, a wheel's integrity and manifest, a project's
@@ -154,7 +155,7 @@ def validate(source: Source) -> None:
             raise PluginError(
                 f"{source.path} has {len(found)} packages with a {FILE_NAME} "
                 f"({', '.join(p.parent.name for p in found) or 'none'}); expected exactly one.",
-                f"Point --plugin at a Peek plugin's project folder; its package holds {FILE_NAME}.",
+                f"Point {option} at a Peek plugin's project folder; its package holds {FILE_NAME}.",
             )
         alembic_folder(found[0].parent)
 

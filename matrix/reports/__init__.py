@@ -28,6 +28,8 @@ from matrix.reports.markdown import markdown
 from matrix.results import REPORT_SCHEMA_VERSION, RunReport, TargetResult
 
 LOCK_FILE = ".lock"
+INDEX = "index.html"  # written from compat.json by matrix.reports.html
+SCREENSHOT = "index.png"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -118,6 +120,18 @@ class ReportWriter:
                 path.unlink()
         return kept
 
+    def begin(self, report: RunReport) -> None:
+        """Say at once that a run is writing this folder.
+
+        The summaries are replaced by the new run's (``state = running``), and
+        the page and its screenshot, written only at the end, are removed:
+        whatever happens next, nothing left from the previous run passes for
+        this one's.
+        """
+        self.write_summaries(report)
+        for name in (INDEX, SCREENSHOT):
+            (self.directory / name).unlink(missing_ok=True)
+
     def write_summaries(self, report: RunReport) -> None:
         write_atomic(
             self.directory / "compat.json",
@@ -128,8 +142,9 @@ class ReportWriter:
 
 
 def _header(report: RunReport) -> dict[str, Any]:
+    """What a per-target file says of its run: the build, not how far the run got."""
     data = report.to_dict()
-    return {k: v for k, v in data.items() if k not in ("targets", "status")}
+    return {k: v for k, v in data.items() if k not in ("targets", "status", "state", "interrupted")}
 
 
 def _build_of(header: dict[str, Any]) -> tuple:

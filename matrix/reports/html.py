@@ -35,14 +35,21 @@ from matrix.bench.model import (
 )
 from matrix.catalogue import CHECKS
 from matrix.errors import HarnessError
-from matrix.reports.timeline import describe, timeline
+from matrix.reports import INDEX, SCREENSHOT
+from matrix.reports.timeline import describe, lock_cell, timeline
+from matrix.reports.why import (
+    anchor,
+    blamed_revisions,
+    explain,
+    plural,
+    policy_summary,
+    split_code,
+)
 from matrix.results import CheckResult, RunReport, Status, TargetResult
 
 if TYPE_CHECKING:
     import subprocess
 
-INDEX = "index.html"
-SCREENSHOT = "index.png"
 TEMPLATE = Path(__file__).parent / "templates" / "index.html.mako"
 CHARTS_EXTRA = "peek-plugin-matrix[html]"
 WINDOW = (1400, 1800)
@@ -56,6 +63,15 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+# Status marks as words: they read the same without colour, in print, and where no emoji
+# font is installed (headless Chromium on Debian draws the emoji marks as empty boxes).
+MARKS = {
+    Status.PASSED: "PASS",
+    Status.WAIVED: "WAIVED",
+    Status.FAILED: "FAIL",
+    Status.ERROR: "ERROR",
+    Status.NOT_RUN: "NOT RUN",
+}
 ORM_COLOUR = "#1f5fa8"
 DRIVER_COLOURS = ("#e08a1e", "#3a9e4f", "#8c8c8c")
 
@@ -84,19 +100,29 @@ def render(report: RunReport, reports_dir: Path, comparison: Comparison | None) 
     present = {c.name for t in report.targets for c in t.checks}
     measured = {t.id: t.benchmark for t in report.targets if t.benchmark}
     template = Template(filename=str(TEMPLATE), default_filters=["h"], strict_undefined=True)
+    explained = {t.id: explain(t) for t in report.targets}
+    policy_line, stale_entries = policy_summary(report)
     return template.render(
         report=report,
         plugin_file=_plugin_file(report),
         Status=Status,
         ORM=ORM,
+        marks=MARKS,
         columns=[c.name for c in CHECKS if c.required or c.name in present],
         discloses=discloses,
-        own_detail=own_detail,
+        explained={k: why for k, why in explained.items() if why.checks or why.reason},
+        anchor=anchor,
+        plural=plural,
+        split_code=split_code,
+        blamed_by={t.id: blamed_revisions(t) for t in report.targets},
+        policy_line=policy_line,
+        stale_entries=stale_entries,
         sql={t.id: _sql_scripts(t, reports_dir) for t in report.targets},
         measured=measured,
         charts=_charts(measured),
         timelines={t.id: timeline(t) for t in report.targets if timeline(t)},
         describe=describe,
+        lock_cell=lock_cell,
         timeline_charts=_timeline_charts(report),
         charts_extra=CHARTS_EXTRA,
         comparison=comparison,
@@ -109,20 +135,11 @@ def _plugin_file(report: RunReport) -> str:
 
 
 def discloses(check: CheckResult) -> bool:
-    """Whether a check has more to show than its mark: why it did not pass, or notes."""
-    unpassed = check.status != Status.PASSED and bool(check.reason or own_detail(check))
-    return unpassed or bool(check.findings or check.warnings)
+    """Whether a check has more to show than its mark: why it did not pass, or notes.
 
-
-def own_detail(check: CheckResult) -> str:
-    """The check's detail where it adds to its findings: a traceback, or a check without any.
-
-    A failed check's detail is otherwise its findings again, which the page
-    shows as a table.
+    Such a check has its entry in the page's "Why" section, and its mark links there.
     """
-    if check.status == Status.PASSED or (check.findings and check.status != Status.ERROR):
-        return ""
-    return check.detail.strip()
+    return check.status != Status.PASSED or bool(check.findings or check.warnings)
 
 
 def _sql_scripts(target: TargetResult, reports_dir: Path) -> list[str]:
@@ -138,7 +155,7 @@ def _sql_scripts(target: TargetResult, reports_dir: Path) -> list[str]:
 
 
 def _timeline_charts(report: RunReport) -> dict[str, str]:
-    """Per target that ran migration_cost, seconds per revision: stepwise and at scale.
+    """Per target that ran migration_cost, seconds per revision: up, down, and at scale.
 
     Without ``--scale`` the per-revision table says all there is, and every
     run is spared importing matplotlib (a second and a half, 40 MB).
@@ -161,13 +178,23 @@ def _timeline_charts(report: RunReport) -> dict[str, str]:
         figure = Figure(figsize=(8.5, 2.6), dpi=100, layout="constrained")
         axes = figure.subplots()
         positions = range(len(rows))
-        axes.bar(positions, [r.up_s or 0 for r in rows], 0.8, color=ORM_COLOUR, label="upgrade")
+        down = any(r.down_s is not None for r in rows)
+        width = 0.4 if down else 0.8
+        ups = [p - width / 2 if down else p for p in positions]
+        axes.bar(ups, [r.up_s or 0 for r in rows], width, color=ORM_COLOUR, label="upgrade")
+        if down:
+            downs = [p + width / 2 for p in positions]
+            axes.bar(
+                downs, [r.down_s or 0 for r in rows], width, color="#e08a1e", label="downgrade"
+            )
         if any(r.scale_s is not None for r in rows):
             colours = ["#c0392b" if r.exclusive else "#7f8c8d" for r in rows]
-            axes.plot(positions, [r.scale_s or 0 for r in rows], "o-", color="#555", lw=1)
+            # a revision not sampled at scale has no point, rather than a false 0 s
+            scaled = [float("nan") if r.scale_s is None else r.scale_s for r in rows]
+            axes.plot(positions, scaled, "o-", color="#555", lw=1)
             axes.scatter(
                 positions,
-                [r.scale_s or 0 for r in rows],
+                scaled,
                 c=colours,
                 zorder=3,
                 label="at scale (red: exclusive lock on rows)",

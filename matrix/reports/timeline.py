@@ -66,7 +66,19 @@ def has_cost(target: TargetResult) -> bool:
 
 
 def describe(lock: LockHeld) -> str:
-    return f"{lock.mode} on {lock.relation}, {lock.seconds:.3f} s"
+    rows = f" ({lock.rows:,} rows)" if lock.rows is not None else ""
+    return f"{lock.mode} on {lock.relation}{rows}, {lock.seconds:.3f} s"
+
+
+NOT_SAMPLED = "not sampled"  # the revision did not run at scale: nothing was measured
+NO_LOCK = "no lock"  # it ran at scale, sampled, and held no lock on a table with rows
+
+
+def lock_cell(item: RevisionRow) -> str:
+    """What the lock column says of a revision, the two kinds of nothing told apart."""
+    if item.scale_s is None:
+        return NOT_SAMPLED
+    return describe(item.lock) if item.lock else NO_LOCK
 
 
 def markdown(target: TargetResult) -> list[str]:
@@ -74,20 +86,24 @@ def markdown(target: TargetResult) -> list[str]:
     lines = [
         f"#### {target.id}: cost per revision",
         "",
-        "| revision | s at scale | rows | lock on a table with rows (bold: exclusive) | rewrite "
-        "| squawk |",
+        "| revision | seconds at scale | rows already in the schema before it (all tables) "
+        "| longest lock on a table with rows (bold: blocks reads and writes) | tables rewritten "
+        "| squawk rules hit |",
         "|---|---|---|---|---|---|",
     ]
     for item in timeline(target):
-        if item.scale_s is None:
-            continue
-        lock = describe(item.lock) if item.lock else "-"
+        lock = lock_cell(item)
         lock = f"**{lock}**" if item.exclusive else lock
         if item.longest:
             lock += f"; longest: {describe(item.longest)}"
-        lint = ", ".join(sorted({hit.split(":")[0] for hit in item.lint})) or "-"
-        lines.append(
-            f"| {item.revision} | {item.scale_s:.3f} | {item.rows} | {lock} | "
-            f"{', '.join(item.rewrites) or 'no'} | {lint} |"
-        )
+        lint = ", ".join(sorted({hit.split(":")[0] for hit in item.lint})) or "none"
+        seconds = NOT_SAMPLED if item.scale_s is None else f"{item.scale_s:.3f}"
+        rows = "" if item.rows is None else f"{item.rows:,}"
+        rewrites = "" if item.scale_s is None else ", ".join(item.rewrites) or "none"
+        lines.append(f"| {item.revision} | {seconds} | {rows} | {lock} | {rewrites} | {lint} |")
+    lines += [
+        "",
+        f"`{NO_LOCK}`: measured at scale, no lock held on a table with rows; `{NOT_SAMPLED}`: "
+        "the revision did not run at scale (an earlier one failed), so nothing was measured.",
+    ]
     return [*lines, ""]
