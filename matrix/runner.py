@@ -117,7 +117,7 @@ def run_matrix(options: RunOptions, progress: Progress) -> RunReport:
     started = time.perf_counter()
     deadline = time.monotonic() + options.run_timeout_s
     writer = reports.ReportWriter(options.reports_dir)
-    with writer.locked(), _scratch(run_id) as work, _interrupt_on_signals():
+    with writer.locked(), scratch(run_id) as work, interrupt_on_signals():
         providers = ProviderSet(
             run_id,
             options.provider,
@@ -745,7 +745,7 @@ def _active_statements(url: URL) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _scratch(run_id: str) -> Iterator[Path]:
+def scratch(run_id: str) -> Iterator[Path]:
     """A temporary folder for the run, removed on every exit (and by the next run
     after a SIGKILL, which the folders of dead runs left behind)."""
     leftovers.reap_scratch()
@@ -757,7 +757,7 @@ def _scratch(run_id: str) -> Iterator[Path]:
 
 
 @contextmanager
-def _interrupt_on_signals() -> Iterator[None]:
+def interrupt_on_signals() -> Iterator[None]:
     """Turn SIGTERM and SIGINT into one :class:`Interrupted`, so cleanup runs once.
 
     Only the first signal interrupts: a second one while the run cleans up

@@ -40,9 +40,9 @@ from matrix.runner import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_RUN_TIMEOUT_S,
     Progress,
-    _scratch,
-    _terminate_on_sigterm,
     fatal_of,
+    interrupt_on_signals,
+    scratch,
 )
 from matrix.site import reports as site_reports
 from matrix.site.catalogue import SITE_CHECK_NAMES
@@ -85,7 +85,7 @@ def run_site(options: SiteOptions, progress: Progress) -> SiteReport:
     deadline = time.monotonic() + options.run_timeout_s
     report = _report(options, run_id)
     writer = reports.ReportWriter(options.reports_dir)
-    with writer.locked(), _scratch(run_id) as work, _terminate_on_sigterm():
+    with writer.locked(), scratch(run_id) as work, interrupt_on_signals():
         providers = ProviderSet(
             run_id,
             options.provider,
