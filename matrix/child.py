@@ -1,6 +1,6 @@
 """Starting the check process in the plugin's environment, and reading it with deadlines.
 
-The check process (:mod:`matrix.cell`) runs with the interpreter of the
+The check process (:mod:`matrix.check.process`) runs with the interpreter of the
 plugin's own environment. The harness's ``matrix`` package reaches it through
 a folder holding nothing but a link to that package, so none of the
 harness's own dependencies leak into the plugin's environment.
@@ -26,7 +26,7 @@ from typing import Any
 
 import matrix
 from matrix import masking
-from matrix.cell import SPEC_ENV, URL_ENV, parse_event
+from matrix.check.process import SPEC_ENV, URL_ENV, parse_event
 
 OUTPUT_KEPT = 40
 
@@ -55,7 +55,7 @@ class Child:
         spec: dict[str, Any],
         url: str | None,
         path: list[Path],
-        module: str = "matrix.cell",
+        module: str = "matrix.check.process",
     ) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update(

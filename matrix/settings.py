@@ -160,7 +160,7 @@ def cache_dir() -> Path:
 
 def image_place():
     """Where offline images are built: ``MATRIX_DEBIAN_MIRROR``, ``MATRIX_IMAGE_BUILD_DIR``."""
-    from matrix.images import BuildPlace
+    from matrix.provide.images import BuildPlace
 
     scratch = optional("MATRIX_IMAGE_BUILD_DIR")
     return BuildPlace(optional("MATRIX_DEBIAN_MIRROR"), Path(scratch) if scratch else None)

@@ -20,7 +20,7 @@ import sqlglot
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import mssql, postgresql
 
-from matrix import lint, synthetic
+from matrix.check import lint, synthetic
 from matrix.engines import ConnectFailure, ServerInfo, engine_named, engine_of
 from matrix.engines.sqlscript import (
     ScriptSyntaxError,
@@ -120,7 +120,7 @@ def test_database_and_schema_statements_read_as_a_dba_expects():
 
 
 def test_benchmark_driver_statements_are_tsql():
-    from matrix.bench.drivers import MssqlDriver
+    from matrix.engines.drivers import MssqlDriver
 
     table = plugin_table()
     insert, analyze = MssqlDriver.statements(mssql.dialect(), table, ["id", "name"])
@@ -187,8 +187,8 @@ def test_sql_server_login_failures_are_classified_by_number_not_text(number, fai
 def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
     """pymssql's args[0] is (number, bytes): str() of it showed "(18456, b'Login failed...")"
     in every reason and finding. The engine turns it into the server's text and number."""
-    from matrix.checks.base import describe_error
-    from matrix.databases import first_line
+    from matrix.check.checks.base import describe_error
+    from matrix.provide.databases import first_line
 
     login = pymssql_login_error(18456)
     assert str(login.orig).startswith("(18456, b")  # what reached the reports before
@@ -201,7 +201,7 @@ def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
 
 def test_a_real_pymssql_error_without_a_server_reads_as_db_libs_words():
     """No server on 127.0.0.1:1: the real driver's DB-Lib error, decoded."""
-    from matrix.databases import first_line
+    from matrix.provide.databases import first_line
 
     engine = sa.create_engine(MSSQL.offline_url, connect_args=MSSQL.connect_args(2))
     try:
@@ -458,8 +458,8 @@ def test_a_low_memory_figure_is_a_note_never_a_refusal():
     Linux"). Whether the figure is the machine's or that share is not documented: a 2 GB
     container may report about 1,638 MB (derived, 2,048 x 0.8, not observed), which is no
     reason to refuse a server that runs. Before, committed_target_kb / 0.8 was compared."""
-    from matrix.databases import memory_judgement
-    from matrix.definition import load_matrix
+    from matrix.define.targets import load_matrix
+    from matrix.provide.databases import memory_judgement
 
     needed = next(t.settings.min_memory_mb for t in load_matrix().targets if t.engine == "mssql")
     assert "physical_memory_kb" in MSSQL.memory_sql and "committed_target" not in MSSQL.memory_sql

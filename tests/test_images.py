@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from docker.models.containers import Container
 from sqlalchemy.engine import URL
 
-from matrix import databases, images, settings
-from matrix.definition import Target, load_matrix
+from matrix import settings
+from matrix.define.targets import Target, load_matrix
 from matrix.engines import engine_named
 from matrix.errors import HarnessError
-from matrix.providers.base import free_port
+from matrix.provide import databases, images
+from matrix.provide.base import free_port
 
 RECIPE_TARGETS = images.recipe_targets(load_matrix().targets)
 EXPECTED_TAGS = {

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from matrix import synthetic
-from matrix.checks.cost import keep_strongest, named_locks
+from matrix.check import synthetic
+from matrix.check.checks.cost import keep_strongest, named_locks
 from matrix.engines import engine_named
 
 MSSQL = engine_named("mssql")
@@ -96,8 +96,8 @@ def test_what_the_lock_findings_assume_about_a_sites_database_is_said():
     may have it ON. The findings and the covered line say which one they were judged under."""
     from types import SimpleNamespace
 
-    from matrix.checks.base import CheckOutput
-    from matrix.checks.cost import judge_cost
+    from matrix.check.checks.base import CheckOutput
+    from matrix.check.checks.cost import judge_cost
     from matrix.results import RevisionEvidence
 
     held: dict = {}
@@ -275,8 +275,8 @@ SECOND = (
 
 
 def _state(sets):
+    from matrix.check.snapshot import state_of
     from matrix.engines.mssql_catalogue import catalogue_document
-    from matrix.snapshot import state_of
 
     return state_of(catalogue_document(sets, "pl_tutorial"))
 
@@ -554,7 +554,7 @@ def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
     engine's rule now, the one the bulk fill uses."""
     from sqlalchemy.dialects import mssql
 
-    from matrix.bench.drivers import Compiled, driver_value
+    from matrix.engines.drivers import Compiled, driver_value
 
     dialect = mssql.dialect()
     assert pymssql_sends(driver_value(dialect, b"r5")) == "0x7235"
@@ -690,8 +690,8 @@ def _denied():
 
 
 def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with_the_grant():
-    from matrix.checks.base import CannotJudge
-    from matrix.checks.cost import unreadable_locks
+    from matrix.check.checks.base import CannotJudge
+    from matrix.check.checks.cost import unreadable_locks
 
     judged = unreadable_locks(MSSQL, _denied())
     assert isinstance(judged, CannotJudge), judged
@@ -702,7 +702,7 @@ def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with
 
 
 def test_a_login_that_may_not_read_the_memory_gets_a_note_not_an_error():
-    from matrix.databases import memory_judgement
+    from matrix.provide.databases import memory_judgement
 
     note = memory_judgement(MSSQL, _denied(), 2000)
     assert note.startswith("the memory of the SQL Server server was not judged")

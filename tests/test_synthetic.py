@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from matrix import synthetic
+from matrix.check import synthetic
 from matrix.engines import engine_named
 
 POSTGRESQL = engine_named("postgresql")

@@ -1,7 +1,7 @@
 """What the benchmark can use in a plugin it has never seen.
 
 Operations run on the plugin's own mapped classes, filled with synthetic
-values (:func:`matrix.synthetic.value_for`), so the figures are about its
+values (:func:`matrix.check.synthetic.value_for`), so the figures are about its
 storage code and its column types. A class is used only when the generic
 operations can fill and empty its table on their own; Peek's
 ``globalSetting(session, key=None, value=None)`` is used when the plugin has
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 
-from matrix import synthetic
+from matrix.check import synthetic
 
 
 @dataclass

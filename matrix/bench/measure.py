@@ -6,7 +6,7 @@ coefficient of variation), ORM and driver rounds alternate so that drift hits
 both alike, and only the database work is timed. Statements are counted in
 the warm-up only, since counting costs time.
 
-:func:`run_benchmark` runs in a cell's check process (:mod:`matrix.cell`)
+:func:`run_benchmark` runs in a cell's check process (:mod:`matrix.check.process`)
 after the checks, so the plugin is importable and its schema is at head.
 """
 
@@ -23,10 +23,10 @@ from sqlalchemy.pool import StaticPool
 
 from matrix import masking
 from matrix.bench.discovery import MappedTable, Storage
-from matrix.bench.model import ORM, BenchmarkResult, Figure, OperationResult, Settings
 from matrix.bench.operations import BENCHMARKS, Benchmark, Context, Operation, Skipped, recorded
 from matrix.engines import engine_of
-from matrix.plugin.model import Plugin
+from matrix.protocol import Plugin
+from matrix.results.benchmark import ORM, BenchmarkResult, Figure, OperationResult, Settings
 
 
 def run_benchmark(

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from matrix.bench.discovery import MappedTable, Storage
-from matrix.bench.drivers import BatchLoad, Compiled, Driver, driver_value
-from matrix.bench.model import DRIVER, ORM, Settings
+from matrix.engines.drivers import BatchLoad, Compiled, Driver, driver_value
+from matrix.results.benchmark import DRIVER, ORM, Settings
 
 
 class Skipped(Exception):

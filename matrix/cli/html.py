@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def html_command(args: argparse.Namespace) -> int:
-    from matrix.reports.html import write_html
+    from matrix.report.html import write_html
 
     print(write_html(args.reports, screenshot=args.screenshot))
     return ExitCode.OK

@@ -8,7 +8,7 @@ from matrix import settings
 from matrix.cli import ExitCode
 from matrix.cli.options import add_command, add_matrix, add_verbose
 from matrix.cli.run import select_targets
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def images_command(args: argparse.Namespace) -> int:
-    from matrix.images import build_images, image_status
+    from matrix.provide.images import build_images, image_status
 
     targets = select_targets(load_matrix(args.matrix), args.targets, None)
     if args.action == "list":

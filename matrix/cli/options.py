@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from matrix import settings
-from matrix.definition import DEFAULT_MATRIX_FILE
+from matrix.define.targets import DEFAULT_MATRIX_FILE
 
 HELP_WIDTH = 78
 

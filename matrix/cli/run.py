@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from matrix import catalogue, databases, masking, reports, settings
+from matrix import catalogue, masking, settings
 from matrix.cli import ExitCode
 from matrix.cli.console import make_progress, print_summary
 from matrix.cli.options import (
@@ -33,11 +33,13 @@ from matrix.cli.options import (
     common,
     whole_number,
 )
-from matrix.definition import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
+from matrix.define.policy import find_policy, load_policy
+from matrix.define.targets import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
 from matrix.engines import engine_names, engine_of
 from matrix.errors import HarnessError
-from matrix.plugin import sources
-from matrix.policy import find_policy, load_policy
+from matrix.install import sources
+from matrix.provide import databases
+from matrix.report import ReportWriter, check_folder, merge_target_files
 from matrix.results import Status
 
 _TARGET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -186,8 +188,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
-    from matrix.reports.html import write_html
-    from matrix.runner import Interrupted, run_matrix
+    from matrix.report.html import write_html
+    from matrix.run.runner import Interrupted, run_matrix
 
     options = run_options(args, benchmark)
     try:
@@ -207,13 +209,13 @@ def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
 
 def run_options(args: argparse.Namespace, benchmark: dict | None = None):
     """Validate every input of ``run`` and turn it into :class:`RunOptions`."""
-    from matrix.runner import RunOptions
+    from matrix.run.runner import RunOptions
 
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
     for engine in sorted({target.engine for target in targets}):
         databases.require_driver(engine)  # the harness's own: an extra of the core install
-    reports.check_folder(args.reports)
+    check_folder(args.reports)
     with_requirements = tuple(_requirement(r, "--with") for r in args.with_requirements)
     without_dependencies = tuple(
         _requirement(r, "--with-no-deps") for r in args.without_dependencies
@@ -414,7 +416,7 @@ def _absent(target: Target) -> str:
 def _run_images(targets: list[Target]) -> tuple[dict[str, str], str | None]:
     """The image a run would start for each target where one is present; else why none is known."""
     try:
-        from matrix.images import docker_client, run_image
+        from matrix.provide.images import docker_client, run_image
 
         client = docker_client(timeout=5)
     except (ImportError, HarnessError) as error:
@@ -424,10 +426,10 @@ def _run_images(targets: list[Target]) -> tuple[dict[str, str], str | None]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from matrix.reports.html import write_html
+    from matrix.report.html import write_html
 
-    report = reports.merge_target_files(args.files)
-    reports.ReportWriter(args.reports).write_summaries(report)
+    report = merge_target_files(args.files)
+    ReportWriter(args.reports).write_summaries(report)
     write_html(args.reports)
     print_summary(report, args.reports)
     return ExitCode.OK if report.status in (Status.PASSED, Status.WAIVED) else ExitCode.INCOMPLETE

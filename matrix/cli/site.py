@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from matrix import reports, settings
+from matrix import settings
 from matrix.cli import ExitCode
 from matrix.cli.console import make_progress
 from matrix.cli.options import (
@@ -26,10 +26,11 @@ from matrix.cli.options import (
     whole_number,
 )
 from matrix.cli.run import _positive_float, external_urls, select_targets
-from matrix.definition import load_matrix
+from matrix.define.policy import load_policy
+from matrix.define.targets import load_matrix
 from matrix.engines import engine_names
-from matrix.plugin.sources import tree_commit
-from matrix.policy import load_policy
+from matrix.install.sources import tree_commit
+from matrix.report import check_folder, read_json
 from matrix.results import Status
 
 DEFAULT_SITE_FILE = Path("site.toml")
@@ -101,14 +102,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def site_command(args: argparse.Namespace) -> int:
-    from matrix.runner import Interrupted
+    from matrix.run.runner import Interrupted
     from matrix.site.runner import SiteOptions, run_site
     from matrix.site.sitefile import load_site
 
     site = load_site(args.site)
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
-    reports.check_folder(args.reports)
+    check_folder(args.reports)
     options = SiteOptions(
         site=site,
         targets=targets,
@@ -154,7 +155,7 @@ def gate_command(args: argparse.Namespace) -> int:
 
     path = args.reports / "compat.json"
     report = site_reports.load(path)
-    stated = reports.read_json(path, "site report").get("status")
+    stated = read_json(path, "site report").get("status")
     verdict = gate.evaluate(
         report,
         stated,

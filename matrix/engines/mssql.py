@@ -559,6 +559,6 @@ class MssqlEngine(Engine):
         return split_tsql(sql)
 
     def bench_driver(self, engine: sa.Engine) -> Any:
-        from matrix.bench.drivers import MssqlDriver
+        from matrix.engines.drivers import MssqlDriver
 
         return MssqlDriver(engine)

@@ -358,6 +358,6 @@ class PostgresqlEngine(Engine):
         return split_postgresql(sql)
 
     def bench_driver(self, engine: sa.Engine) -> Any:
-        from matrix.bench.drivers import PostgresDriver
+        from matrix.engines.drivers import PostgresDriver
 
         return PostgresDriver(engine)

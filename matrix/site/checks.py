@@ -1,7 +1,7 @@
 """The site checks: one small function each, over the :class:`Rehearsal` of one target.
 
-Like the plugin checks (:mod:`matrix.checks.base`), a check states its theory
-in its docstring and reports through a :class:`~matrix.checks.base.CheckOutput`,
+Like the plugin checks (:mod:`matrix.check.checks.base`), a check states its theory
+in its docstring and reports through a :class:`~matrix.check.checks.base.CheckOutput`,
 here one per plugin (``out.plugin(name)``): a finding is blamed on a
 revision and lands on the plugin it is about; ``out.cannot_judge(name, why)``
 makes that plugin's result ``not_run`` with the reason. A check that raises
@@ -14,14 +14,15 @@ import time
 import traceback
 from collections.abc import Callable
 
-from matrix import masking, synthetic
-from matrix.checks.base import CheckOutput, describe_error
-from matrix.checks.cost import judge_cost
-from matrix.checks.data import KINDS, server_timezone
+from matrix import masking
+from matrix.check import synthetic
+from matrix.check.checks.base import CheckOutput, describe_error
+from matrix.check.checks.cost import judge_cost
+from matrix.check.checks.data import KINDS, server_timezone
+from matrix.check.snapshot import describe, plugin_schema
 from matrix.results import CheckResult, Status
 from matrix.site.catalogue import SITE_BY_NAME, SITE_CHECKS
 from matrix.site.rehearsal import UPGRADE, Rehearsal, unlabel
-from matrix.snapshot import describe, plugin_schema
 
 
 class SiteOutput:

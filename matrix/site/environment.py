@@ -8,11 +8,11 @@ plugins and both pins, before any resolver runs. Whatever else the resolver
 refuses is the same failure, with its message.
 
 The site's environment is built by the harness's own
-:func:`matrix.plugin.environment.prepare`, with every plugin's wheel as a
+:func:`matrix.install.environment.prepare`, with every plugin's wheel as a
 requirement and every plugin's exact pins as constraints (Peek's releases are
 yanked; only an exact pin installs them), so it is cached like a plugin's.
 Each previous release gets an environment of its own
-(:func:`matrix.plugin.prepare.prepare_plugin`): a site at that release ran
+(:func:`matrix.install.prepare.prepare_plugin`): a site at that release ran
 its migrations there, with that release's dependencies.
 """
 
@@ -30,10 +30,9 @@ from packaging.utils import canonicalize_name
 
 from matrix.child import Child
 from matrix.errors import HarnessError, PluginError
-from matrix.plugin import environment, sources
-from matrix.plugin.environment import Environment, declared_requirements, exact_pins
-from matrix.plugin.model import Plugin
-from matrix.plugin.prepare import (
+from matrix.install import environment, sources
+from matrix.install.environment import Environment, declared_requirements, exact_pins
+from matrix.install.prepare import (
     PROBE_TIMEOUT_S,
     describe_failure,
     environment_error,
@@ -41,7 +40,8 @@ from matrix.plugin.prepare import (
     plugin_in,
     prepare_plugin,
 )
-from matrix.plugin.sources import Built
+from matrix.install.sources import Built
+from matrix.protocol import Plugin
 from matrix.site.sitefile import Site, SitePlugin, check_load_order
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from matrix import processes
-from matrix.checks.release import revision_files
+from matrix.check.checks.previous_release import revision_files
 from matrix.errors import HarnessError
 
 # peek_plugin_base/storage/DbConnection.py (5.1.6), _writeAlembicIni.

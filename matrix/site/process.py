@@ -2,10 +2,10 @@
 
 One process holds every plugin of the site, as the logic service does, and
 runs one target's rehearsal from the previous release (already installed by
-the runner) to the checks. It talks to the runner as :mod:`matrix.cell`
+the runner) to the checks. It talks to the runner as :mod:`matrix.check.process`
 does: one event per line after the marker.
 
-``--probe`` loads every plugin once (:func:`matrix.cell.probe` each), before
+``--probe`` loads every plugin once (:func:`matrix.check.process.probe` each), before
 any server starts.
 
 Only the standard library is imported at module level.
@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from matrix.cell import SPEC_ENV, URL_ENV, emit, exit_with_parent, first_cause, probe
+from matrix.check.process import SPEC_ENV, URL_ENV, emit, exit_with_parent, first_cause, probe
 
 
 def probe_all(spec: dict[str, Any]) -> int:
@@ -35,10 +35,10 @@ def rehearse(spec: dict[str, Any], url: str) -> int:
     from sqlalchemy.engine import make_url
 
     from matrix import masking
-    from matrix.checks.cell import Cell
+    from matrix.check.cell import Cell
+    from matrix.define.policy import Policy
     from matrix.engines import engine_named
-    from matrix.plugin.model import Plugin
-    from matrix.policy import Policy
+    from matrix.protocol import Plugin
     from matrix.site.checks import run_site_checks
     from matrix.site.rehearsal import Member, Rehearsal
 

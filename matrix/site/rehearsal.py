@@ -6,7 +6,7 @@ own scripts, in load order). Here, in one process of the site's environment:
 1. :meth:`Rehearsal.baseline`: each plugin's schema as the previous release
    left it (its "fresh" schema, which a rollback must give back);
 2. :meth:`Rehearsal.fill`: rows into every table, by the data walk's
-   generator (:mod:`matrix.synthetic`), each recorded in the plugin's ledger;
+   generator (:mod:`matrix.check.synthetic`), each recorded in the plugin's ledger;
    with ``--scale N`` every table is then bulk-loaded to N rows;
 3. :meth:`Rehearsal.upgrade`: each plugin in load order, as the logic service
    runs it: ``alembic upgrade head`` through the plugin's env.py, in one
@@ -33,12 +33,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from matrix import synthetic
-from matrix.checks.cell import Cell
-from matrix.checks.cost import fill_to_scale
-from matrix.migrator import BASE, Step, StepFailed
+from matrix.check import synthetic
+from matrix.check.cell import Cell
+from matrix.check.checks.cost import fill_to_scale
+from matrix.check.migrator import BASE, Step, StepFailed
+from matrix.check.snapshot import VERSION_TABLE, SchemaState, plugin_schema
 from matrix.results import LockHeld, RevisionEvidence
-from matrix.snapshot import VERSION_TABLE, SchemaState, plugin_schema
 
 PREVIOUS, UPGRADE, ROLLBACK = "previous", "upgrade", "rollback"
 

@@ -26,16 +26,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import URL
 
 import matrix
-from matrix import databases, masking, reports
+from matrix import masking
 from matrix.child import Child
-from matrix.definition import Target
+from matrix.define.policy import Policy
+from matrix.define.targets import Target
 from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
-from matrix.plugin.sources import tree_commit
-from matrix.policy import Policy
-from matrix.providers import ProviderSet
+from matrix.install.sources import tree_commit
+from matrix.provide import ProviderSet, databases
+from matrix.report import ReportWriter
 from matrix.results import CheckResult, RevisionEvidence, Status
-from matrix.runner import (
+from matrix.run.runner import (
     DEFAULT_CHECK_TIMEOUT_S,
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_RUN_TIMEOUT_S,
@@ -52,7 +53,7 @@ from matrix.site.results import PluginRow, SitePluginInfo, SiteReport, SiteTarge
 from matrix.site.sitefile import Site
 
 if TYPE_CHECKING:  # images imports the Docker SDK
-    from matrix.images import BuildPlace
+    from matrix.provide.images import BuildPlace
 
 
 @dataclass
@@ -84,7 +85,7 @@ def run_site(options: SiteOptions, progress: Progress) -> SiteReport:
     started = time.perf_counter()
     deadline = time.monotonic() + options.run_timeout_s
     report = _report(options, run_id)
-    writer = reports.ReportWriter(options.reports_dir)
+    writer = ReportWriter(options.reports_dir)
     with writer.locked(), scratch(run_id) as work, interrupt_on_signals():
         providers = ProviderSet(
             run_id,
