@@ -131,7 +131,7 @@ def test_load_document_reads_what_it_wrote_and_refuses_the_rest(tmp_path):
     with pytest.raises(HarnessError, match="is not a benchmark document"):
         load_document(path)
     path.write_text("{")
-    with pytest.raises(HarnessError, match="not a readable"):
+    with pytest.raises(HarnessError, match="is not valid JSON"):
         load_document(path)
 
 

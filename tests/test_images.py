@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from docker.models.containers import Container
 from sqlalchemy.engine import URL
 
-from matrix import settings
 from matrix.define.targets import Target, load_matrix
 from matrix.engines import engine_named
 from matrix.errors import HarnessError
@@ -64,9 +63,13 @@ def test_build_skips_present_images(client) -> None:
 def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path) -> None:
     target = RECIPE_TARGETS[0]
     monkeypatch.delenv("MATRIX_DEBIAN_MIRROR", raising=False)
-    default = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
+    default = images.debootstrap_command(
+        target, tmp_path, images.BuildPlace.from_environment().mirror
+    )
     monkeypatch.setenv("MATRIX_DEBIAN_MIRROR", "http://mirror.invalid/debian")
-    mirrored = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
+    mirrored = images.debootstrap_command(
+        target, tmp_path, images.BuildPlace.from_environment().mirror
+    )
 
     assert default[:2] == ["debootstrap", "--variant=minbase"]
     assert default[-2:] == [target.recipe.suite, str(tmp_path)]

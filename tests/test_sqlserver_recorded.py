@@ -554,14 +554,14 @@ def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
     engine's rule now, the one the bulk fill uses."""
     from sqlalchemy.dialects import mssql
 
-    from matrix.engines.drivers import Compiled, driver_value
+    from matrix.engines.drivers import Compiled
 
     dialect = mssql.dialect()
-    assert pymssql_sends(driver_value(dialect, b"r5")) == "0x7235"
+    assert pymssql_sends(MSSQL.driver_value(b"r5")) == "0x7235"
     table = sa.Table("Blob", sa.MetaData(schema="pl_x"), sa.Column("data", sa.LargeBinary()))
-    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect)
+    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect, MSSQL)
     assert pymssql_sends(insert.params({"data": b"r5"})["data"]) == "0x7235"
-    assert driver_value(dialect, {"n": 1}) == '{"n": 1}'
+    assert MSSQL.driver_value({"n": 1}) == '{"n": 1}'
 
 
 def test_a_rowversion_column_is_left_to_the_server_like_a_computed_one():

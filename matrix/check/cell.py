@@ -15,9 +15,10 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -25,9 +26,9 @@ from sqlalchemy.engine import URL
 from matrix.check.migrator import Migrator, OfflineConnect
 from matrix.check.snapshot import Change, SchemaState, outside_plugin_schema, plugin_schema
 from matrix.define.policy import Policy, Waivers
-from matrix.engines import Engine
+from matrix.engines import Engine, engine_named
 from matrix.errors import PluginError
-from matrix.protocol import Plugin
+from matrix.protocol import Plugin, PreviousRelease, TargetSpec
 from matrix.provide import databases
 from matrix.results import CODE_MARK
 
@@ -59,7 +60,23 @@ class Cell:
     policy: Policy = field(default_factory=Policy)
     statement_timeout_s: float = 0
     lock_timeout_s: float = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    scale: int = 0  # --scale: rows per table for migration_cost, 0 for none
+    previous: PreviousRelease = field(default_factory=lambda: PreviousRelease("none given"))
+
+    @classmethod
+    def on(cls, plugin: Plugin, where: TargetSpec, url: URL | None, **more) -> Cell:
+        """The checks' view of ``plugin`` on the target a spec names."""
+        return cls(
+            plugin=plugin,
+            engine=engine_named(where.engine),
+            target=where.target,
+            url=url,
+            sql_dir=where.sql_dir,
+            policy=Policy.from_dict(where.policy),
+            statement_timeout_s=where.statement_timeout_s,
+            lock_timeout_s=where.lock_timeout_s,
+            **more,
+        )
 
     def __post_init__(self) -> None:
         self.migrator = Migrator(self.plugin)
@@ -78,8 +95,8 @@ class Cell:
         self.siblings: dict[str, URL] = {}
         self._conn: sa.Connection | None = None
         self._step_code: dict[tuple[str, bool], str] = {}
-        for purpose, name in (self.options.get("siblings") or {}).items():
-            self.siblings[purpose] = self.url.set(database=name)  # made by the runner
+        if self.previous.database and self.url is not None:  # seeded by the runner
+            self.siblings["release"] = self.url.set(database=self.previous.database)
 
     @property
     def live(self) -> bool:
@@ -138,6 +155,17 @@ class Cell:
         ):
             conn.execute(sa.text(statement))
         return conn
+
+    @contextmanager
+    def session(self, url: URL) -> Iterator[sa.Connection]:
+        """A session of its own on ``url`` (a sibling database), closed with its engine."""
+        conn = self.open(url)
+        try:
+            yield conn
+        finally:
+            engine = conn.engine
+            conn.close()
+            engine.dispose()
 
     def state(self, conn: sa.Connection | None = None) -> SchemaState:
         return plugin_schema(conn or self.connection(), self.engine, self.schema)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from matrix import processes
 from matrix.define.targets import Target
+from matrix.engines import engine_named
 from matrix.errors import HarnessError
 from matrix.results import TargetResult
 
@@ -36,7 +37,9 @@ def attach(result: TargetResult, sql_dir: Path, target: Target) -> None:
     """Put squawk's rule hits on each revision's ``migration_cost`` evidence."""
     check = next((c for c in result.checks if c.name == CHECK), None)
     folder = sql_dir / "cost"
-    if check is None or not check.evidence or not folder.is_dir() or target.engine != "postgresql":
+    if check is None or not check.evidence or not folder.is_dir():
+        return
+    if not engine_named(target.engine).lints_with_squawk:
         return
     command = squawk()
     if command is None:

@@ -5,9 +5,10 @@ Alembic's ``context`` and ``op`` are module-level proxies, and a plugin's
 modules are imported once per interpreter, so two targets cannot run their
 migrations in one process. Each target's checks therefore run in a child
 process of their own, started with the interpreter of the plugin's own
-environment; a crash there loses only that target. The child reports on
-stdout, one event per line after :data:`MARKER`; anything else it prints
-(Peek's loggers, warnings) is kept as context.
+environment; a crash there loses only that target. It reads its spec and
+reports its events as :mod:`matrix.protocol` defines them, one per line on
+stdout; anything else it prints (Peek's loggers, warnings) is kept as
+context.
 
 ``--probe`` loads the plugin once before any server starts: its modules,
 its migration history and its env.py (offline, connections refused). What
@@ -15,8 +16,9 @@ stops it is reported as the *first cause*: a module missing from the
 environment (the user's to add), or the plugin's own code failing to load,
 with the file and line.
 
-Only the standard library is imported at module level: the runner imports
-this module for the protocol, and the heavy imports belong to the child.
+Only the standard library is imported at module level: the site's process
+imports :func:`first_cause` and :func:`probe` from here, and the heavy
+imports belong to the functions that need them.
 """
 
 from __future__ import annotations
@@ -25,30 +27,30 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-MARKER = "@@matrix "
-SPEC_ENV = "MATRIX_CELL_SPEC"
-URL_ENV = "MATRIX_CELL_URL"
+from matrix.protocol import (
+    SPEC_ENV,
+    URL_ENV,
+    Cause,
+    CellSpec,
+    Done,
+    Fatal,
+    Plugin,
+    Probed,
+    ProbeSpec,
+    Ready,
+    Seeded,
+    SeedSpec,
+    Started,
+    WaiversUsed,
+    decode_spec,
+    emit,
+)
 
 
-def emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(MARKER + json.dumps(event, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def parse_event(line: str) -> dict[str, Any] | None:
-    """An event the child reported, or None for any other output."""
-    if not line.startswith(MARKER):
-        return None
-    try:
-        return json.loads(line[len(MARKER) :])
-    except json.JSONDecodeError:
-        return None
-
-
-def first_cause(error: BaseException, roots: list[Path]) -> dict[str, Any]:
+def first_cause(error: BaseException, roots: list[Path]) -> Cause:
     """What stopped the plugin from loading: kind, message, and where in its files.
 
     ``where`` is the innermost frame inside the plugin (its package or its
@@ -76,15 +78,14 @@ def first_cause(error: BaseException, roots: list[Path]) -> dict[str, Any]:
     else:
         kind = "harness"  # nothing of the plugin on the stack: the harness's own fault
         where = raised_at
-    provider = _distribution_of(getattr(error, "name", None) or "", str(error))
-    return {
-        "kind": kind,
-        "distribution": provider,
-        "error": f"{type(error).__name__}: {error}",
-        "module": getattr(error, "name", None),
-        "where": where,
-        "raised_at": raised_at,
-    }
+    return Cause(
+        kind=kind,
+        error=f"{type(error).__name__}: {error}",
+        where=where,
+        raised_at=raised_at,
+        module=getattr(error, "name", None),
+        distribution=_distribution_of(getattr(error, "name", None) or "", str(error)),
+    )
 
 
 def _short(filename: str, line: int | None, base: Path) -> str:
@@ -124,25 +125,34 @@ def _under(filename: str, root: Path) -> bool:
         return False
 
 
-def probe(spec: dict[str, Any]) -> int:
-    """Load the plugin as the checks will, and say what it is or why it cannot load."""
+def roots_of(plugin: Plugin) -> list[Path]:
+    """The plugin's own folders: a frame inside them is the plugin's, not the harness's."""
+    return [plugin.import_root / plugin.package, plugin.alembic_dir]
+
+
+def probe(spec: ProbeSpec) -> int:
+    """Load each plugin as the checks will, and say what it is or why it cannot load."""
+    for plugin in spec.plugins:
+        emit(probe_one(plugin, spec.engines))
+    return 0
+
+
+def probe_one(plugin: Plugin, engines: tuple[str, ...]) -> Probed | Fatal:
+    import importlib
     import importlib.metadata
 
     from matrix.check.cell import metadata_schema
     from matrix.check.migrator import Migrator, OfflineConnect
     from matrix.engines import engine_named
-    from matrix.protocol import Plugin
 
-    plugin = Plugin.from_dict(spec["plugin"])
-    roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
-    engines: list[str] = spec["engines"]
+    roots = roots_of(plugin)
     try:
         migrator = Migrator(plugin)
         heads = sorted(migrator.script.get_heads())
         # Each engine's own load: env.py may fail under one dialect only (Peek 5.1.6's
         # passes client_encoding, which pymssql refuses), and that is that engine's verdict.
         offline: dict[str, bool] = {}
-        failures: dict[str, dict[str, Any]] = {}
+        failures: dict[str, Cause] = {}
         for name in engines:
             try:
                 migrator.render(engine_named(name).offline_url, "base:base")
@@ -152,163 +162,114 @@ def probe(spec: dict[str, Any]) -> int:
             except Exception as error:  # noqa: BLE001 - the plugin's cause on this engine
                 failures[name] = first_cause(error, roots)
         if len(failures) == len(engines):
-            emit({"fatal": failures[engines[0]]})
-            return 0
-        import importlib
-
+            return Fatal(failures[engines[0]], package=plugin.package)
         imported = Path(importlib.import_module(plugin.package).__file__).resolve()
     except Exception as error:  # noqa: BLE001 - whatever stops the plugin is its first cause
-        emit({"fatal": first_cause(error, roots), "package": plugin.package})
-        return 0
+        return Fatal(first_cause(error, roots), package=plugin.package)
     if not imported.is_relative_to(plugin.import_root.resolve()):
-        emit(
-            {
-                "package": plugin.package,
-                "fatal": {
-                    "kind": "shadowed",
-                    "error": f"{plugin.package} was imported from {imported}, not from "
-                    f"{plugin.import_root}: another copy shadows the one under test",
-                    "where": str(imported),
-                },
-            }
+        return Fatal(
+            Cause(
+                kind="shadowed",
+                error=f"{plugin.package} was imported from {imported}, not from "
+                f"{plugin.import_root}: another copy shadows the one under test",
+                where=str(imported),
+            ),
+            package=plugin.package,
         )
-        return 0
-    versions = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
-    emit(
-        {
-            "package": plugin.package,
-            "probe": {
-                "schema": migrator.env.schema or metadata_schema(plugin.package),
-                "revisions": [s.revision for s in migrator.revisions],
-                "heads": heads,
-                "offline": offline,
-                "failures": failures,
-                "versions": versions,
-            },
-        }
+    return Probed(
+        package=plugin.package,
+        schema=migrator.env.schema or metadata_schema(plugin.package),
+        revisions=[s.revision for s in migrator.revisions],
+        heads=heads,
+        offline=offline,
+        failures=failures,
+        versions={d.metadata["Name"]: d.version for d in importlib.metadata.distributions()},
     )
-    return 0
 
 
-def run(spec: dict[str, Any], url: str | None) -> int:
-    """Run the requested checks on one target and report each as it ends."""
-    from dataclasses import asdict
+def run(spec: CellSpec, url: str | None, after: Callable | None = None) -> int:
+    """Run the requested checks on one target and report each as it ends.
 
+    ``after(cell, spec)`` runs once the checks have reported (the
+    benchmark, in :mod:`matrix.bench.process`), on the database they left at
+    head.
+    """
     from sqlalchemy.engine import make_url
 
     from matrix import masking
+    from matrix.check.cell import Cell
     from matrix.check.checks import run_checks
-    from matrix.protocol import Plugin
 
-    plugin = Plugin.from_dict(spec["plugin"])
     db_url = make_url(url) if url else None
     if db_url is not None:
         masking.register_url(db_url)
-    roots = [plugin.import_root / plugin.package, plugin.alembic_dir]
-    checks = tuple(spec["checks"])
     try:
-        cell = _cell(spec, plugin, db_url)
+        cell = Cell.on(spec.plugin, spec.on, db_url, scale=spec.scale, previous=spec.previous)
     except Exception as error:  # noqa: BLE001 - the plugin cannot even be read
-        emit({"fatal": first_cause(error, roots)})
+        emit(Fatal(first_cause(error, roots_of(spec.plugin))))
         return 0
     try:
-        cell.prepare_siblings(checks)
+        cell.prepare_siblings(spec.checks)
         cell.discover()
     except Exception as error:  # noqa: BLE001 - env.py failing before any check
-        emit({"fatal": first_cause(error, roots)})
+        emit(Fatal(first_cause(error, roots_of(spec.plugin))))
         cell.close()
         return 0
-    emit({"ready": {"schema": cell.schema, "revisions": cell.revisions, "head": cell.head}})
+    emit(Ready(cell.schema, cell.revisions, cell.head))
     try:
         run_checks(
             cell,
-            checks,
-            on_start=lambda name: emit({"start": name}),
-            on_done=lambda result: emit({"done": asdict(result)}),
+            spec.checks,
+            on_start=lambda name: emit(Started(name)),
+            on_done=lambda result: emit(Done(result)),
         )
-        emit({"waivers_used": sorted(cell.waivers.used)})
-        if spec.get("benchmark") is not None and cell.live:
-            _benchmark(cell, spec["benchmark"])
+        emit(WaiversUsed(sorted(cell.waivers.used)))
+        if after is not None and cell.live:
+            after(cell, spec)
     finally:
         cell.close()
     return 0
 
 
-def seed(spec: dict[str, Any], url: str) -> int:
+def seed(spec: SeedSpec, url: str) -> int:
     """Bring a database to the plugin's head with rows written at every revision.
 
     Run with the *previous* release's plugin in its own environment; the
-    ledger of the rows written goes to ``spec["ledger"]`` for the check
-    process of this release (``upgrade_from_release``).
+    ledger of the rows written goes to ``spec.ledger`` for the check process
+    of this release (``upgrade_from_release``).
     """
     from sqlalchemy.engine import make_url
 
     from matrix import masking
     from matrix.check import synthetic
-    from matrix.check.checks.data import DataObserver, server_timezone
-    from matrix.check.migrator import StepFailed
-    from matrix.protocol import Plugin
+    from matrix.check.cell import Cell
+    from matrix.check.checks.data import upgrade_with_rows
 
-    plugin = Plugin.from_dict(spec["plugin"])
     db_url = make_url(url)
     masking.register_url(db_url)
     try:
-        cell = _cell(spec, plugin, db_url)
+        cell = Cell.on(spec.plugin, spec.on, db_url)
         cell.discover()
     except Exception as error:  # noqa: BLE001 - reported as the seed's failure
-        emit({"seeded": {"error": masking.mask(f"{type(error).__name__}: {error}")}})
+        emit(Seeded(error=masking.mask(f"{type(error).__name__}: {error}")))
         return 0
-    conn = cell.open(db_url)
     ledger = synthetic.Ledger()
     try:
-        cell.migrator.upgrade(db_url, "heads", DataObserver(cell, conn, ledger))
-        # Only what a site at this release holds is on trial for the upgrade: rows
-        # the release's own history lost or rewrote are that release's findings.
-        timezone = server_timezone(conn, cell.engine.name)
-        gone = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
-        ledger.forget({id(row) for loss in gone if loss.kind != "column" for row in loss.rows})
-        for loss in gone:
-            if loss.kind == "column":
-                ledger.forget_column(loss.table, loss.column)
-    except StepFailed as failure:
-        emit({"seeded": {"error": masking.mask(str(failure))}})
-        return 0
+        walk = upgrade_with_rows(cell, db_url, ledger)
     finally:
-        engine = conn.engine
-        conn.close()
-        engine.dispose()
         cell.close()
-    Path(spec["ledger"]).write_text(json.dumps(ledger.to_dict()), encoding="utf-8")
-    emit({"seeded": {"head": cell.head, "rows": len(ledger.rows)}})
+    if walk.failure is not None:
+        emit(Seeded(error=masking.mask(str(walk.failure))))
+        return 0
+    # Only what a site at this release holds is on trial for the upgrade: rows
+    # the release's own history lost or rewrote are that release's findings.
+    ledger.forget({id(row) for loss in walk.losses if loss.kind != "column" for row in loss.rows})
+    for loss in walk.losses:
+        if loss.kind == "column":
+            ledger.forget_column(loss.table, loss.column)
+    spec.ledger.write_text(json.dumps(ledger.to_dict()), encoding="utf-8")
+    emit(Seeded(head=cell.head, rows=len(ledger.rows)))
     return 0
-
-
-def _cell(spec: dict[str, Any], plugin, url):
-    """The checks' view of one target, from the spec the runner wrote."""
-    from matrix.check.cell import Cell
-    from matrix.define.policy import Policy
-    from matrix.engines import engine_named
-
-    return Cell(
-        plugin=plugin,
-        engine=engine_named(spec["engine"]),
-        target=spec["target"],
-        url=url,
-        sql_dir=Path(spec["sql_dir"]),
-        policy=Policy.from_dict(spec.get("policy") or {}),
-        statement_timeout_s=spec.get("statement_timeout_s", 0),
-        lock_timeout_s=spec.get("lock_timeout_s", 0),
-        options=spec.get("options") or {},
-    )
-
-
-def _benchmark(cell, settings: dict[str, Any]) -> None:
-    """Measure session throughput on the database the checks left at head."""
-    from matrix.bench.measure import run_benchmark
-
-    emit({"start": "benchmark"})
-    result = run_benchmark(cell.plugin, cell.url, cell.schema, settings)
-    emit({"benchmark": result})
 
 
 def exit_with_parent() -> None:
@@ -332,15 +293,15 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, after: Callable | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     exit_with_parent()
-    spec = json.loads(os.environ[SPEC_ENV])
+    text = os.environ[SPEC_ENV]
     if "--probe" in argv:
-        return probe(spec)
+        return probe(decode_spec(ProbeSpec, text))
     if "--seed" in argv:
-        return seed(spec, os.environ[URL_ENV])
-    return run(spec, os.environ.get(URL_ENV) or None)
+        return seed(decode_spec(SeedSpec, text), os.environ[URL_ENV])
+    return run(decode_spec(CellSpec, text), os.environ.get(URL_ENV) or None, after)
 
 
 if __name__ == "__main__":

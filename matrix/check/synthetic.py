@@ -655,10 +655,12 @@ def decode(value: Any) -> Any:
 # -- reading back --------------------------------------------------------------------
 
 
-def verify(
-    conn: sa.Connection, engine: Engine, schema: str, ledger: Ledger, timezone: str = "UTC"
-) -> list[Loss]:
-    """Every written row that is gone or changed now, with the revision to blame."""
+def verify(conn: sa.Connection, engine: Engine, schema: str, ledger: Ledger) -> list[Loss]:
+    """Every written row that is gone or changed now, with the revision to blame.
+
+    Naive timestamps compare in the server's own zone (:meth:`Engine.server_timezone`).
+    """
+    timezone = engine.server_timezone(conn)
     metadata = reflect(conn, engine, schema)
     by_identity = {identity: name for name, identity in ledger.identities.items()}
     losses: list[Loss] = []

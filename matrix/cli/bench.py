@@ -18,10 +18,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from matrix.cli import ExitCode
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import add_command, common, whole_number
 from matrix.cli.run import add_run_options, run_command
 from matrix.report import load_report, write_atomic
+from matrix.results import benchmark_document
 from matrix.results.benchmark import (
     BENCHMARK_FILE,
     ORM,
@@ -29,7 +30,6 @@ from matrix.results.benchmark import (
     Change,
     Comparison,
     Settings,
-    benchmark_document,
     load_document,
 )
 
@@ -109,7 +109,7 @@ def bench_command(args: argparse.Namespace) -> int:
     settings = Settings(args.rows, args.ops, args.queries, args.rounds, args.warmup)
     # ``run`` writes the page before benchmark.json exists; only the final page is shot.
     status = run_command(
-        argparse.Namespace(**{**vars(args), "screenshot": False}), benchmark=settings.to_dict()
+        argparse.Namespace(**{**vars(args), "screenshot": False}), benchmark=settings
     )
     if status not in (ExitCode.OK, ExitCode.INCOMPLETE):
         return status

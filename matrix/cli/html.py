@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matrix.cli import ExitCode
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import add_command, add_reports, add_verbose
 
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from matrix import gate, settings
-from matrix.cli import ExitCode
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import (
     add_allow_missing,
     add_command,

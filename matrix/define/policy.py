@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import tomllib
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matrix.catalogue import BY_NAME, FINDING_KINDS, KINDS, NOT_RUN_KIND, kinds_of
+from matrix.documents import read_toml
 from matrix.errors import HarnessError
 
 FILE_NAME = "peek-matrix-policy.toml"
@@ -170,19 +170,14 @@ def load_policy(path: Path | None, targets: Collection[str] = ()) -> Policy:
     """
     if path is None:
         return Policy()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(
-            f"The policy file {path} does not exist.", "Check the path given to --policy."
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyError(f"The policy file {path} cannot be read ({error}).") from None
-    except tomllib.TOMLDecodeError as error:
-        raise PolicyError(
-            f"The policy file {path} is not valid TOML: {error}.",
-            "Fix the syntax at the line and column given.",
-        ) from None
+    data = read_toml(
+        path,
+        "policy file",
+        "Fix the syntax at the line and column given.",
+        missing=f"The policy file {path} does not exist.",
+        missing_fix="Check the path given to --policy.",
+        error=PolicyError,
+    )
     return parse_policy(path, data, targets)
 
 

@@ -9,15 +9,15 @@ before any container starts, naming the target and the field to fix.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matrix.documents import read_toml
+from matrix.engines import engine_named, engine_names
 from matrix.errors import MatrixFileError
 
 DEFAULT_MATRIX_FILE = Path(__file__).with_name("targets.toml")
-ENGINES = ("postgresql", "mssql")
 PROVIDERS = ("docker", "native", "external")
 SCHEMA_VERSION = 1
 
@@ -58,10 +58,8 @@ class Target:
 
     @property
     def label(self) -> str:
-        """A human name: ``PostgreSQL 15 + PostGIS 3.3``."""
-        name = {"postgresql": "PostgreSQL", "mssql": "SQL Server"}[self.engine]
-        extra = f" + PostGIS {self.postgis}" if self.postgis else ""
-        return f"{name} {self.version}{extra}"
+        """A human name, as its engine says it: ``PostgreSQL 15 + PostGIS 3.3``."""
+        return engine_named(self.engine).target_label(self.version, self.postgis)
 
 
 @dataclass(frozen=True)
@@ -85,9 +83,9 @@ class Matrix:
         else:
             chosen = list(self.targets)
         if engine:
-            if engine not in ENGINES:
+            if engine not in engine_names():
                 raise MatrixFileError(
-                    f"Unknown engine {engine!r}.", f"Use one of {', '.join(ENGINES)}."
+                    f"Unknown engine {engine!r}.", f"Use one of {', '.join(engine_names())}."
                 )
             chosen = [t for t in chosen if t.engine == engine]
         return chosen
@@ -96,19 +94,15 @@ class Matrix:
 def load_matrix(path: Path | str = DEFAULT_MATRIX_FILE) -> Matrix:
     """Read and validate a matrix file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MatrixFileError(
-            f"Matrix file {path} does not exist.",
-            "Pass --matrix with the path of a matrix TOML file, or omit it to use "
-            f"the default {DEFAULT_MATRIX_FILE}.",
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise MatrixFileError(
-            f"Matrix file {path} is not valid TOML: {error}.",
-            "Fix the syntax at the line and column given.",
-        ) from None
+    data = read_toml(
+        path,
+        "matrix file",
+        "Fix the syntax at the line and column given.",
+        missing=f"Matrix file {path} does not exist.",
+        missing_fix="Pass --matrix with the path of a matrix TOML file, or omit it to use "
+        f"the default {DEFAULT_MATRIX_FILE}.",
+        error=MatrixFileError,
+    )
     return _parse(path, data)
 
 
@@ -119,7 +113,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Matrix:
             f"{where} has schema_version {data.get('schema_version')!r}.",
             f"Set `schema_version = {SCHEMA_VERSION}` at the top of the file.",
         )
-    engines = {name: _engine(where, name, data.get("engine", {})) for name in ENGINES}
+    engines = {name: _engine(where, name, data.get("engine", {})) for name in engine_names()}
     raw_targets = data.get("target")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise MatrixFileError(
@@ -171,8 +165,10 @@ def _target(
     name = f"target #{index} ({raw.get('id', 'no id')!r})"
     try:
         engine = _typed(raw, "engine", str)
-        if engine not in ENGINES:
-            raise _FieldError(f"has unknown engine {engine!r}", f"Use one of {', '.join(ENGINES)}.")
+        if engine not in engine_names():
+            raise _FieldError(
+                f"has unknown engine {engine!r}", f"Use one of {', '.join(engine_names())}."
+            )
         providers = tuple(_typed(raw, "providers", list))
         bad = [p for p in providers if p not in PROVIDERS]
         if bad or not providers:
@@ -199,7 +195,7 @@ def _target(
                 f"has id = {raw['id']!r}", "Use letters, digits, '-', '_' and '.' only."
             )
         postgis = _typed(raw, "postgis", str, None)
-        if postgis and engine != "postgresql":
+        if postgis and not engine_named(engine).has_postgis:
             raise _FieldError("sets postgis on a non-PostgreSQL target", "Remove it.")
         return Target(
             id=_typed(raw, "id", str),

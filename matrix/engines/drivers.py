@@ -12,11 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from matrix.engines import engine_named
+if TYPE_CHECKING:
+    from matrix.engines.base import Engine
 
 BatchLoad = Callable[[sa.Table, list[str], list[tuple]], None]
 
@@ -24,10 +25,14 @@ BatchLoad = Callable[[sa.Table, list[str], list[tuple]], None]
 class Driver(ABC):
     """The engine's DBAPI connection, used raw, and the fastest ways to load rows."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, database: Engine) -> None:
         self._pooled = engine.raw_connection()
         self.connection = self._pooled.driver_connection
         self.dialect = engine.dialect
+        self.database = database  # the harness's engine: how values reach this driver
+
+    def compile(self, statement: sa.Executable) -> Compiled:
+        return Compiled.of(statement, self.dialect, self.database)
 
     def close(self) -> None:
         self._pooled.close()
@@ -126,29 +131,22 @@ class MssqlDriver(Driver):
         self.connection.commit()
 
 
-def driver_value(dialect: sa.Dialect, value: Any) -> Any:
-    """A synthetic value in the form the DBAPI driver takes without SQLAlchemy's help.
-
-    The engine's own rule (:meth:`matrix.engines.Engine.driver_value`), the one
-    its bulk loads use: pymssql needs bytes as a ``bytearray``.
-    """
-    return engine_named(dialect.name).driver_value(value)
-
-
 @dataclass(frozen=True)
 class Compiled:
     """A statement compiled once for the driver: the very SQL the ORM sends."""
 
     sql: str
     compiled: sa.engine.Compiled
+    database: Engine  # whose rule turns a value into what its driver takes
 
     @classmethod
-    def of(cls, statement: sa.Executable, dialect: sa.Dialect) -> Compiled:
+    def of(cls, statement: sa.Executable, dialect: sa.Dialect, database: Engine) -> Compiled:
         compiled = statement.compile(dialect=dialect)
-        return cls(str(compiled), compiled)
+        return cls(str(compiled), compiled, database)
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
-        dialect = self.compiled.dialect
+        """Values as the driver takes them without SQLAlchemy's help, by the engine's rule
+        (:meth:`matrix.engines.Engine.driver_value`, the one its bulk loads use)."""
         return self.compiled.construct_params(
-            {k: driver_value(dialect, v) for k, v in values.items()}
+            {k: self.database.driver_value(v) for k, v in values.items()}
         )

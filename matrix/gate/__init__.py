@@ -46,7 +46,7 @@ from matrix.define.targets import Matrix, Target, load_matrix
 from matrix.engines import ServerInfo, engine_named
 from matrix.errors import HarnessError
 from matrix.install.sources import sha256_of, tree_commit
-from matrix.report import load_report, merge_target_files, read_json, write_atomic
+from matrix.report import load_report, merge_target_files, read_report, write_atomic
 from matrix.report.markdown import markdown
 from matrix.results import (
     CheckResult,
@@ -576,7 +576,7 @@ def load_evidence(reports_dir: Path) -> Evidence:
     """compat.json (of this harness's schema), the status it states, and its per-target files."""
     path = reports_dir / REPORT_FILE
     report = load_report(path)
-    stated = read_json(path, "matrix report").get("status")
+    stated = read_report(path, "matrix report").get("status")
     files = sorted((reports_dir / TARGETS_FOLDER).glob("*.json"))
     return Evidence(report, stated, {p: merge_target_files([p]) for p in files})
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from matrix.documents import read_json
 from matrix.errors import PluginError
 
 FILE_NAME = "plugin_package.json"
@@ -32,18 +33,15 @@ class Manifest:
 def read_manifest(package_dir: Path) -> Manifest:
     """Read and validate ``<package_dir>/plugin_package.json``."""
     path = package_dir / FILE_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PluginError(
-            f"{package_dir} has no {FILE_NAME}.",
-            "Point --plugin at a Peek plugin; its package folder holds plugin_package.json.",
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PluginError(
-            f"{path} cannot be read as JSON ({error}).",
-            "Fix the file: Peek reads it to find the plugin's services.",
-        ) from None
+    data = read_json(
+        path,
+        "plugin manifest",
+        "Fix the file: Peek reads it to find the plugin's services.",
+        missing=f"{package_dir} has no {FILE_NAME}.",
+        missing_fix="Point --plugin at a Peek plugin; its package folder holds "
+        "plugin_package.json.",
+        error=PluginError,
+    )
     return parse_manifest(path, data)
 
 

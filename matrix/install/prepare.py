@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matrix.child import Child, harness_path
+from matrix.child import Child, Watch, harness_path
 from matrix.errors import PluginError
 from matrix.install import environment, sources
 from matrix.install.environment import Environment
 from matrix.install.manifest import alembic_folder
 from matrix.install.sources import Built, Kind
-from matrix.protocol import Plugin
+from matrix.protocol import Cause, Fatal, Plugin, Probed, ProbeSpec
 
 PROBE_TIMEOUT_S = 300
 # Modules whose distribution is not named like them.
@@ -68,8 +68,8 @@ def prepare_plugin(
     with_requirements: tuple[str, ...] = (),
     without_dependencies: tuple[str, ...] = (),
     constraints: Path | None = None,
-    drivers: tuple[str, ...] = (),
-    engines: tuple[str, ...] = ("postgresql",),
+    drivers: tuple[str, ...],
+    engines: tuple[str, ...],
     log=lambda message: None,
 ) -> PreparedPlugin:
     """Classify, build, install and probe the plugin; bad input raises PluginError."""
@@ -132,62 +132,88 @@ def plugin_in(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
     )
 
 
-def _probe(prepared: PreparedPlugin, engines: tuple[str, ...]) -> None:
-    """Load the plugin once, rendering under each engine's dialect: a verdict per engine."""
-    spec = {"plugin": prepared.plugin.to_dict(), "engines": list(engines)}
-    child = Child(prepared.environment.python, ["--probe"], spec, None, prepared.child_path)
-    started = time.monotonic()
-    result = None
+@dataclass
+class Probing:
+    """What a probe process said of each plugin, by package, and how it ended."""
+
+    found: dict[str, Probed | Fatal]
+    exit_code: int | None
+    output: str  # its last lines: why a plugin it never reported on is missing
+
+
+def probe(
+    plugins: list[Plugin],
+    python: Path,
+    path: list[Path],
+    engines: tuple[str, ...],
+    timeout_s: float,
+) -> Probing:
+    """Load each plugin once in one process of ``python``, as the checks will.
+
+    A plugin the process never reported on is missing from :attr:`Probing.found`
+    (the process could not even start: the caller says so with its output).
+    """
+    child = Child(python, ["--probe"], ProbeSpec(tuple(plugins), engines), None, path)
+    found: dict[str, Probed | Fatal] = {}
+    watch = Watch(child, deadline=time.monotonic() + timeout_s, poll_s=1.0)
     try:
-        for event in child.events(timeout=1.0):
-            if time.monotonic() - started > PROBE_TIMEOUT_S:
-                raise PluginError(
-                    f"Loading the plugin took more than {PROBE_TIMEOUT_S} s.",
-                    "Check what its modules do at import time.",
-                )
-            if event is not None and ("probe" in event or "fatal" in event):
-                result = event
+        for event in watch.events():
+            if isinstance(event, Probed | Fatal) and event.package:
+                found[event.package] = event
     finally:
         child.kill()
-    if result is None:
+    if watch.stopped:
+        raise PluginError(
+            f"Loading the plugin took more than {timeout_s:g} s.",
+            "Check what its modules do at import time.",
+        )
+    return Probing(found, child.process.returncode, child.tail())
+
+
+def _probe(prepared: PreparedPlugin, engines: tuple[str, ...]) -> None:
+    """Load the plugin once, rendering under each engine's dialect: a verdict per engine."""
+    plugin = prepared.plugin
+    probing = probe(
+        [plugin], prepared.environment.python, prepared.child_path, engines, PROBE_TIMEOUT_S
+    )
+    found = probing.found.get(plugin.package)
+    if found is None:
         raise PluginError(
             f"The plugin's environment could not load the harness's check process "
-            f"(exit code {child.process.returncode}):\n{child.tail()}",
+            f"(exit code {probing.exit_code}):\n{probing.output}",
             f"Check the environment in {prepared.environment.path}; remove it to rebuild it.",
         )
-    if "fatal" in result:
-        failure = _load_failure(result["fatal"], prepared)
+    if isinstance(found, Fatal):
+        failure = _load_failure(found.cause, prepared)
         prepared.load_failures = dict.fromkeys(engines, failure)
         return
-    found = result["probe"]
-    prepared.schema = found["schema"]
-    prepared.revisions = found["revisions"]
-    prepared.heads = found["heads"]
-    prepared.offline = found["offline"]
+    prepared.schema = found.schema
+    prepared.revisions = found.revisions
+    prepared.heads = found.heads
+    prepared.offline = found.offline
     prepared.load_failures = {
-        engine: _load_failure(cause, prepared) for engine, cause in found["failures"].items()
+        engine: _load_failure(cause, prepared) for engine, cause in found.failures.items()
     }
 
 
-def _load_failure(cause: dict, prepared: PreparedPlugin) -> str:
+def _load_failure(cause: Cause, prepared: PreparedPlugin) -> str:
     """The verdict for a plugin that cannot load; bad input or a harness bug raises."""
-    if cause["kind"] in ("missing_module", "import"):
+    if cause.kind in ("missing_module", "import"):
         raise environment_error(cause)
-    if cause["kind"] == "harness":
+    if cause.kind == "harness":
         raise PluginError(
-            f"The harness failed while loading the plugin at {cause.get('where')}: "
-            f"{cause['error']}.",
+            f"The harness failed while loading the plugin at {cause.where}: {cause.error}.",
             "This is a harness bug; rerun with -v and report it with the output.",
         )
     return describe_failure(cause)
 
 
-def environment_error(cause: dict) -> PluginError:
+def environment_error(cause: Cause) -> PluginError:
     """A module the environment lacks (or holds in another release), as the user's fix."""
-    where = cause.get("where") or "the plugin"
-    chain = f"{cause['raised_at']}, reached from {where}," if cause.get("raised_at") else where
-    module = cause.get("module") or "?"
-    if cause["kind"] == "missing_module":
+    where = cause.where or "the plugin"
+    chain = f"{cause.raised_at}, reached from {where}," if cause.raised_at else where
+    module = cause.module or "?"
+    if cause.kind == "missing_module":
         top = module.split(".")[0]
         distribution = KNOWN_DISTRIBUTIONS.get(top, top.replace("_", "-"))
         return PluginError(
@@ -197,9 +223,9 @@ def environment_error(cause: dict) -> PluginError:
             "plugin needs only a module of it and not its dependencies; the plugin does not "
             "declare it.",
         )
-    installed = cause.get("distribution")
+    installed = cause.distribution
     return PluginError(
-        f"The plugin's environment cannot import what {chain} needs: {cause['error']}"
+        f"The plugin's environment cannot import what {chain} needs: {cause.error}"
         + (f" (installed: {installed})." if installed else "."),
         "The installed release of that distribution differs from the one the plugin was "
         "written for: pin the release it needs with --constraints FILE (a line such as "
@@ -207,6 +233,6 @@ def environment_error(cause: dict) -> PluginError:
     )
 
 
-def describe_failure(cause: dict) -> str:
-    where = f" at {cause['where']}" if cause.get("where") else ""
-    return f"the plugin cannot be loaded{where}: {cause['error']}"
+def describe_failure(cause: Cause) -> str:
+    where = f" at {cause.where}" if cause.where else ""
+    return f"the plugin cannot be loaded{where}: {cause.error}"

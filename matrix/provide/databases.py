@@ -271,17 +271,18 @@ def _login(probe: URL, postgis: bool, engine: Engine) -> None:
         with sa_engine.connect() as conn:
             conn.execute(sa.text("SELECT 1")).scalar_one()
             if postgis:
-                _check_postgis(conn)
+                _check_postgis(conn, engine)
     finally:
         sa_engine.dispose()
 
 
-def _check_postgis(conn: sa.Connection) -> None:
+def _check_postgis(conn: sa.Connection, engine: Engine) -> None:
     # Only whether the packages are there: the extension itself is created in
     # the test database by prepare_database, never in the maintenance one.
-    available = conn.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
-    ).scalar_one_or_none()
+    available = (
+        engine.postgis_available_sql
+        and conn.execute(sa.text(engine.postgis_available_sql)).scalar_one_or_none()
+    )
     if not available:
         raise HarnessError(
             "The PostgreSQL server answers but has no PostGIS extension available.",

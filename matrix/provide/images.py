@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from matrix import settings
 from matrix.define.targets import Target
 from matrix.errors import HarnessError, ProviderUnavailable
 
@@ -73,6 +74,12 @@ class BuildPlace:
 
     mirror: str | None = None
     scratch: Path | None = None
+
+    @classmethod
+    def from_environment(cls) -> BuildPlace:
+        """``MATRIX_DEBIAN_MIRROR`` and ``MATRIX_IMAGE_BUILD_DIR``, when set."""
+        scratch = settings.optional("MATRIX_IMAGE_BUILD_DIR")
+        return cls(settings.optional("MATRIX_DEBIAN_MIRROR"), Path(scratch) if scratch else None)
 
 
 @dataclass(frozen=True)

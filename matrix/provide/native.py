@@ -58,7 +58,7 @@ class NativeProvider(Provider):
         return self.pg_root / target.version / "bin"
 
     def unavailable_reason(self, target: Target) -> str | None:
-        if target.engine != "postgresql":
+        if not engine_named(target.engine).runs_natively:
             return "the native provider runs PostgreSQL only"
         bindir = self.bindir(target)
         if not (bindir / "initdb").exists():
@@ -85,8 +85,8 @@ class NativeProvider(Provider):
             f"PostgreSQL {target.version}",
         )
         server_url = (
-            engine_named("postgresql")
-            .url(f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")
+            engine_named(target.engine)
+            .url(f"{target.engine}://{SUPERUSER}@127.0.0.1:{port}/postgres")
             .set(password=password)
         )
         try:
@@ -172,8 +172,8 @@ class NativeProvider(Provider):
                 timeout=target.settings.ready_timeout + COMMAND_TIMEOUT_S,
             )
             server_url = (
-                engine_named("postgresql")
-                .url(f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")
+                engine_named(target.engine)
+                .url(f"{target.engine}://{SUPERUSER}@127.0.0.1:{port}/postgres")
                 .set(password=password)
             )
             ready = databases.wait_until_ready(

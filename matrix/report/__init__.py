@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from matrix.documents import read_json
 from matrix.errors import HarnessError
 from matrix.report.junit import junit
 from matrix.report.markdown import markdown
@@ -158,24 +159,18 @@ def _build_of(header: dict[str, Any]) -> tuple:
     )
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON file the harness wrote, or one paragraph saying why it cannot be read."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(
-            f"There is no {what} at {path}.",
-            "Run the matrix first (nox -s migrate-postgres) or pass the right --reports.",
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HarnessError(
-            f"{path} is not a readable {what} ({error}).",
-            "Regenerate it with the matrix; do not edit it by hand.",
-        ) from None
+def read_report(path: Path, what: str) -> Any:
+    """A JSON file the matrix wrote, or one paragraph saying why it cannot be read."""
+    return read_json(
+        path,
+        what,
+        "Regenerate it with the matrix; do not edit it by hand.",
+        missing_fix="Run the matrix first (nox -s migrate-postgres) or pass the right --reports.",
+    )
 
 
 def load_report(path: Path) -> RunReport:
-    data = read_json(path, "matrix report")
+    data = read_report(path, "matrix report")
     if not isinstance(data, dict) or data.get("schema_version") != REPORT_SCHEMA_VERSION:
         found = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
         raise HarnessError(
@@ -205,7 +200,7 @@ def merge_target_files(paths: list[Path]) -> RunReport:
         )
     merged: RunReport | None = None
     for path in paths:
-        data = read_json(path, "per-target report")
+        data = read_report(path, "per-target report")
         if not isinstance(data, dict) or "target" not in data:
             raise HarnessError(
                 f"{path} is not a per-target report (it has no target).",

@@ -210,7 +210,7 @@ def _timeline_charts(report: RunReport) -> dict[str, str]:
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(fontsize=8, frameon=False)
         axes.set_title(f"{target.id}: seconds per revision", fontsize=11, loc="left")
-        charts[target.id] = _inline_svg(figure, f"timeline-{target.id}")
+        charts[target.id] = inline_svg(figure, f"timeline-{target.id}")
     return charts
 
 
@@ -263,7 +263,7 @@ def _chart(measured: list[tuple[str, OperationResult]]) -> str:
     axes.margins(y=0.18)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return _inline_svg(figure, first.operation)
+    return inline_svg(figure, first.operation)
 
 
 def _series(
@@ -281,7 +281,7 @@ def _series(
     return xs, medians, [below, above]
 
 
-def _inline_svg(figure, name: str) -> str:
+def inline_svg(figure, name: str) -> str:
     """The figure as inline SVG: no XML prolog, no namespace URLs, ids unique to it.
 
     matplotlib escapes the text it draws; ``name`` goes into ids and the label

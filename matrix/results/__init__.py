@@ -20,7 +20,12 @@ from enum import StrEnum
 from typing import Any
 
 from matrix.catalogue import BY_NAME
-from matrix.results.benchmark import BenchmarkResult, known_fields
+from matrix.results.benchmark import (
+    BenchmarkDocument,
+    BenchmarkResult,
+    TargetBenchmark,
+    known_fields,
+)
 
 REPORT_SCHEMA_VERSION = 3  # 3: plugin.source is the plugin's provenance
 
@@ -357,3 +362,18 @@ class RunReport:
         values["targets"] = [TargetResult.from_dict(t) for t in data.get("targets", [])]
         values["state"] = RunState(data.get("state", RunState.FINISHED))
         return cls(**values)
+
+
+def benchmark_document(report: RunReport) -> BenchmarkDocument:
+    """``benchmark.json``: the run's figures by target, with what served each."""
+    return BenchmarkDocument(
+        asdict(report.plugin),
+        report.plugin.commit,
+        report.run_id,
+        report.started_at,
+        {
+            t.id: TargetBenchmark(t.provider, t.server_version, t.postgis_version, t.benchmark)
+            for t in report.targets
+            if t.benchmark
+        },
+    )

@@ -18,12 +18,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from matrix.documents import read_json
 from matrix.errors import HarnessError
-
-if TYPE_CHECKING:
-    from matrix.results import RunReport
 
 BENCHMARK_FILE = "benchmark.json"
 ORM, DRIVER = "orm", "driver"
@@ -308,30 +306,12 @@ class BenchmarkDocument:
         )
 
 
-def benchmark_document(report: RunReport) -> BenchmarkDocument:
-    """``benchmark.json``: the run's figures by target, with what served each."""
-    return BenchmarkDocument(
-        asdict(report.plugin),
-        report.plugin.commit,
-        report.run_id,
-        report.started_at,
-        {
-            t.id: TargetBenchmark(t.provider, t.server_version, t.postgis_version, t.benchmark)
-            for t in report.targets
-            if t.benchmark
-        },
-    )
-
-
 def load_document(path: Path, what: str = "benchmark document") -> BenchmarkDocument:
     """A ``benchmark.json`` (or a saved baseline), or one paragraph saying why not."""
-    from matrix.report import read_json  # matrix.report imports matrix.results, which imports us
-
     fix = "Pass a file written by `python -m matrix bench` (or its --save-baseline FILE)."
-    if not path.is_file():
-        raise HarnessError(f"There is no {what} at {path}.", fix)
+    data = read_json(path, what, fix)
     try:
-        return BenchmarkDocument.from_dict(read_json(path, what))
+        return BenchmarkDocument.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise HarnessError(
             f"{path} is not a {what} ({type(error).__name__}: {error}).", fix

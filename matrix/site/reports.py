@@ -16,13 +16,27 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from matrix.errors import HarnessError
-from matrix.report import read_json, write_atomic
+from matrix.report import ReportWriter, read_report, write_atomic
 from matrix.results import CheckResult, LockHeld, Status
 from matrix.site.catalogue import SITE_CHECKS
 from matrix.site.results import KIND, SITE_REPORT_SCHEMA_VERSION, SiteReport, SiteTargetResult
 
 DETAIL_LIMIT = 4000
 SHORT = {info.name: info.name.removeprefix("site_") for info in SITE_CHECKS}
+
+
+class SiteReportWriter:
+    """The site's reports folder: held by one run at a time, all its files rewritten at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._folder = ReportWriter(directory)
+
+    def locked(self):
+        return self._folder.locked()
+
+    def write(self, report: SiteReport) -> None:
+        write(self.directory, report)
 
 
 def write(directory: Path, report: SiteReport) -> None:
@@ -36,7 +50,7 @@ def write(directory: Path, report: SiteReport) -> None:
 
 def load(path: Path) -> SiteReport:
     """A site report the harness wrote, or one paragraph saying why it cannot be read."""
-    data = read_json(path, "site report")
+    data = read_report(path, "site report")
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise HarnessError(
             f"{path} is not a site report (its kind is not {KIND!r}).",
@@ -405,7 +419,7 @@ def timeline_charts(report: SiteReport) -> dict[str, str]:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from matrix.report.html import _inline_svg as inline_svg
+    from matrix.report.html import inline_svg
 
     charts = {}
     for target in timed:

@@ -279,7 +279,7 @@ def migration_cost(cell, out: CheckOutput) -> None:
     rows. The limits live in the policy file's ``[cost]`` table; over a limit
     is a failure, under it is information; with no policy nothing fails.
     """
-    scale = int(cell.options.get("scale") or 0)
+    scale = cell.scale
     if scale <= 0:
         raise CannotJudge("no --scale was given")
     url = cell.siblings["scale"]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from matrix.check import synthetic
 from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
@@ -57,6 +62,41 @@ class DataObserver:
         )
 
 
+@dataclass
+class RowsWalk:
+    """An upgrade to head with rows written after each revision, and what became of them."""
+
+    evidence: list[RevisionEvidence]
+    failure: StepFailed | None = None  # the revision that failed; nothing was verified then
+    steps: list[Step] = field(default_factory=list)
+    losses: list[synthetic.Loss] = field(default_factory=list)
+    after: Any = None  # what ``after(conn)`` read at head
+
+
+def upgrade_with_rows(
+    cell,
+    url: URL,
+    ledger: synthetic.Ledger,
+    start: Callable[[sa.Connection], SchemaState] | None = None,
+    after: Callable[[sa.Connection], Any] = lambda conn: None,
+) -> RowsWalk:
+    """Upgrade ``url``'s database to head, filling each revision's tables; then verify the rows.
+
+    The one walk behind ``data_survives``, ``upgrade_from_release`` and the
+    seed of the previous release. ``start`` reads the schema the database
+    starts from (a seeded release's; empty when None), ``after`` reads more
+    at head, both on the walk's own session.
+    """
+    with cell.session(url) as conn:
+        observer = DataObserver(cell, conn, ledger, state=start(conn) if start else None)
+        try:
+            steps = cell.migrator.upgrade(url, "heads", observer)
+        except StepFailed as failure:
+            return RowsWalk(observer.evidence, failure)
+        losses = synthetic.verify(conn, cell.engine, cell.schema, ledger)
+        return RowsWalk(observer.evidence, None, steps, losses, after(conn))
+
+
 def _dropped_columns(change) -> set[tuple[str, str]]:
     """(table, column) pairs whose every fact the change removed and none it added."""
 
@@ -89,36 +129,30 @@ def data_survives(cell, out: CheckOutput) -> None:
     does one that leaves a key sequence behind the keys its table holds (rows
     copied back into a re-created table): the next row a site writes fails.
     """
-    url = cell.siblings["data"]
-    conn = cell.open(url)
-    try:
-        ledger = synthetic.Ledger()
-        observer = DataObserver(cell, conn, ledger)
-        try:
-            cell.migrator.upgrade(url, "heads", observer)
-        except StepFailed as failure:
-            out.evidence = observer.evidence
-            if failure.revision == cell.up_failed_at:
-                raise CannotJudge(
-                    f"the upgrade stops at {failure.revision} with or without data "
-                    "(see upgrade_stepwise)",
-                    because="upgrade_stepwise",
-                ) from None
-            out.find(
-                "fails_with_data",
-                f"upgrade of {failure.revision} fails once the tables hold rows: "
-                f"{describe_error(failure.error)}",
-                revision=failure.revision,
+    ledger = synthetic.Ledger()
+    walk = upgrade_with_rows(
+        cell,
+        cell.siblings["data"],
+        ledger,
+        after=lambda conn: synthetic.lagging_sequences(conn, cell.engine, cell.schema, ledger),
+    )
+    out.evidence = walk.evidence
+    failure = walk.failure
+    if failure is not None:
+        if failure.revision == cell.up_failed_at:
+            raise CannotJudge(
+                f"the upgrade stops at {failure.revision} with or without data "
+                "(see upgrade_stepwise)",
+                because="upgrade_stepwise",
             )
-            return
-        out.evidence = observer.evidence
-        timezone = server_timezone(conn, cell.engine.name)
-        losses = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
-        lagging = synthetic.lagging_sequences(conn, cell.engine, cell.schema, ledger)
-    finally:
-        engine = conn.engine
-        conn.close()
-        engine.dispose()
+        out.find(
+            "fails_with_data",
+            f"upgrade of {failure.revision} fails once the tables hold rows: "
+            f"{describe_error(failure.error)}",
+            revision=failure.revision,
+        )
+        return
+    losses, lagging = walk.losses, walk.after
     report_losses(out, losses)
     for table, (revision, what) in sorted(lagging.items()):
         out.find(
@@ -163,10 +197,3 @@ def report_losses(out: CheckOutput, losses: list[synthetic.Loss]) -> None:
             revision=loss.revision,
             blocking=loss.kind != "column",
         )
-
-
-def server_timezone(conn: sa.Connection, engine: str) -> str:
-    """The zone naive timestamps are read in: the server's, on PostgreSQL."""
-    if engine != "postgresql":
-        return "UTC"
-    return str(conn.execute(sa.text("SHOW TimeZone")).scalar_one())

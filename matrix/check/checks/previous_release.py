@@ -7,8 +7,8 @@ release, with rows, come up to this release intact?
 
 The previous release is another wheel in its own environment; the runner
 lets its migrations bring ``<database>_release`` to its head and write rows
-there first (``python -m matrix.check.process --seed``, with the old plugin), and hands
-this check process the ledger of what was written.
+there first (``python -m matrix.check.process --seed``, with the old
+plugin), and hands this check process the ledger of what was written.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from matrix.check import synthetic
 from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
-from matrix.check.checks.data import DataObserver, report_losses, server_timezone
-from matrix.check.migrator import StepFailed
+from matrix.check.checks.data import report_losses, upgrade_with_rows
 from matrix.check.snapshot import describe
+from matrix.protocol import PreviousRelease
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,10 @@ def _without_docstring(function: ast.FunctionDef) -> ast.FunctionDef:
     )
 
 
-def _previous(cell) -> dict:
-    previous = cell.options.get("previous") or {}
-    if not previous.get("alembic_dir"):
-        raise CannotJudge(previous.get("reason") or "no previous release was given (--previous)")
+def _previous(cell) -> PreviousRelease:
+    previous = cell.previous
+    if previous.alembic_dir is None:
+        raise CannotJudge(previous.reason or "no previous release was given (--previous)")
     return previous
 
 
@@ -115,9 +115,9 @@ def released_revisions_unchanged(cell, out: CheckOutput) -> None:
     ``down_revision``, breaks the history those sites stand on.
     """
     previous = _previous(cell)
-    old = revision_files(Path(previous["alembic_dir"]))
+    old = revision_files(previous.alembic_dir)
     new = revision_files(cell.plugin.alembic_dir)
-    version = previous.get("version", "?")
+    version = previous.version or "?"
     for revision, released in old.items():
         now = new.get(revision)
         if now is None:
@@ -164,37 +164,26 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
     and unchanged, and the schema equals a fresh upgrade from base.
     """
     previous = _previous(cell)
-    if previous.get("seed_error"):
+    if previous.seed_error:
         raise CannotJudge(
-            f"the previous release {previous.get('version')} could not be brought to its head "
-            f"with data on this server: {previous['seed_error']}"
+            f"the previous release {previous.version} could not be brought to its head "
+            f"with data on this server: {previous.seed_error}"
         )
     if not cell.live or "release" not in cell.siblings:
         raise CannotJudge("no database at the previous release")
     url = cell.siblings["release"]
-    ledger = synthetic.Ledger.from_dict(json.loads(Path(previous["ledger"]).read_text()))
-    conn = cell.open(url)
-    try:
-        observer = DataObserver(cell, conn, ledger, state=cell.state(conn))
-        try:
-            steps = cell.migrator.upgrade(url, "heads", observer)
-        except StepFailed as failure:
-            out.evidence = observer.evidence
-            out.find(
-                "upgrade_failed",
-                f"upgrading a {previous.get('version')} database with data fails at "
-                f"{failure.revision}: {describe_error(failure.error)}",
-                revision=failure.revision,
-            )
-            return
-        out.evidence = observer.evidence
-        timezone = server_timezone(conn, cell.engine.name)
-        losses = synthetic.verify(conn, cell.engine, cell.schema, ledger, timezone)
-        state = cell.state(conn)
-    finally:
-        engine = conn.engine
-        conn.close()
-        engine.dispose()
+    ledger = synthetic.Ledger.from_dict(json.loads(previous.ledger.read_text()))
+    walk = upgrade_with_rows(cell, url, ledger, start=cell.state, after=cell.state)
+    out.evidence = walk.evidence
+    if walk.failure is not None:
+        out.find(
+            "upgrade_failed",
+            f"upgrading a {previous.version} database with data fails at "
+            f"{walk.failure.revision}: {describe_error(walk.failure.error)}",
+            revision=walk.failure.revision,
+        )
+        return
+    losses, steps, state = walk.losses, walk.steps, walk.after
     report_losses(out, losses)
     if cell.head_state is None:
         if any(finding.blocking for finding in out.findings):
@@ -207,7 +196,7 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
     if state != cell.head_state:
         out.find(
             "schema_differs",
-            f"a database upgraded from {previous.get('version')} has another schema than a fresh "
+            f"a database upgraded from {previous.version} has another schema than a fresh "
             "upgrade from base (- fresh upgrade, + upgraded from the release)",
             revision=cell.head,
             detail=describe(cell.head_state.facts, state.facts),
@@ -221,6 +210,6 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
             f"their data is unproven; the upgrade kept all {len(ledger.rows)} rows written"
         )
     out.covered = (
-        f"{previous.get('version')} at {previous.get('head')} with {len(ledger.rows)} rows, "
+        f"{previous.version} at {previous.head} with {len(ledger.rows)} rows, "
         f"then {len(steps)} revisions of this build: every row kept, same schema"
     )
