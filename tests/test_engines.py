@@ -20,7 +20,7 @@ import sqlglot
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import mssql, postgresql
 
-from matrix.check import lint, synthetic
+from matrix.check import column_values, lint, survival, synthetic
 from matrix.engines import ConnectFailure, ServerInfo, engine_named, engine_of
 from matrix.engines.sqlscript import (
     ScriptSyntaxError,
@@ -59,7 +59,7 @@ def parses_as_tsql(sql: str) -> None:
 
 
 def test_geometry_is_read_back_through_an_alias_never_a_four_part_name():
-    sql = tsql(synthetic.read_statement(MSSQL, plugin_table()))
+    sql = tsql(survival.read_statement(MSSQL, plugin_table()))
     assert "[t].[geom].STAsText() AS geom" in sql
     assert "FROM pl_tutorial.[SpatialFeature] AS t" in sql
     assert not FOUR_PART_METHOD.search(sql), sql
@@ -72,7 +72,7 @@ def test_reading_geometry_from_a_schema_qualified_column_is_refused():
 
 
 def test_geometry_is_written_with_the_static_constructor():
-    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1.25 2.25)", 4326)}
+    values = {"name": "r1", "geom": column_values.Geometry("POINT(1.25 2.25)", 4326)}
     sql = tsql(synthetic.insert_statement(MSSQL, plugin_table(), values))
     assert "geometry::STGeomFromText(N'POINT(1.25 2.25)', 4326)" in sql
     with pytest.raises(ValueError):
@@ -383,7 +383,7 @@ def test_postgresql_splitter_refuses_an_unterminated_token(sql):
 
 def test_both_dialects_compile_the_harness_row_statements():
     table = plugin_table()
-    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1 1)", 4326)}
+    values = {"name": "r1", "geom": column_values.Geometry("POINT(1 1)", 4326)}
     pg = str(
         synthetic.insert_statement(POSTGRESQL, table, values).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
@@ -395,7 +395,7 @@ def test_both_dialects_compile_the_harness_row_statements():
 def test_sql_server_bulk_load_passes_wkt_and_srid_not_ewkt():
     """STGeomFromText takes no EWKT, and a 4326 column refuses SRID 0 (GeoAlchemy2's CHECK)."""
     table = plugin_table()
-    point = synthetic.Geometry("POINT(1 1)", 4326)
+    point = column_values.Geometry("POINT(1 1)", 4326)
     sql, rows = MSSQL.bulk_statement(table, ["name", "geom"], [("r1", point), ("r2", None)])
     assert sql == (
         "INSERT INTO [pl_tutorial].[SpatialFeature] ([name], [geom]) "

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 
-from matrix.check import synthetic
+from matrix.check import column_values, synthetic
 
 
 @dataclass
@@ -56,12 +56,12 @@ class MappedTable:
                 or column.identity is not None
             ):
                 continue
-            value = synthetic.value_for(column.type, serial, column)
+            value = column_values.value_for(column.type, serial, column)
             if value is None:
                 if column.nullable or column.server_default is not None:
                     continue
                 raise synthetic.Unfillable(f"no value for the NOT NULL column {column.name}")
-            row[column.name] = _ewkt(value) if isinstance(value, synthetic.Geometry) else value
+            row[column.name] = _ewkt(value) if isinstance(value, column_values.Geometry) else value
         return row
 
     def rows(self, count: int, serial: Iterator[int]) -> list[dict[str, Any]]:
@@ -106,10 +106,10 @@ class Storage:
 
 
 def _is_geometry(column: sa.Column) -> bool:
-    return isinstance(synthetic.value_for(column.type, 1, column), synthetic.Geometry)
+    return isinstance(column_values.value_for(column.type, 1, column), column_values.Geometry)
 
 
-def _ewkt(geometry: synthetic.Geometry) -> str:
+def _ewkt(geometry: column_values.Geometry) -> str:
     return f"SRID={geometry.srid};{geometry.wkt}" if geometry.srid else geometry.wkt
 
 

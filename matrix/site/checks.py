@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from matrix import masking
-from matrix.check import synthetic
+from matrix.check import survival
 from matrix.check.checks.base import CheckOutput, describe_error
 from matrix.check.checks.cost import judge_cost
 from matrix.check.checks.data import KINDS
@@ -233,14 +233,14 @@ def site_matches_fresh(rehearsal: Rehearsal, out: SiteOutput) -> None:
 
 def _losses(
     rehearsal: Rehearsal, member, plugin: CheckOutput, rolled_back: bool = False
-) -> list[synthetic.Loss]:
+) -> list[survival.Loss]:
     """Rows of ``member``'s ledger that are gone or changed, each a finding, blamed.
 
     After a rollback, a row the upgrade changed and the way back did not
     restore is still blamed on the upgrade's revision, and said so.
     """
     conn, engine = rehearsal.conn, rehearsal.engine
-    losses = synthetic.verify(conn, engine, member.schema, member.ledger)
+    losses = survival.verify(conn, engine, member.schema, member.ledger)
     for loss in losses:
         phase, culprit, revision = unlabel(loss.revision) or ("", "", loss.revision)
         by = f" by {culprit}'s {phase} at {revision}" if culprit else ""

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from matrix.check import synthetic
+from matrix.check import survival, synthetic
 from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
 from matrix.check.migrator import Step, StepFailed
 from matrix.check.snapshot import SchemaState
@@ -69,7 +69,7 @@ class RowsWalk:
     evidence: list[RevisionEvidence]
     failure: StepFailed | None = None  # the revision that failed; nothing was verified then
     steps: list[Step] = field(default_factory=list)
-    losses: list[synthetic.Loss] = field(default_factory=list)
+    losses: list[survival.Loss] = field(default_factory=list)
     after: Any = None  # what ``after(conn)`` read at head
 
 
@@ -93,7 +93,7 @@ def upgrade_with_rows(
             steps = cell.migrator.upgrade(url, "heads", observer)
         except StepFailed as failure:
             return RowsWalk(observer.evidence, failure)
-        losses = synthetic.verify(conn, cell.engine, cell.schema, ledger)
+        losses = survival.verify(conn, cell.engine, cell.schema, ledger)
         return RowsWalk(observer.evidence, None, steps, losses, after(conn))
 
 
@@ -134,7 +134,7 @@ def data_survives(cell, out: CheckOutput) -> None:
         cell,
         cell.siblings["data"],
         ledger,
-        after=lambda conn: synthetic.lagging_sequences(conn, cell.engine, cell.schema, ledger),
+        after=lambda conn: survival.lagging_sequences(conn, cell.engine, cell.schema, ledger),
     )
     out.evidence = walk.evidence
     failure = walk.failure
@@ -188,7 +188,7 @@ KINDS = {
 }
 
 
-def report_losses(out: CheckOutput, losses: list[synthetic.Loss]) -> None:
+def report_losses(out: CheckOutput, losses: list[survival.Loss]) -> None:
     """Each loss as a finding; a dropped column is a note (its revision meant to drop it)."""
     for loss in losses:
         out.find(
