@@ -94,7 +94,7 @@ def run_site(options: SiteOptions, progress: Progress, writer: SiteWriter) -> Si
         done: queue.Queue[SiteTargetResult] = queue.Queue()
         for target in options.targets:
             progress.target(target.id, "waiting")
-        start_targets(options.targets, options.jobs, lambda t: _SiteTarget(t, run).run(), done)
+        start_targets(options.targets, options.jobs, lambda t: SiteTarget(t, run).run(), done)
         try:
             site = _prepare(options, run.work, progress, report)
             run.prepared.set_result(site)
@@ -200,7 +200,7 @@ def _pending(target: Target) -> SiteTargetResult:
     return SiteTargetResult(target.id, target.engine, target.label, target.required)
 
 
-class _SiteTarget:
+class SiteTarget:
     """One target: a server, one database for the whole site, the site's check process."""
 
     def __init__(self, target: Target, run: Run[SiteEnvironment]) -> None:
