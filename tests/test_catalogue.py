@@ -61,7 +61,11 @@ def kinds_reported(module: str, function: str, seen: set | None = None) -> set[s
     for call in ast.walk(source.functions[function]):
         if not isinstance(call, ast.Call):
             continue
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "find" and call.args:
+        if (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr in ("find", "failed_step")
+            and call.args
+        ):
             kinds |= _kinds_of(source, call.args[0])
         if isinstance(call.func, ast.Name):
             name = call.func.id

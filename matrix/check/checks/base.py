@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from matrix import masking
 from matrix.catalogue import ADVICE, BY_NAME, CHECKS, CheckInfo
+from matrix.check.migrator import StepFailed
 from matrix.engines import error_text
 from matrix.results import CODE_MARK, CheckResult, Finding, RevisionEvidence, Status
 
@@ -65,6 +66,10 @@ class CheckOutput:
         self.findings.append(
             Finding(kind, masking.mask(message), revision, masking.mask(detail), blocking)
         )
+
+    def failed_step(self, kind: str, failure: StepFailed, said: str) -> None:
+        """A migration step that raised: what was tried, the error, blamed on its revision."""
+        self.find(kind, f"{said}: {describe_error(failure.error)}", revision=failure.revision)
 
     def warn(self, message: str) -> None:
         self.warnings.append(masking.mask(message))

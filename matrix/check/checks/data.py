@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from matrix.check import survival, synthetic
-from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
+from matrix.check.checks.base import CannotJudge, CheckOutput, check
 from matrix.check.migrator import Step, StepFailed
 from matrix.check.snapshot import SchemaState
 from matrix.results import RevisionEvidence
@@ -145,11 +145,10 @@ def data_survives(cell, out: CheckOutput) -> None:
                 "(see upgrade_stepwise)",
                 because="upgrade_stepwise",
             )
-        out.find(
+        out.failed_step(
             "fails_with_data",
-            f"upgrade of {failure.revision} fails once the tables hold rows: "
-            f"{describe_error(failure.error)}",
-            revision=failure.revision,
+            failure,
+            f"upgrade of {failure.revision} fails once the tables hold rows",
         )
         return
     losses, lagging = walk.losses, walk.after

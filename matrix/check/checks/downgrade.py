@@ -88,11 +88,9 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
                 "which declares its downgrade irreversible"
             )
             return
-        out.find(
-            "downgrade_failed",
-            f"downgrade {failure.revision} -> {cell.migrator.down_revision(failure.revision)} "
-            f"failed: {describe_error(failure.error)}",
-            revision=failure.revision,
+        down = cell.migrator.down_revision(failure.revision)
+        out.failed_step(
+            "downgrade_failed", failure, f"downgrade {failure.revision} -> {down} failed"
         )
         return
     no_ops = [r for r in cell.revisions if cell.downgrade_kind(r) == "no-op"]
@@ -162,11 +160,10 @@ def reupgrade(cell, out: CheckOutput) -> None:
     try:
         cell.migrator.upgrade_in_one_go(cell.url)
     except StepFailed as failure:
-        out.find(
+        out.failed_step(
             "reupgrade_failed",
-            f"upgrade {start} -> head in one go failed after the downgrades, at "
-            f"{failure.revision}: {describe_error(failure.error)}",
-            revision=failure.revision,
+            failure,
+            f"upgrade {start} -> head in one go failed after the downgrades, at {failure.revision}",
         )
         return
     state = cell.state()

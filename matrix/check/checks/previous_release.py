@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix.check import synthetic
-from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
+from matrix.check.checks.base import CannotJudge, CheckOutput, check
 from matrix.check.checks.data import report_losses, upgrade_with_rows
 from matrix.check.snapshot import describe
 from matrix.protocol import PreviousRelease
@@ -176,11 +176,10 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
     walk = upgrade_with_rows(cell, url, ledger, start=cell.state, after=cell.state)
     out.evidence = walk.evidence
     if walk.failure is not None:
-        out.find(
+        out.failed_step(
             "upgrade_failed",
-            f"upgrading a {previous.version} database with data fails at "
-            f"{walk.failure.revision}: {describe_error(walk.failure.error)}",
-            revision=walk.failure.revision,
+            walk.failure,
+            f"upgrading a {previous.version} database with data fails at {walk.failure.revision}",
         )
         return
     losses, steps, state = walk.losses, walk.steps, walk.after

@@ -49,12 +49,8 @@ def upgrade_stepwise(cell, out: CheckOutput) -> None:
         cell.migrator.upgrade(cell.url, "heads", observer)
     except StepFailed as failure:
         cell.up_failed_at = failure.revision
-        out.find(
-            "upgrade_failed",
-            f"upgrade {cell.migrator.down_revision(failure.revision)} -> {failure.revision} "
-            f"failed: {describe_error(failure.error)}",
-            revision=failure.revision,
-        )
+        down = cell.migrator.down_revision(failure.revision)
+        out.failed_step("upgrade_failed", failure, f"upgrade {down} -> {failure.revision} failed")
         return
     cell.head_state = observer.state
     out.covered = f"{len(out.evidence)} revisions upgraded one at a time"
