@@ -2,7 +2,7 @@
 
 Stdlib only, so that reports, the release gate and the command line can list
 the checks without importing SQLAlchemy or Alembic. The implementations live
-in :mod:`matrix.checks` and register under these names; a test holds the two
+in :mod:`matrix.check.checks` and register under these names; a test holds the two
 together.
 
 ``required`` checks must pass (or be waived) for a target to pass. Optional

@@ -1,32 +1,43 @@
-"""Starting the check process in the plugin's environment, and reading it with deadlines.
+"""Starting a process that speaks :mod:`matrix.protocol`, and reading it with deadlines.
 
-The check process (:mod:`matrix.cell`) runs with the interpreter of the
+The check process (:mod:`matrix.check.process`) runs with the interpreter of the
 plugin's own environment. The harness's ``matrix`` package reaches it through
 a folder holding nothing but a link to that package, so none of the
 harness's own dependencies leak into the plugin's environment.
 
 Its events are read on a thread of their own, so the caller can wait with a
 deadline: a check that stalls (a migration waiting on a lock, a
-``pg_sleep``) is noticed when its time is up, whatever the child does.
+``pg_sleep``) is noticed when its time is up, whatever the child does
+(:class:`Watch`).
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import os
 import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import matrix
 from matrix import masking
-from matrix.cell import SPEC_ENV, URL_ENV, parse_event
+from matrix.protocol import (
+    CHECK_PROCESS,
+    ENDS_STEP,
+    SPEC_ENV,
+    URL_ENV,
+    Event,
+    Started,
+    encode_spec,
+    parse_event,
+)
 
 OUTPUT_KEPT = 40
 
@@ -46,21 +57,21 @@ def harness_path(cache: Path) -> Path:
 
 
 class Child:
-    """A running check process (``module``: the plugin's, or the site's ``matrix.site.process``)."""
+    """A running program of :mod:`matrix.protocol` (``module``: which one), given ``spec``."""
 
     def __init__(
         self,
         python: Path,
         args: list[str],
-        spec: dict[str, Any],
+        spec: Any,
         url: str | None,
         path: list[Path],
-        module: str = "matrix.cell",
+        module: str = CHECK_PROCESS,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update(
             {
-                SPEC_ENV: json.dumps(spec, default=str),
+                SPEC_ENV: encode_spec(spec),
                 URL_ENV: url or "",
                 "PYTHONPATH": os.pathsep.join(str(p) for p in path),
                 "PYTHONUNBUFFERED": "1",
@@ -77,7 +88,7 @@ class Child:
             start_new_session=True,
         )
         self.output: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._events: queue.Queue[Event | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -93,7 +104,7 @@ class Child:
         finally:
             self._events.put(None)  # whatever happened, events() ends
 
-    def events(self, timeout: float) -> Iterator[dict[str, Any] | None]:
+    def events(self, timeout: float) -> Iterator[Event | None]:
         """Events as they come; ``None`` whenever ``timeout`` passes without one.
 
         Ends when the child closes its output.
@@ -125,3 +136,58 @@ class Child:
 
     def tail(self) -> str:
         return masking.mask("\n".join(self.output))
+
+
+class Stop(StrEnum):
+    """Why a :class:`Watch` stopped reading before the child closed its output."""
+
+    STEP_TIMEOUT = "step_timeout"  # one step outlived its own timeout
+    DEADLINE = "deadline"  # the whole outlived its deadline
+
+
+class Watch:
+    """A child's events, with the step that runs and the limits on it.
+
+    A step starts with :class:`~matrix.protocol.Started` and ends with an
+    event of :data:`~matrix.protocol.ENDS_STEP`. Reading stops when a step
+    outlives ``step_timeout_s``, when the monotonic ``deadline`` passes, or
+    when the child closes its output; then :attr:`stopped` says which of the
+    first two it was (None: the child ended) and :attr:`running` names the
+    step that had not ended. The caller kills the child.
+    """
+
+    def __init__(
+        self,
+        child: Child,
+        deadline: float,
+        step_timeout_s: float | None = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.child = child
+        self.deadline = deadline
+        self.step_timeout_s = step_timeout_s
+        self.poll_s = poll_s
+        self.running: str | None = None
+        self.since = 0.0
+        self.stopped: Stop | None = None
+
+    def events(self) -> Iterator[Event]:
+        for event in self.child.events(timeout=self.poll_s):
+            now = time.monotonic()
+            if (
+                self.running is not None
+                and self.step_timeout_s is not None
+                and now - self.since > self.step_timeout_s
+            ):
+                self.stopped = Stop.STEP_TIMEOUT
+                return
+            if now > self.deadline:
+                self.stopped = Stop.DEADLINE
+                return
+            if event is None:
+                continue
+            if isinstance(event, Started):
+                self.running, self.since = event.name, now
+            elif isinstance(event, ENDS_STEP):
+                self.running = None
+            yield event

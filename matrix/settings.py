@@ -158,14 +158,6 @@ def cache_dir() -> Path:
     return Path(base) / "peek-matrix"
 
 
-def image_place():
-    """Where offline images are built: ``MATRIX_DEBIAN_MIRROR``, ``MATRIX_IMAGE_BUILD_DIR``."""
-    from matrix.images import BuildPlace
-
-    scratch = optional("MATRIX_IMAGE_BUILD_DIR")
-    return BuildPlace(optional("MATRIX_DEBIAN_MIRROR"), Path(scratch) if scratch else None)
-
-
 def optional(name: str) -> str | None:
     """The variable's value, or None when it is unset or empty (no default applies)."""
     if name not in BY_NAME:

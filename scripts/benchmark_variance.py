@@ -22,7 +22,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from matrix.bench.model import BENCHMARK_FILE, BenchmarkDocument, figures, load_document, spread
+from matrix.results.benchmark import (
+    BENCHMARK_FILE,
+    BenchmarkDocument,
+    figures,
+    load_document,
+    spread,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,10 +23,11 @@ from helpers import PyPI
 from passlib.apache import HtpasswdFile
 from sqlalchemy.engine import URL
 
-from matrix import databases, settings
-from matrix.definition import load_matrix
-from matrix.providers.base import free_port
-from matrix.providers.native import NativeProvider
+from matrix import settings
+from matrix.define.targets import load_matrix
+from matrix.provide import databases
+from matrix.provide.base import free_port
+from matrix.provide.native import NativeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGET = "pg15-postgis33"
@@ -137,7 +138,14 @@ def sample_benchmark(factor: float = 1.0):
 
     Every throughput is multiplied by ``factor``, for baselines faster or slower.
     """
-    from matrix.bench.model import DRIVER, ORM, BenchmarkResult, Figure, OperationResult, Settings
+    from matrix.results.benchmark import (
+        DRIVER,
+        ORM,
+        BenchmarkResult,
+        Figure,
+        OperationResult,
+        Settings,
+    )
 
     def measured(name: str, unit: str, rates: dict[str, float]):
         figures = [
@@ -169,7 +177,7 @@ def sample_benchmark(factor: float = 1.0):
 
 def scaled(document, factor: float):
     """A copy of a benchmark document with every median multiplied by ``factor``."""
-    from matrix.bench.model import BenchmarkDocument
+    from matrix.results.benchmark import BenchmarkDocument
 
     result = BenchmarkDocument.from_dict(document.to_dict())
     for target in result.targets.values():

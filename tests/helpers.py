@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix import catalogue
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 from matrix.gate import Build, Evidence
 from matrix.results import (
     CheckResult,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from plugin_factory import CREATE_ITEM, DROP_ITEM, PluginSpec, Revision, write_plugin
 
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGET = "pg15-postgis33"

@@ -27,7 +27,12 @@ from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from matrix.bench.discovery import MappedTable, Storage
-from matrix.bench.model import (
+from matrix.bench.operations import BENCHMARKS
+from matrix.cli import ExitCode, build_parser, main
+from matrix.cli.bench import print_benchmark
+from matrix.errors import HarnessError
+from matrix.results import PluginInfo, Provenance, RunReport, Status, TargetResult
+from matrix.results.benchmark import (
     BENCHMARK_FILE,
     DRIVER,
     ORM,
@@ -40,11 +45,6 @@ from matrix.bench.model import (
     load_document,
     spread,
 )
-from matrix.bench.operations import BENCHMARKS
-from matrix.cli import ExitCode, build_parser, main
-from matrix.cli.bench import print_benchmark
-from matrix.errors import HarnessError
-from matrix.results import PluginInfo, Provenance, RunReport, Status, TargetResult
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")
 
@@ -131,7 +131,7 @@ def test_load_document_reads_what_it_wrote_and_refuses_the_rest(tmp_path):
     with pytest.raises(HarnessError, match="is not a benchmark document"):
         load_document(path)
     path.write_text("{")
-    with pytest.raises(HarnessError, match="not a readable"):
+    with pytest.raises(HarnessError, match="is not valid JSON"):
         load_document(path)
 
 

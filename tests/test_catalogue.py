@@ -1,7 +1,7 @@
 """The catalogue says what the checks do: every kind a check can report is listed for it.
 
 The kinds a check can report are read from its code, not from a run: each
-``out.find(KIND, ...)`` in ``matrix/checks``, followed through the helpers a
+``out.find(KIND, ...)`` in ``matrix/check/checks``, followed through the helpers a
 check calls (in its module or imported from another check module), with a
 kind taken from a module-level dict (``KINDS[loss.kind]``) standing for every
 value of that dict. A kind given any other way cannot be read, and fails the
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from matrix import catalogue
-from matrix.checks import IMPLEMENTATIONS
+from matrix.check.checks import IMPLEMENTATIONS
 
-CHECKS_DIR = Path(__file__).resolve().parent.parent / "matrix" / "checks"
+CHECKS_DIR = Path(__file__).resolve().parent.parent / "matrix" / "check" / "checks"
 
 
 class _Module:
@@ -42,7 +42,7 @@ class _Module:
             for node in tree.body
             if isinstance(node, ast.ImportFrom)
             and node.module
-            and node.module.startswith("matrix.checks.")
+            and node.module.startswith("matrix.check.checks.")
             for alias in node.names
         }
 
@@ -61,7 +61,11 @@ def kinds_reported(module: str, function: str, seen: set | None = None) -> set[s
     for call in ast.walk(source.functions[function]):
         if not isinstance(call, ast.Call):
             continue
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "find" and call.args:
+        if (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr in ("find", "failed_step")
+            and call.args
+        ):
             kinds |= _kinds_of(source, call.args[0])
         if isinstance(call.func, ast.Name):
             name = call.func.id
@@ -84,7 +88,7 @@ def _kinds_of(source: _Module, argument: ast.expr) -> set[str]:
     ):
         return {ast.literal_eval(value) for value in source.dicts[argument.value.id].values}
     raise AssertionError(
-        f"matrix/checks/{source.name}.py reports a kind the test cannot read: "
+        f"matrix/check/checks/{source.name}.py reports a kind the test cannot read: "
         f"{ast.unparse(argument)}; give it as a string or a module-level dict's value"
     )
 
@@ -104,7 +108,7 @@ def test_every_kind_a_check_can_report_is_listed_for_it_and_nothing_else(check):
 def test_the_reading_follows_helpers_across_modules():
     """upgrade_from_release reports data_survives's losses through an imported helper."""
     assert {"table_dropped", "rows_lost", "column_dropped"} <= kinds_reported(
-        "release", "upgrade_from_release"
+        "previous_release", "upgrade_from_release"
     )
     assert "lock_time" in kinds_reported("cost", "migration_cost")  # through judge_cost
 

@@ -24,11 +24,11 @@ from helpers import ROOT, assert_clear_error, cli
 from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 
 from matrix.cli import main
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 from matrix.errors import MatrixFileError
 from matrix.results import REPORT_SCHEMA_VERSION
 
-MATRIX_FILE = ROOT / "matrix" / "targets.toml"
+MATRIX_FILE = ROOT / "matrix" / "define" / "targets.toml"
 Make = Callable[[Path], list[str]]
 
 
@@ -428,7 +428,7 @@ def test_list_takes_no_option_it_would_ignore():
 def test_list_shows_the_image_a_run_starts():
     """Where the matrix image is absent and the offline one present, list names the offline one."""
     from matrix.errors import HarnessError
-    from matrix.images import docker_client, run_image
+    from matrix.provide.images import docker_client, run_image
 
     try:
         client = docker_client(timeout=5)

@@ -17,10 +17,10 @@ from helpers import ROOT
 from plugin_factory import CREATE_ITEM, DROP_ITEM, PluginSpec, Revision, write_plugin
 
 from matrix.catalogue import BY_NAME
-from matrix.checks.base import run_one
-from matrix.checks.cell import Cell
+from matrix.check.cell import Cell
+from matrix.check.checks.base import run_one
 from matrix.engines import engine_named
-from matrix.plugin.model import Plugin
+from matrix.protocol import Plugin
 
 CREATE_TAG = """
 op.create_table(

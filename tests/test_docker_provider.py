@@ -25,13 +25,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from matrix import databases, images, masking
-from matrix.databases import NotReady
-from matrix.definition import Target, load_matrix
+from matrix import masking
+from matrix.define.targets import Target, load_matrix
 from matrix.errors import ProviderUnavailable
-from matrix.providers import docker as docker_provider
-from matrix.providers.base import free_port
-from matrix.providers.docker import DockerProvider, check_memory, container_spec
+from matrix.provide import databases, images
+from matrix.provide import docker as docker_provider
+from matrix.provide.base import free_port
+from matrix.provide.databases import NotReady
+from matrix.provide.docker import DockerProvider, check_memory, container_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = load_matrix()
@@ -319,8 +320,8 @@ def test_a_server_not_ready_in_time_is_retried_then_reported_with_its_log(
 
 CHILD = """
 import signal, sys, time
-from matrix.definition import load_matrix
-from matrix.providers.docker import DockerProvider
+from matrix.define.targets import load_matrix
+from matrix.provide.docker import DockerProvider
 
 def stop(signum, frame):
     raise SystemExit(143)

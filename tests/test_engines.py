@@ -20,7 +20,7 @@ import sqlglot
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import mssql, postgresql
 
-from matrix import lint, synthetic
+from matrix.check import column_values, lint, survival, synthetic
 from matrix.engines import ConnectFailure, ServerInfo, engine_named, engine_of
 from matrix.engines.sqlscript import (
     ScriptSyntaxError,
@@ -59,7 +59,7 @@ def parses_as_tsql(sql: str) -> None:
 
 
 def test_geometry_is_read_back_through_an_alias_never_a_four_part_name():
-    sql = tsql(synthetic.read_statement(MSSQL, plugin_table()))
+    sql = tsql(survival.read_statement(MSSQL, plugin_table()))
     assert "[t].[geom].STAsText() AS geom" in sql
     assert "FROM pl_tutorial.[SpatialFeature] AS t" in sql
     assert not FOUR_PART_METHOD.search(sql), sql
@@ -72,7 +72,7 @@ def test_reading_geometry_from_a_schema_qualified_column_is_refused():
 
 
 def test_geometry_is_written_with_the_static_constructor():
-    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1.25 2.25)", 4326)}
+    values = {"name": "r1", "geom": column_values.Geometry("POINT(1.25 2.25)", 4326)}
     sql = tsql(synthetic.insert_statement(MSSQL, plugin_table(), values))
     assert "geometry::STGeomFromText(N'POINT(1.25 2.25)', 4326)" in sql
     with pytest.raises(ValueError):
@@ -120,7 +120,7 @@ def test_database_and_schema_statements_read_as_a_dba_expects():
 
 
 def test_benchmark_driver_statements_are_tsql():
-    from matrix.bench.drivers import MssqlDriver
+    from matrix.engines.drivers import MssqlDriver
 
     table = plugin_table()
     insert, analyze = MssqlDriver.statements(mssql.dialect(), table, ["id", "name"])
@@ -187,8 +187,8 @@ def test_sql_server_login_failures_are_classified_by_number_not_text(number, fai
 def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
     """pymssql's args[0] is (number, bytes): str() of it showed "(18456, b'Login failed...")"
     in every reason and finding. The engine turns it into the server's text and number."""
-    from matrix.checks.base import describe_error
-    from matrix.databases import first_line
+    from matrix.check.checks.base import describe_error
+    from matrix.provide.databases import first_line
 
     login = pymssql_login_error(18456)
     assert str(login.orig).startswith("(18456, b")  # what reached the reports before
@@ -201,7 +201,7 @@ def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
 
 def test_a_real_pymssql_error_without_a_server_reads_as_db_libs_words():
     """No server on 127.0.0.1:1: the real driver's DB-Lib error, decoded."""
-    from matrix.databases import first_line
+    from matrix.provide.databases import first_line
 
     engine = sa.create_engine(MSSQL.offline_url, connect_args=MSSQL.connect_args(2))
     try:
@@ -383,7 +383,7 @@ def test_postgresql_splitter_refuses_an_unterminated_token(sql):
 
 def test_both_dialects_compile_the_harness_row_statements():
     table = plugin_table()
-    values = {"name": "r1", "geom": synthetic.Geometry("POINT(1 1)", 4326)}
+    values = {"name": "r1", "geom": column_values.Geometry("POINT(1 1)", 4326)}
     pg = str(
         synthetic.insert_statement(POSTGRESQL, table, values).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
@@ -395,7 +395,7 @@ def test_both_dialects_compile_the_harness_row_statements():
 def test_sql_server_bulk_load_passes_wkt_and_srid_not_ewkt():
     """STGeomFromText takes no EWKT, and a 4326 column refuses SRID 0 (GeoAlchemy2's CHECK)."""
     table = plugin_table()
-    point = synthetic.Geometry("POINT(1 1)", 4326)
+    point = column_values.Geometry("POINT(1 1)", 4326)
     sql, rows = MSSQL.bulk_statement(table, ["name", "geom"], [("r1", point), ("r2", None)])
     assert sql == (
         "INSERT INTO [pl_tutorial].[SpatialFeature] ([name], [geom]) "
@@ -458,8 +458,8 @@ def test_a_low_memory_figure_is_a_note_never_a_refusal():
     Linux"). Whether the figure is the machine's or that share is not documented: a 2 GB
     container may report about 1,638 MB (derived, 2,048 x 0.8, not observed), which is no
     reason to refuse a server that runs. Before, committed_target_kb / 0.8 was compared."""
-    from matrix.databases import memory_judgement
-    from matrix.definition import load_matrix
+    from matrix.define.targets import load_matrix
+    from matrix.provide.databases import memory_judgement
 
     needed = next(t.settings.min_memory_mb for t in load_matrix().targets if t.engine == "mssql")
     assert "physical_memory_kb" in MSSQL.memory_sql and "committed_target" not in MSSQL.memory_sql

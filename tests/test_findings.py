@@ -16,8 +16,8 @@ from helpers import judged, target
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import DropConstraint
 
-from matrix.checks.base import describe_error, sql_name
-from matrix.reports.why import explain
+from matrix.check.checks.base import describe_error, sql_name
+from matrix.report.why import explain
 from matrix.results import CODE_MARK, CheckResult, Finding, Status
 
 PG = "pg15-postgis33"

@@ -35,11 +35,11 @@ from helpers import (
     unreached,
 )
 
-from matrix import reports
 from matrix.cli import ExitCode, main
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 from matrix.errors import HarnessError
 from matrix.gate import Build, Cause, Evidence, evaluate, find_wheel, load_evidence, render
+from matrix.report import ReportWriter
 from matrix.results import REPORT_SCHEMA_VERSION, CheckResult, Finding, Status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,7 +323,7 @@ def test_a_check_passed_with_only_waived_findings_is_refused():
 
 def test_a_per_target_file_that_disagrees_with_compat_json_is_refused(tmp_path):
     failed = target(PG, with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
-    writer = reports.ReportWriter(tmp_path)
+    writer = ReportWriter(tmp_path)
     job = report(failed)
     for result in job.targets:
         writer.write_target(job, result)
@@ -341,7 +341,7 @@ def test_a_per_target_file_that_disagrees_with_compat_json_is_refused(tmp_path):
 
 def test_a_per_target_file_of_a_target_compat_json_leaves_out_is_refused(tmp_path):
     failed = target("mssql2019", with_checks=checks(reupgrade=judged("reupgrade", DROPPED)))
-    writer = reports.ReportWriter(tmp_path)
+    writer = ReportWriter(tmp_path)
     writer.write_target(report(failed), failed)
     writer.write_summaries(report(absent=("mssql2019",)))
     verdict = evaluate(load_evidence(tmp_path), MATRIX, BUILD, frozenset({"mssql2019"}))
@@ -351,7 +351,7 @@ def test_a_per_target_file_of_a_target_compat_json_leaves_out_is_refused(tmp_pat
 
 
 def test_a_per_target_file_of_another_build_is_refused(tmp_path):
-    writer = reports.ReportWriter(tmp_path)
+    writer = ReportWriter(tmp_path)
     other = report(sha="b" * 64)
     writer.write_target(other, other.targets[0])
     writer.write_summaries(report())
@@ -426,7 +426,7 @@ def test_a_waived_target_passes_and_its_waivers_are_listed():
 
 def test_targets_the_matrix_does_not_require_are_noted_not_refused(tmp_path):
     lax = tmp_path / "lax.toml"
-    text = (ROOT / "matrix" / "targets.toml").read_text()
+    text = (ROOT / "matrix" / "define" / "targets.toml").read_text()
     lax.write_text(text.replace("required = true", "required = false"))
     verdict = evaluate(evidence(report(unreached("mssql2019"))), load_matrix(lax), BUILD)
     assert verdict.passed

@@ -1,6 +1,6 @@
 """The GitLab pipeline agrees with the matrix file, and runs here.
 
-``.gitlab-ci.yml`` lists one test job per target of ``matrix/targets.toml``
+``.gitlab-ci.yml`` lists one test job per target of ``matrix/define/targets.toml``
 (``parallel: matrix:`` entries with TARGET and DB_IMAGE): these tests fail
 when the two disagree. The last test runs the pipeline's lint, build, a
 PostgreSQL test job and report with gitlab-ci-local in shell mode, on a copy
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from matrix.definition import Matrix, load_matrix
+from matrix.define.targets import Matrix, load_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())

@@ -27,16 +27,9 @@ import pytest
 from conftest import PG_TARGET, bench_cli, matrix_cli, sample_benchmark, scaled
 from plugin_factory import PluginSpec, Revision, healthy_revisions, write_plugin
 
-from matrix.bench.model import (
-    BENCHMARK_FILE,
-    BenchmarkDocument,
-    Comparison,
-    TargetBenchmark,
-    load_document,
-)
-from matrix.definition import DEFAULT_MATRIX_FILE
-from matrix.reports import ReportWriter
-from matrix.reports.html import (
+from matrix.define.targets import DEFAULT_MATRIX_FILE
+from matrix.report import ReportWriter
+from matrix.report.html import (
     CHARTS_EXTRA,
     INDEX,
     MARKS,
@@ -46,7 +39,7 @@ from matrix.reports.html import (
     render,
     write_html,
 )
-from matrix.reports.markdown import markdown
+from matrix.report.markdown import markdown
 from matrix.results import (
     CheckResult,
     Finding,
@@ -57,6 +50,13 @@ from matrix.results import (
     RunReport,
     Status,
     TargetResult,
+)
+from matrix.results.benchmark import (
+    BENCHMARK_FILE,
+    BenchmarkDocument,
+    Comparison,
+    TargetBenchmark,
+    load_document,
 )
 
 GENERIC = ("insert_commit", "insert_batch", "read_pk", "query_many")

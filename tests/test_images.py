@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from docker.models.containers import Container
 from sqlalchemy.engine import URL
 
-from matrix import databases, images, settings
-from matrix.definition import Target, load_matrix
+from matrix.define.targets import Target, load_matrix
 from matrix.engines import engine_named
 from matrix.errors import HarnessError
-from matrix.providers.base import free_port
+from matrix.provide import databases, images
+from matrix.provide.base import free_port
 
 RECIPE_TARGETS = images.recipe_targets(load_matrix().targets)
 EXPECTED_TAGS = {
@@ -63,9 +63,13 @@ def test_build_skips_present_images(client) -> None:
 def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path) -> None:
     target = RECIPE_TARGETS[0]
     monkeypatch.delenv("MATRIX_DEBIAN_MIRROR", raising=False)
-    default = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
+    default = images.debootstrap_command(
+        target, tmp_path, images.BuildPlace.from_environment().mirror
+    )
     monkeypatch.setenv("MATRIX_DEBIAN_MIRROR", "http://mirror.invalid/debian")
-    mirrored = images.debootstrap_command(target, tmp_path, settings.image_place().mirror)
+    mirrored = images.debootstrap_command(
+        target, tmp_path, images.BuildPlace.from_environment().mirror
+    )
 
     assert default[:2] == ["debootstrap", "--variant=minbase"]
     assert default[-2:] == [target.recipe.suite, str(tmp_path)]

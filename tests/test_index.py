@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from matrix.plugin import index
+from matrix.install import index
 
 NAME = "sample-plugin"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from matrix.providers.docker import LABEL_OWNER_PID, LABEL_PROJECT, LABEL_RUN, PROJECT
+from matrix.provide.docker import LABEL_OWNER_PID, LABEL_PROJECT, LABEL_RUN, PROJECT
 
 pytestmark = pytest.mark.live  # a Docker engine and the offline images
 ROOT = Path(__file__).resolve().parent.parent

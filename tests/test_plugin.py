@@ -534,7 +534,7 @@ def test_env_takes_the_schema_from_the_metadata(tmp_path):
 
 
 def test_a_project_builds_with_the_fixed_date_where_git_is_missing(tmp_path, monkeypatch):
-    from matrix.plugin import sources
+    from matrix.install import sources
 
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on the PATH

@@ -19,7 +19,7 @@ from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 
 from matrix.catalogue import ADVICE, FINDING_KINDS, KINDS
 from matrix.cli import main
-from matrix.policy import REASON_PLACEHOLDER, PolicyError, entry, load_policy
+from matrix.define.policy import REASON_PLACEHOLDER, PolicyError, entry, load_policy
 
 TARGETS = ("pg13-postgis31", "pg15-postgis33")
 

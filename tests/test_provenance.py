@@ -17,9 +17,9 @@ from pathlib import Path
 from helpers import PUBLISHED, report
 
 from matrix.cli.console import print_summary
-from matrix.plugin import sources
-from matrix.reports import ReportWriter
-from matrix.reports.html import write_html
+from matrix.install import sources
+from matrix.report import ReportWriter
+from matrix.report.html import write_html
 from matrix.results import Provenance, RunReport
 
 

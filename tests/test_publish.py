@@ -49,9 +49,9 @@ from helpers import (
 from matrix import masking
 from matrix.errors import HarnessError
 from matrix.gate import Build, evaluate
-from matrix.plugin.sources import source_date_epoch
-from matrix.release import publish as publish_verdict
-from matrix.release import release_notes, repository_from_env
+from matrix.install.sources import source_date_epoch
+from matrix.publish.upload import publish as publish_verdict
+from matrix.publish.upload import release_notes, repository_from_env
 from matrix.results import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,8 @@ COPY_IGNORE = shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info
 
 def matrix_file(path: Path, required: dict[str, bool]) -> Path:
     """Some targets of the real matrix file, with the test's ``required`` flags."""
-    head, *blocks = (ROOT / "matrix" / "targets.toml").read_text().split("\n[[target]]\n")
+    text = (ROOT / "matrix" / "define" / "targets.toml").read_text()
+    head, *blocks = text.split("\n[[target]]\n")
     kept = []
     for block in blocks:
         target_id = re.search(r'^id = "([^"]+)"', block, re.MULTILINE)[1]

@@ -33,8 +33,8 @@ from plugin_factory import (
     write_plugin,
 )
 
-from matrix import databases, leftovers
 from matrix.errors import HarnessError
+from matrix.provide import databases, leftovers
 
 pytestmark = pytest.mark.live
 PG = ("--targets", "pg15-postgis33")
@@ -478,9 +478,9 @@ def test_an_interrupt_at_any_moment_leaves_a_report_that_says_so(
 
 
 def reports_of(folder: Path):
-    from matrix import reports
+    from matrix.report import load_report
 
-    return reports.load_report(folder / "compat.json")
+    return load_report(folder / "compat.json")
 
 
 def test_sigterm_during_checks_on_an_external_server_drops_its_databases(tmp_path, pg_server_url):
@@ -582,5 +582,5 @@ def _postmaster_pid(datadir: Path) -> int | None:
 
 
 def _check_process_running(parent: int) -> bool:
-    done = subprocess.run(["pgrep", "-f", "matrix.cell"], capture_output=True, text=True)
+    done = subprocess.run(["pgrep", "-f", "matrix.check.process"], capture_output=True, text=True)
     return bool(done.stdout.strip())

@@ -26,7 +26,7 @@ import pytest
 from helpers import cli
 
 from matrix.catalogue import ADVICE
-from matrix.policy import REASON_PLACEHOLDER
+from matrix.define.policy import REASON_PLACEHOLDER
 
 pytestmark = [pytest.mark.live, pytest.mark.corpus]
 CHAT = "peek-plugin-chat==5.1.6"

@@ -6,7 +6,7 @@ the harness (plain ``alembic`` in hand-built environments of the two
 releases, ``psql`` and ``pg_dump``; the evidence beside each row). CI runs a
 part of the site (:data:`IN_CI`: three plugins, one whose rollback fails and
 two that pass) from ``site.toml`` itself, to keep the cold run to a few
-minutes; ``scripts/bench_site.py --check-verdicts`` holds the whole site to
+minutes; ``scripts/harness_speed_site.py --check-verdicts`` holds the whole site to
 the table.
 
 Marked ``corpus`` (and ``live``): it needs the package index.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from matrix.check.snapshot import plugin_schema
 from matrix.engines import engine_named
-from matrix.snapshot import plugin_schema
 
 POSTGRESQL = engine_named("postgresql")
 

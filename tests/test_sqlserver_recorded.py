@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from matrix import synthetic
-from matrix.checks.cost import keep_strongest, named_locks
+from matrix.check import column_values, survival, synthetic
+from matrix.check.checks.cost import keep_strongest, named_locks
 from matrix.engines import engine_named
 
 MSSQL = engine_named("mssql")
@@ -96,8 +96,8 @@ def test_what_the_lock_findings_assume_about_a_sites_database_is_said():
     may have it ON. The findings and the covered line say which one they were judged under."""
     from types import SimpleNamespace
 
-    from matrix.checks.base import CheckOutput
-    from matrix.checks.cost import judge_cost
+    from matrix.check.checks.base import CheckOutput
+    from matrix.check.checks.cost import judge_cost
     from matrix.results import RevisionEvidence
 
     held: dict = {}
@@ -275,8 +275,8 @@ SECOND = (
 
 
 def _state(sets):
+    from matrix.check.snapshot import state_of
     from matrix.engines.mssql_catalogue import catalogue_document
-    from matrix.snapshot import state_of
 
     return state_of(catalogue_document(sets, "pl_tutorial"))
 
@@ -443,7 +443,7 @@ def test_generated_datetimes_read_back_as_written_at_each_types_precision():
     1/300 s, SMALLDATETIME the minute. Every generated value must come back as it was written, or
     nearly every row of a plugin with a DateTime column reads as "values changed"."""
     for type_ in _mssql_datetime_types():
-        written = [synthetic.value_for(type_, n, None, MSSQL) for n in range(1, 1500)]
+        written = [column_values.value_for(type_, n, None, MSSQL) for n in range(1, 1500)]
         assert len(set(written)) == len(written), type_  # still one value per row
         for value in written:
             back = sql_server_keeps(pymssql_sends(value), type_)
@@ -456,9 +456,9 @@ def test_postgresql_timestamps_keep_their_own_precision_too():
     assert POSTGRESQL.time_resolution(postgresql.TIMESTAMP(precision=0)) == datetime.timedelta(
         seconds=1
     )
-    value = synthetic.value_for(postgresql.TIMESTAMP(precision=0), 7, None, POSTGRESQL)
+    value = column_values.value_for(postgresql.TIMESTAMP(precision=0), 7, None, POSTGRESQL)
     assert value.microsecond == 0
-    default = synthetic.value_for(postgresql.TIMESTAMP(), 7, None, POSTGRESQL)
+    default = column_values.value_for(postgresql.TIMESTAMP(), 7, None, POSTGRESQL)
     assert default.microsecond == 7  # timestamp keeps microseconds: the full counter
 
 
@@ -495,9 +495,9 @@ def test_a_reflected_time_column_keeps_the_precision_the_catalogue_gives(
         return
     changed = []
     for n in range(1, 200):
-        written = synthetic.value_for(reflected, n, None, MSSQL)
+        written = column_values.value_for(reflected, n, None, MSSQL)
         back = sql_server_keeps(pymssql_sends(written), reflected)
-        if not synthetic.same(
+        if not survival.same(
             back, written.replace(tzinfo=None), "UTC", MSSQL.time_resolution(reflected)
         ):
             changed.append((written, back))
@@ -521,8 +521,8 @@ def test_a_value_rounded_by_a_coarser_datetime_column_is_the_same_value():
     written = datetime.datetime(2020, 1, 1, 0, 5, 0, 995000)
     found = sql_server_keeps(pymssql_sends(written), sa.DateTime())
     assert found == datetime.datetime(2020, 1, 1, 0, 5, 0, 997000)
-    assert synthetic.same(found, written, "UTC", MSSQL.time_resolution(sa.DateTime()))
-    assert not synthetic.same(found, written, "UTC", MSSQL.time_resolution(mssql.DATETIME2(3)))
+    assert survival.same(found, written, "UTC", MSSQL.time_resolution(sa.DateTime()))
+    assert not survival.same(found, written, "UTC", MSSQL.time_resolution(mssql.DATETIME2(3)))
 
 
 # -- the bulk fill and the row inserts --------------------------------------------------------
@@ -534,7 +534,7 @@ def test_a_tinyint_gets_a_value_it_can_hold():
     tinyint (Transact-SQL)": 0 to 255)."""
     from sqlalchemy.dialects import mssql
 
-    assert all(0 <= synthetic.value_for(mssql.TINYINT(), n) <= 255 for n in range(1, 2000))
+    assert all(0 <= column_values.value_for(mssql.TINYINT(), n) <= 255 for n in range(1, 2000))
 
 
 def test_bytes_are_sent_as_binary_not_as_a_varchar_literal():
@@ -554,14 +554,14 @@ def test_the_benchmarks_driver_layer_sends_bytes_as_binary_too():
     engine's rule now, the one the bulk fill uses."""
     from sqlalchemy.dialects import mssql
 
-    from matrix.bench.drivers import Compiled, driver_value
+    from matrix.engines.drivers import Compiled
 
     dialect = mssql.dialect()
-    assert pymssql_sends(driver_value(dialect, b"r5")) == "0x7235"
+    assert pymssql_sends(MSSQL.driver_value(b"r5")) == "0x7235"
     table = sa.Table("Blob", sa.MetaData(schema="pl_x"), sa.Column("data", sa.LargeBinary()))
-    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect)
+    insert = Compiled.of(sa.insert(table).values(data=sa.bindparam("data")), dialect, MSSQL)
     assert pymssql_sends(insert.params({"data": b"r5"})["data"]) == "0x7235"
-    assert driver_value(dialect, {"n": 1}) == '{"n": 1}'
+    assert MSSQL.driver_value({"n": 1}) == '{"n": 1}'
 
 
 def test_a_rowversion_column_is_left_to_the_server_like_a_computed_one():
@@ -594,7 +594,7 @@ def test_a_geography_column_is_built_with_the_geography_constructor():
 
     metadata = sa.MetaData(schema="pl_x")
     table = sa.Table("Place", metadata, sa.Column("where", Geography("POINT", srid=4326)))
-    value = synthetic.value_for(table.c["where"].type, 3)
+    value = column_values.value_for(table.c["where"].type, 3)
     assert value.kind == "geography"
     sql, rows = MSSQL.bulk_statement(table, ["where"], [(value,)])
     assert "geography::STGeomFromText(%s, %s)" in sql
@@ -632,9 +632,9 @@ def test_a_row_insert_reads_its_key_without_output_which_a_trigger_refuses():
 def test_sql_servers_multipoint_text_is_the_same_multipoint():
     """SQL Server's STAsText() writes each point of a MULTIPOINT in parentheses of its own
     ("STAsText (geometry Data Type)"); PostGIS and the generator do not."""
-    written = synthetic.Geometry("MULTIPOINT(1.25 2.25, 2.25 3.25)", 4326)
-    assert synthetic.same("MULTIPOINT ((1.25 2.25), (2.25 3.25))", written)
-    assert not synthetic.same("MULTIPOINT ((1.25 2.25), (2.25 4.25))", written)
+    written = column_values.Geometry("MULTIPOINT(1.25 2.25, 2.25 3.25)", 4326)
+    assert survival.same("MULTIPOINT ((1.25 2.25), (2.25 3.25))", written)
+    assert not survival.same("MULTIPOINT ((1.25 2.25), (2.25 4.25))", written)
 
 
 def test_a_geometry_only_rewrite_changes_the_fingerprint():
@@ -690,8 +690,8 @@ def _denied():
 
 
 def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with_the_grant():
-    from matrix.checks.base import CannotJudge
-    from matrix.checks.cost import unreadable_locks
+    from matrix.check.checks.base import CannotJudge
+    from matrix.check.checks.cost import unreadable_locks
 
     judged = unreadable_locks(MSSQL, _denied())
     assert isinstance(judged, CannotJudge), judged
@@ -702,7 +702,7 @@ def test_a_login_that_may_not_read_the_locks_leaves_the_cost_check_unjudged_with
 
 
 def test_a_login_that_may_not_read_the_memory_gets_a_note_not_an_error():
-    from matrix.databases import memory_judgement
+    from matrix.provide.databases import memory_judgement
 
     note = memory_judgement(MSSQL, _denied(), 2000)
     assert note.startswith("the memory of the SQL Server server was not judged")

@@ -1,7 +1,7 @@
 """The data walk's rows on a real PostgreSQL: a lost row is never matched by another.
 
 Each test writes rows with the generator ``data_survives`` uses, lets a
-"revision" (plain SQL) act on them, and asks :func:`synthetic.verify` what
+"revision" (plain SQL) act on them, and asks :func:`survival.verify` what
 was lost, as the check does after every revision.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from matrix import synthetic
+from matrix.check import survival, synthetic
 from matrix.engines import engine_named
 
 POSTGRESQL = engine_named("postgresql")
 SCHEMA = "pl_rows"
 
 
-def _walk(url, create: list[str], revision: list[str]) -> list[synthetic.Loss]:
+def _walk(url, create: list[str], revision: list[str]) -> list[survival.Loss]:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     ledger = synthetic.Ledger()
     try:
@@ -30,7 +30,7 @@ def _walk(url, create: list[str], revision: list[str]) -> list[synthetic.Loss]:
             for statement in revision:
                 conn.execute(sa.text(statement))
             ledger.observe(conn, POSTGRESQL, SCHEMA, "b2")
-            return synthetic.verify(conn, POSTGRESQL, SCHEMA, ledger)
+            return survival.verify(conn, POSTGRESQL, SCHEMA, ledger)
     finally:
         engine.dispose()
 
@@ -56,7 +56,7 @@ def _lagging(url, statements: list[str]) -> dict:
             fresh = [f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE", f"CREATE SCHEMA {SCHEMA}"]
             for statement in [*fresh, *statements]:
                 conn.execute(sa.text(statement))
-            return synthetic.lagging_sequences(conn, POSTGRESQL, SCHEMA, synthetic.Ledger())
+            return survival.lagging_sequences(conn, POSTGRESQL, SCHEMA, synthetic.Ledger())
     finally:
         engine.dispose()
 

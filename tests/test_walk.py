@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from plugin_factory import PluginSpec, healthy_revisions, write_plugin
 
-from matrix import databases
-from matrix.migrator import Migrator, Step
-from matrix.plugin.model import Plugin
+from matrix.check.migrator import Migrator, Step
+from matrix.protocol import Plugin
+from matrix.provide import databases
 
 # Other sessions of this database that sit in an open transaction holding locks.
 HOLDERS = """

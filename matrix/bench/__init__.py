@@ -8,13 +8,14 @@ the plugin's own mapped classes, once with the raw DBAPI driver. The ORM
 figure divided by the best driver figure is the fraction of the driver's
 limit the storage code reaches.
 
-- :mod:`~matrix.bench.model`: the typed results, ``benchmark.json`` and the
-  baseline comparison (stdlib only: reports and the gate read it cheaply);
+- :mod:`~matrix.results.benchmark` (a foundation): the typed results,
+  ``benchmark.json`` and the baseline comparison (stdlib only: reports and the
+  gate read it cheaply);
 - :mod:`~matrix.bench.discovery`: which of the plugin's mapped tables to use;
-- :mod:`~matrix.bench.drivers`: the raw drivers and their fastest loads;
+- :mod:`~matrix.engines.drivers`: the raw drivers and their fastest loads;
 - :mod:`~matrix.bench.operations`: the eight operations, ORM and driver;
-- :mod:`~matrix.bench.measure`: warm-up, rounds and figures, in the check process.
+- :mod:`~matrix.bench.measure`: warm-up, rounds and figures, in the check process;
+- :mod:`~matrix.bench.process`: the check process with the benchmark after its checks.
 
-Nothing is imported here: :mod:`matrix.results` imports the model, and the
-rest needs SQLAlchemy and the plugin's environment.
+Nothing is imported here: the rest needs SQLAlchemy and the plugin's environment.
 """

@@ -1,7 +1,7 @@
 """What the benchmark can use in a plugin it has never seen.
 
 Operations run on the plugin's own mapped classes, filled with synthetic
-values (:func:`matrix.synthetic.value_for`), so the figures are about its
+values (:func:`matrix.check.synthetic.value_for`), so the figures are about its
 storage code and its column types. A class is used only when the generic
 operations can fill and empty its table on their own; Peek's
 ``globalSetting(session, key=None, value=None)`` is used when the plugin has
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 
-from matrix import synthetic
+from matrix.check import column_values, synthetic
 
 
 @dataclass
@@ -56,12 +56,12 @@ class MappedTable:
                 or column.identity is not None
             ):
                 continue
-            value = synthetic.value_for(column.type, serial, column)
+            value = column_values.value_for(column.type, serial, column)
             if value is None:
                 if column.nullable or column.server_default is not None:
                     continue
                 raise synthetic.Unfillable(f"no value for the NOT NULL column {column.name}")
-            row[column.name] = _ewkt(value) if isinstance(value, synthetic.Geometry) else value
+            row[column.name] = _ewkt(value) if isinstance(value, column_values.Geometry) else value
         return row
 
     def rows(self, count: int, serial: Iterator[int]) -> list[dict[str, Any]]:
@@ -106,10 +106,10 @@ class Storage:
 
 
 def _is_geometry(column: sa.Column) -> bool:
-    return isinstance(synthetic.value_for(column.type, 1, column), synthetic.Geometry)
+    return isinstance(column_values.value_for(column.type, 1, column), column_values.Geometry)
 
 
-def _ewkt(geometry: synthetic.Geometry) -> str:
+def _ewkt(geometry: column_values.Geometry) -> str:
     return f"SRID={geometry.srid};{geometry.wkt}" if geometry.srid else geometry.wkt
 
 

@@ -6,7 +6,7 @@ coefficient of variation), ORM and driver rounds alternate so that drift hits
 both alike, and only the database work is timed. Statements are counted in
 the warm-up only, since counting costs time.
 
-:func:`run_benchmark` runs in a cell's check process (:mod:`matrix.cell`)
+:func:`run_benchmark` runs in the check process (:mod:`matrix.bench.process`)
 after the checks, so the plugin is importable and its schema is at head.
 """
 
@@ -23,18 +23,15 @@ from sqlalchemy.pool import StaticPool
 
 from matrix import masking
 from matrix.bench.discovery import MappedTable, Storage
-from matrix.bench.model import ORM, BenchmarkResult, Figure, OperationResult, Settings
 from matrix.bench.operations import BENCHMARKS, Benchmark, Context, Operation, Skipped, recorded
 from matrix.engines import engine_of
-from matrix.plugin.model import Plugin
+from matrix.protocol import Plugin
+from matrix.results.benchmark import ORM, BenchmarkResult, Figure, OperationResult, Settings
 
 
-def run_benchmark(
-    plugin: Plugin, url: URL, schema: str, settings: dict[str, Any]
-) -> dict[str, Any]:
-    """Measure every operation on one target; the cell sends the result on as JSON."""
+def run_benchmark(plugin: Plugin, url: URL, schema: str, chosen: Settings) -> BenchmarkResult:
+    """Measure every operation on one target; the check process sends the result on."""
     started = time.perf_counter()
-    chosen = Settings.from_dict(settings)
     storage = Storage.discover(plugin.package, schema)
     database = engine_of(url)
     # One connection for both layers: a second server backend would land on
@@ -59,7 +56,7 @@ def run_benchmark(
         global_setting=_function_name(storage.global_setting),
         timed_s=round(timed_s, 3),
         wall_s=round(time.perf_counter() - started, 3),
-    ).to_dict()
+    )
 
 
 def measure(benchmark: Benchmark, ctx: Context) -> OperationResult:

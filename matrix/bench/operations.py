@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from matrix.bench.discovery import MappedTable, Storage
-from matrix.bench.drivers import BatchLoad, Compiled, Driver, driver_value
-from matrix.bench.model import DRIVER, ORM, Settings
+from matrix.engines.drivers import BatchLoad, Driver
+from matrix.results.benchmark import DRIVER, ORM, Settings
 
 
 class Skipped(Exception):
@@ -101,7 +101,7 @@ class Context:
         return self.storage.plain
 
     def spatial(self) -> MappedTable:
-        if self.engine.dialect.name != "postgresql":
+        if not self.driver.database.has_postgis:
             raise Skipped("spatial operations are measured on PostGIS only")
         if self.storage.spatial is None:
             raise Skipped("no mapped table with a geometry column")
@@ -118,8 +118,8 @@ class Context:
     def driver_rows(self, mapped: MappedTable, count: int) -> tuple[list[str], list[tuple]]:
         rows = mapped.rows(count, self.serial)
         names = list(rows[0])
-        dialect = self.driver.dialect
-        return names, [tuple(driver_value(dialect, r[n]) for n in names) for r in rows]
+        value = self.driver.database.driver_value
+        return names, [tuple(value(r[n]) for n in names) for r in rows]
 
     def load(self, mapped: MappedTable) -> list[Any]:
         """Fill a table with ``rows`` rows through the driver; their keys, in order."""
@@ -128,7 +128,7 @@ class Context:
         load(mapped.table, *self.driver_rows(mapped, self.settings.rows))
         self.driver.analyze(mapped.table)
         return self.driver.execute(
-            Compiled.of(sa.select(mapped.key).order_by(mapped.key), self.driver.dialect).sql
+            self.driver.compile(sa.select(mapped.key).order_by(mapped.key)).sql
         )
 
 
@@ -136,11 +136,10 @@ def single_inserts(ctx: Context) -> Operation:
     """A row saved on its own, committed: what a handler storing one object does."""
     mapped = ctx.plain()
     names = list(mapped.rows(1, ctx.serial)[0])
-    insert = Compiled.of(
+    insert = ctx.driver.compile(
         sa.insert(mapped.table)
         .values({n: sa.bindparam(n, type_=mapped.table.c[n].type) for n in names})
-        .returning(mapped.key),
-        ctx.driver.dialect,
+        .returning(mapped.key)
     )
     size = ctx.settings.ops
 
@@ -213,9 +212,8 @@ def key_reads(ctx: Context) -> Operation:
     mapped = ctx.plain()
     keys = [row[0] for row in ctx.load(mapped)]
     keys = keys[:: max(1, len(keys) // ctx.settings.ops)][: ctx.settings.ops]  # distinct
-    select = Compiled.of(
-        sa.select(mapped.mapper.class_).where(mapped.key == sa.bindparam("key")),
-        ctx.driver.dialect,
+    select = ctx.driver.compile(
+        sa.select(mapped.mapper.class_).where(mapped.key == sa.bindparam("key"))
     )
 
     def orm(_: None) -> None:
@@ -250,7 +248,7 @@ def queries(
 ) -> Operation:
     """The same query, many rows each, by a new session each time, and by the driver."""
     statement = sa.select(mapped.mapper.class_).where(where)
-    select = Compiled.of(statement, ctx.driver.dialect)
+    select = ctx.driver.compile(statement)
     params = select.params(values)
     matched = len(ctx.driver.execute(select.sql, params))
     if not matched:

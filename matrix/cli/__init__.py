@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import traceback
-from enum import IntEnum
 
 from rich.console import Console
 from rich.markup import escape
 
 from matrix import masking
+from matrix.cli.exit_codes import ExitCode
 from matrix.errors import HarnessError
+
+__all__ = ["ExitCode", "build_parser", "main"]
 
 DESCRIPTION = """\
 Prove a Peek storage plugin's Alembic migrations on every database it must run
@@ -40,13 +42,6 @@ the loop, on your own plugin:
   $EDITOR my-plugin/peek-matrix-policy.toml         # acknowledge a finding, run again
   python -m matrix gate                             # may this wheel be released?
   python -m matrix publish --dry-run                # what would be uploaded, where"""
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    INCOMPLETE = 1  # a target failed, errored or was not run; the gate refused
-    USAGE = 2  # bad input or environment: one paragraph with the cause and the fix
-    INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:

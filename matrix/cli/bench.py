@@ -18,20 +18,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from matrix import reports
-from matrix.bench.model import (
+from matrix.cli.exit_codes import ExitCode
+from matrix.cli.options import add_command, common, whole_number
+from matrix.cli.run import add_run_options, run_command
+from matrix.report import load_report, write_atomic
+from matrix.results import benchmark_document
+from matrix.results.benchmark import (
     BENCHMARK_FILE,
     ORM,
     BenchmarkDocument,
     Change,
     Comparison,
     Settings,
-    benchmark_document,
     load_document,
 )
-from matrix.cli import ExitCode
-from matrix.cli.options import add_command, common, whole_number
-from matrix.cli.run import add_run_options, run_command
 
 SIZES = (
     ("rows", 1, "rows per batched insert and in the tables read"),
@@ -103,17 +103,17 @@ def bench_command(args: argparse.Namespace) -> int:
     starts. Exit status: ``run``'s, and 1 when a figure got slower than the
     baseline.
     """
-    from matrix.reports.html import write_html
+    from matrix.report.html import write_html
 
     baseline = load_document(args.compare, "benchmark baseline") if args.compare else None
     settings = Settings(args.rows, args.ops, args.queries, args.rounds, args.warmup)
     # ``run`` writes the page before benchmark.json exists; only the final page is shot.
     status = run_command(
-        argparse.Namespace(**{**vars(args), "screenshot": False}), benchmark=settings.to_dict()
+        argparse.Namespace(**{**vars(args), "screenshot": False}), benchmark=settings
     )
     if status not in (ExitCode.OK, ExitCode.INCOMPLETE):
         return status
-    document = benchmark_document(reports.load_report(args.reports / "compat.json"))
+    document = benchmark_document(load_report(args.reports / "compat.json"))
     if args.save_baseline:
         _write(args.save_baseline, document)
     if baseline is not None:
@@ -127,7 +127,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, document: BenchmarkDocument) -> None:
-    reports.write_atomic(path, json.dumps(document.to_dict(), indent=2) + "\n")
+    write_atomic(path, json.dumps(document.to_dict(), indent=2) + "\n")
 
 
 def print_benchmark(document: BenchmarkDocument) -> None:

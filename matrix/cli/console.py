@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from matrix import masking
-from matrix.reports.why import policy_summary
+from matrix.report.why import policy_summary
 from matrix.results import RunReport, Status
 
 STYLE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matrix.cli import ExitCode
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import add_command, add_reports, add_verbose
 
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def html_command(args: argparse.Namespace) -> int:
-    from matrix.reports.html import write_html
+    from matrix.report.html import write_html
 
     print(write_html(args.reports, screenshot=args.screenshot))
     return ExitCode.OK

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from matrix import settings
-from matrix.cli import ExitCode
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import add_command, add_matrix, add_verbose
 from matrix.cli.run import select_targets
-from matrix.definition import load_matrix
+from matrix.define.targets import load_matrix
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def images_command(args: argparse.Namespace) -> int:
-    from matrix.images import build_images, image_status
+    from matrix.provide.images import BuildPlace, build_images, image_status
 
     targets = select_targets(load_matrix(args.matrix), args.targets, None)
     if args.action == "list":
@@ -58,6 +57,8 @@ def images_command(args: argparse.Namespace) -> int:
             size = f"{status.size / 1e6:.0f} MB" if status.present else "missing"
             print(f"{status.target_id:16} {status.tag:30} {size}")
         return ExitCode.OK if all(status.present for status in statuses) else ExitCode.INCOMPLETE
-    for built in build_images(targets, print, force=args.force, place=settings.image_place()):
+    for built in build_images(
+        targets, print, force=args.force, place=BuildPlace.from_environment()
+    ):
         print(f"built {built.tag} in {built.seconds:.0f} s ({built.size / 1e6:.0f} MB)")
     return ExitCode.OK

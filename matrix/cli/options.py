@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from matrix import settings
-from matrix.definition import DEFAULT_MATRIX_FILE
+from matrix.define.targets import DEFAULT_MATRIX_FILE
 
 HELP_WIDTH = 78
 
@@ -26,6 +26,45 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not more than 0")
+    return value
+
+
+def add_timeouts(parser: argparse.ArgumentParser) -> None:
+    """--check-timeout, --run-timeout and --lock-timeout, which ``run`` and ``site`` take."""
+    from matrix.run.frame import (
+        DEFAULT_CHECK_TIMEOUT_S,
+        DEFAULT_LOCK_TIMEOUT_S,
+        DEFAULT_RUN_TIMEOUT_S,
+    )
+
+    parser.add_argument(
+        "--check-timeout",
+        type=positive_float,
+        default=DEFAULT_CHECK_TIMEOUT_S,
+        help="seconds one check may take (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=positive_float,
+        default=DEFAULT_RUN_TIMEOUT_S,
+        help="seconds the whole run may take (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=positive_float,
+        default=DEFAULT_LOCK_TIMEOUT_S,
+        help="seconds a migration may wait for a lock (default: %(default)s)",
+    )
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-from matrix import gate, release, settings
-from matrix.cli import ExitCode
+from matrix import gate, settings
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import (
     add_allow_missing,
     add_command,
@@ -27,7 +27,8 @@ from matrix.cli.options import (
     common,
 )
 from matrix.errors import HarnessError
-from matrix.plugin.sources import sha256_of
+from matrix.install.sources import sha256_of
+from matrix.publish import upload
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_gate_options(check)
     check.set_defaults(handler=gate_command)
 
-    upload = add_command(
+    publish = add_command(
         sub,
         "publish",
         "run the gate, then upload the proven wheel with twine",
@@ -73,13 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "TWINE_REPOSITORY_URL=https://host/simple/ python -m matrix publish --dry-run",
         "nox -s publish -- --reports reports",
     )
-    add_gate_options(upload)
-    upload.add_argument(
+    add_gate_options(publish)
+    publish.add_argument(
         "--dry-run",
         action="store_true",
         help="say what would be uploaded and where; write and upload nothing",
     )
-    upload.set_defaults(handler=publish_command)
+    publish.set_defaults(handler=publish_command)
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -95,11 +96,11 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
 
 def build_command(args: argparse.Namespace) -> int:
     require_twine("build")
-    for path in release.build_release(Path(args.plugin), args.dist):
+    for path in upload.build_release(Path(args.plugin), args.dist):
         print(f"built {path} (sha256 {sha256_of(path)})")
     print(
         f"twine check passed; the wheel holds every file its migrations need; a second "
-        f"build gave the same sdist and wheel; digests in {args.dist / release.SUMS_FILE}",
+        f"build gave the same sdist and wheel; digests in {args.dist / upload.SUMS_FILE}",
         flush=True,
     )
     return ExitCode.OK
@@ -114,7 +115,7 @@ def gate_command(args: argparse.Namespace) -> int:
 
 def publish_command(args: argparse.Namespace) -> int:
     require_twine("publish")
-    repository = release.repository_from_env(os.environ, _index_url())
+    repository = upload.repository_from_env(os.environ, _index_url())
     if repository is None:
         raise HarnessError(
             "TWINE_REPOSITORY_URL is not set, so there is nowhere to publish"
@@ -128,10 +129,10 @@ def publish_command(args: argparse.Namespace) -> int:
         print("Nothing was uploaded.", flush=True)
         return ExitCode.INCOMPLETE
     if args.dry_run:
-        print(release.dry_run_upload(verdict.build, repository), flush=True)
+        print(upload.dry_run_upload(verdict.build, repository), flush=True)
         return ExitCode.OK
     gate.record(verdict, args.reports)
-    print(release.publish(verdict, repository, args.reports), flush=True)
+    print(upload.publish(verdict, repository, args.reports), flush=True)
     return ExitCode.OK
 
 

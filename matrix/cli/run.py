@@ -14,31 +14,36 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from matrix import catalogue, databases, masking, reports, settings
-from matrix.cli import ExitCode
+from matrix import catalogue, masking, settings
 from matrix.cli.console import make_progress, print_summary
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import (
     add_command,
     add_dist,
     add_matrix,
     add_plugin,
     add_reports,
+    add_timeouts,
     add_verbose,
     common,
     whole_number,
 )
-from matrix.definition import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
+from matrix.define.policy import Policy, find_policy, load_policy
+from matrix.define.targets import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
 from matrix.engines import engine_names, engine_of
 from matrix.errors import HarnessError
-from matrix.plugin import sources
-from matrix.policy import find_policy, load_policy
+from matrix.install import sources
+from matrix.provide import databases
+from matrix.report import ReportWriter, check_folder, merge_target_files
 from matrix.results import Status
+from matrix.results.benchmark import Settings
 
 _TARGET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -165,34 +170,17 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help="fill every table to N rows before each revision and measure its time, locks "
         "and rewrites (the migration_cost check; limits in the policy's [cost] table)",
     )
-    run.add_argument(
-        "--check-timeout",
-        type=_positive_float,
-        default=900.0,
-        help="seconds one check may take (default: %(default)s)",
-    )
-    run.add_argument(
-        "--run-timeout",
-        type=_positive_float,
-        default=3600.0,
-        help="seconds the whole run may take (default: %(default)s)",
-    )
-    run.add_argument(
-        "--lock-timeout",
-        type=_positive_float,
-        default=60.0,
-        help="seconds a migration may wait for a lock (default: %(default)s)",
-    )
+    add_timeouts(run)
 
 
-def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
-    from matrix.reports.html import write_html
-    from matrix.runner import Interrupted, run_matrix
+def run_command(args: argparse.Namespace, benchmark: Settings | None = None) -> int:
+    from matrix.report.html import write_html
+    from matrix.run.runner import Interrupted, run_matrix
 
     options = run_options(args, benchmark)
     try:
         with make_progress(args.verbose) as progress:
-            report = run_matrix(options, progress)
+            report = run_matrix(options, progress, ReportWriter(options.reports_dir))
     except (Interrupted, KeyboardInterrupt):
         with contextlib.suppress(HarnessError):  # interrupted before its report was begun
             write_html(args.reports)  # the page of the interrupted run, not the previous one's
@@ -205,15 +193,15 @@ def run_command(args: argparse.Namespace, benchmark: dict | None = None) -> int:
     return ExitCode.OK if report.status in (Status.PASSED, Status.WAIVED) else ExitCode.INCOMPLETE
 
 
-def run_options(args: argparse.Namespace, benchmark: dict | None = None):
+def run_options(args: argparse.Namespace, benchmark: Settings | None = None):
     """Validate every input of ``run`` and turn it into :class:`RunOptions`."""
-    from matrix.runner import RunOptions
+    from matrix.run.runner import RunOptions
 
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
     for engine in sorted({target.engine for target in targets}):
         databases.require_driver(engine)  # the harness's own: an extra of the core install
-    reports.check_folder(args.reports)
+    check_folder(args.reports)
     with_requirements = tuple(_requirement(r, "--with") for r in args.with_requirements)
     without_dependencies = tuple(
         _requirement(r, "--with-no-deps") for r in args.without_dependencies
@@ -228,35 +216,46 @@ def run_options(args: argparse.Namespace, benchmark: dict | None = None):
     policy_file = find_policy(args.policy, beside)
     policy = load_policy(policy_file, [t.id for t in matrix.targets])
     return RunOptions(
+        **targets_options(args, matrix, targets, policy),
         plugin=args.plugin,
-        targets=targets,
-        matrix_file=matrix.path,
-        reports_dir=args.reports,
-        provider=args.provider,
-        jobs=args.jobs,
-        keep=args.keep,
-        docker_network=args.docker_network,
-        allow_build=args.allow_build,
         dist_dir=args.dist,
-        cache_dir=settings.cache_dir(),
-        image_place=settings.image_place(),
         with_requirements=with_requirements,
         without_dependencies=without_dependencies,
         constraints=args.constraints.resolve() if args.constraints else None,
-        policy=policy,
-        external_urls=external_urls(targets),
-        pg_root=Path(settings.value("MATRIX_PG_ROOT")),
-        check_timeout_s=args.check_timeout,
-        run_timeout_s=args.run_timeout,
-        lock_timeout_s=args.lock_timeout,
         checks=catalogue.REQUIRED
         + (RELEASE_CHECKS if args.previous else ())
         + (("migration_cost",) if args.scale else ()),
-        check_options={"scale": args.scale} if args.scale else {},
+        scale=args.scale or 0,
         previous=_previous(args.previous),
         benchmark=benchmark,
         run_options=repeating(args, policy_file),
     )
+
+
+def targets_options(
+    args: argparse.Namespace, matrix: Matrix, targets: list[Target], policy: Policy
+) -> dict[str, Any]:
+    """What ``run`` and ``site`` both take: the targets, their servers, the limits, the policy."""
+    from matrix.provide.images import BuildPlace
+
+    return {
+        "targets": targets,
+        "matrix_file": matrix.path,
+        "reports_dir": args.reports,
+        "provider": args.provider,
+        "jobs": args.jobs,
+        "keep": args.keep,
+        "docker_network": args.docker_network,
+        "allow_build": args.allow_build,
+        "cache_dir": settings.cache_dir(),
+        "policy": policy,
+        "external_urls": external_urls(targets),
+        "pg_root": Path(settings.value("MATRIX_PG_ROOT")),
+        "image_place": BuildPlace.from_environment(),
+        "check_timeout_s": args.check_timeout,
+        "run_timeout_s": args.run_timeout,
+        "lock_timeout_s": args.lock_timeout,
+    }
 
 
 def repeating(args: argparse.Namespace, policy_file: Path | None) -> tuple[str, ...]:
@@ -357,16 +356,6 @@ def _requirement(text: str, option: str) -> str:
         ) from None
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not more than 0")
-    return value
-
-
 def list_command(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     console = Console(highlight=False, width=160)
@@ -414,7 +403,7 @@ def _absent(target: Target) -> str:
 def _run_images(targets: list[Target]) -> tuple[dict[str, str], str | None]:
     """The image a run would start for each target where one is present; else why none is known."""
     try:
-        from matrix.images import docker_client, run_image
+        from matrix.provide.images import docker_client, run_image
 
         client = docker_client(timeout=5)
     except (ImportError, HarnessError) as error:
@@ -424,10 +413,10 @@ def _run_images(targets: list[Target]) -> tuple[dict[str, str], str | None]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from matrix.reports.html import write_html
+    from matrix.report.html import write_html
 
-    report = reports.merge_target_files(args.files)
-    reports.ReportWriter(args.reports).write_summaries(report)
+    report = merge_target_files(args.files)
+    ReportWriter(args.reports).write_summaries(report)
     write_html(args.reports)
     print_summary(report, args.reports)
     return ExitCode.OK if report.status in (Status.PASSED, Status.WAIVED) else ExitCode.INCOMPLETE

@@ -15,21 +15,23 @@ from pathlib import Path
 
 from rich.console import Console
 
-from matrix import reports, settings
-from matrix.cli import ExitCode
+from matrix import settings
 from matrix.cli.console import make_progress
+from matrix.cli.exit_codes import ExitCode
 from matrix.cli.options import (
     add_allow_missing,
     add_command,
     add_matrix,
+    add_timeouts,
     add_verbose,
     whole_number,
 )
-from matrix.cli.run import _positive_float, external_urls, select_targets
-from matrix.definition import load_matrix
+from matrix.cli.run import select_targets, targets_options
+from matrix.define.policy import load_policy
+from matrix.define.targets import load_matrix
 from matrix.engines import engine_names
-from matrix.plugin.sources import tree_commit
-from matrix.policy import load_policy
+from matrix.install.sources import tree_commit
+from matrix.report import check_folder, read_report
 from matrix.results import Status
 
 DEFAULT_SITE_FILE = Path("site.toml")
@@ -78,9 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fill every table to N rows at the previous release: the window at this volume",
     )
     site.add_argument("--policy", type=Path, help="a policy file ([cost] limits for site_window)")
-    site.add_argument("--check-timeout", type=_positive_float, default=900.0)
-    site.add_argument("--run-timeout", type=_positive_float, default=3600.0)
-    site.add_argument("--lock-timeout", type=_positive_float, default=60.0)
+    add_timeouts(site)
     site.set_defaults(handler=site_command)
 
     gate = add_command(
@@ -101,37 +101,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def site_command(args: argparse.Namespace) -> int:
-    from matrix.runner import Interrupted
+    from matrix.run.frame import Interrupted
+    from matrix.site.reports import SiteReportWriter
     from matrix.site.runner import SiteOptions, run_site
     from matrix.site.sitefile import load_site
 
     site = load_site(args.site)
     matrix = load_matrix(args.matrix)
     targets = select_targets(matrix, args.targets, args.engine)
-    reports.check_folder(args.reports)
+    check_folder(args.reports)
     options = SiteOptions(
+        **targets_options(args, matrix, targets, load_policy(args.policy)),
         site=site,
-        targets=targets,
-        matrix_file=matrix.path,
-        reports_dir=args.reports,
-        provider=args.provider,
-        jobs=args.jobs,
-        keep=args.keep,
-        docker_network=args.docker_network,
-        allow_build=args.allow_build,
-        cache_dir=settings.cache_dir(),
-        policy=load_policy(args.policy),
-        external_urls=external_urls(targets),
-        pg_root=Path(settings.value("MATRIX_PG_ROOT")),
-        image_place=settings.image_place(),
         scale=args.scale or 0,
-        check_timeout_s=args.check_timeout,
-        run_timeout_s=args.run_timeout,
-        lock_timeout_s=args.lock_timeout,
     )
     try:
         with make_progress(args.verbose) as progress:
-            report = run_site(options, progress)
+            report = run_site(options, progress, SiteReportWriter(options.reports_dir))
     except Interrupted:
         Console(stderr=True).print(f"interrupted; partial results are in {args.reports}")
         return ExitCode.INTERRUPTED
@@ -154,7 +140,7 @@ def gate_command(args: argparse.Namespace) -> int:
 
     path = args.reports / "compat.json"
     report = site_reports.load(path)
-    stated = reports.read_json(path, "site report").get("status")
+    stated = read_report(path, "site report").get("status")
     verdict = gate.evaluate(
         report,
         stated,

@@ -34,7 +34,8 @@ from sqlalchemy.dialects.mssql import (
     TIMESTAMP,
 )
 
-from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.base import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.drivers import MssqlDriver
 from matrix.engines.mssql_catalogue import CATALOGUE, CATALOGUE_SETS, catalogue_document
 from matrix.engines.sqlscript import Statement, split_tsql
 
@@ -559,6 +560,4 @@ class MssqlEngine(Engine):
         return split_tsql(sql)
 
     def bench_driver(self, engine: sa.Engine) -> Any:
-        from matrix.bench.drivers import MssqlDriver
-
-        return MssqlDriver(engine)
+        return MssqlDriver(engine, self)

@@ -12,7 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from matrix.engines import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.base import ConnectFailure, ContainerRecipe, Engine, ServerInfo
+from matrix.engines.drivers import PostgresDriver
 from matrix.engines.sqlscript import Statement, split_postgresql
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -80,6 +81,10 @@ _SQLSTATES = {
 
 class PostgresqlEngine(Engine):
     name = "postgresql"
+    lints_with_squawk = True
+    has_postgis = True
+    postgis_available_sql = "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+    runs_natively = True
     label = "PostgreSQL"
     driver = "postgresql+psycopg"
     # The binary wheel needs no compiler or libpq headers on a CI runner.
@@ -346,6 +351,9 @@ class PostgresqlEngine(Engine):
             return sa.func.ST_GeogFromText(f"SRID={srid};{wkt}" if srid else wkt)
         return sa.func.ST_GeomFromText(wkt, srid)
 
+    def server_timezone(self, conn: sa.Connection) -> str:
+        return str(conn.execute(sa.text("SHOW TimeZone")).scalar_one())
+
     def time_resolution(self, type_: sa.types.TypeEngine) -> datetime.timedelta | None:
         """``timestamp(p)`` and ``time(p)`` keep p fractional digits, 6 when unsaid."""
         if not isinstance(type_, sa.DateTime | sa.Time):
@@ -358,6 +366,4 @@ class PostgresqlEngine(Engine):
         return split_postgresql(sql)
 
     def bench_driver(self, engine: sa.Engine) -> Any:
-        from matrix.bench.drivers import PostgresDriver
-
-        return PostgresDriver(engine)
+        return PostgresDriver(engine, self)

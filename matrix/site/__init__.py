@@ -10,7 +10,7 @@ at one plugin; this package looks at the site:
 - :mod:`~matrix.site.environment`: one environment for the site (every
   plugin's requirements resolved together, pins that conflict named), and an
   environment of its own for each previous release;
-- :mod:`~matrix.site.install`: the previous release installed with its own
+- :mod:`~matrix.site.previous`: the previous release installed with its own
   scripts, by plain ``alembic upgrade head`` in its own environment;
 - :mod:`~matrix.site.rehearsal`: the steps in the site's check process (fill,
   upgrade plugin by plugin as Peek does, observe, roll back);

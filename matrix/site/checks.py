@@ -1,7 +1,7 @@
 """The site checks: one small function each, over the :class:`Rehearsal` of one target.
 
-Like the plugin checks (:mod:`matrix.checks.base`), a check states its theory
-in its docstring and reports through a :class:`~matrix.checks.base.CheckOutput`,
+Like the plugin checks (:mod:`matrix.check.checks.base`), a check states its theory
+in its docstring and reports through a :class:`~matrix.check.checks.base.CheckOutput`,
 here one per plugin (``out.plugin(name)``): a finding is blamed on a
 revision and lands on the plugin it is about; ``out.cannot_judge(name, why)``
 makes that plugin's result ``not_run`` with the reason. A check that raises
@@ -14,14 +14,15 @@ import time
 import traceback
 from collections.abc import Callable
 
-from matrix import masking, synthetic
-from matrix.checks.base import CheckOutput, describe_error
-from matrix.checks.cost import judge_cost
-from matrix.checks.data import KINDS, server_timezone
+from matrix import masking
+from matrix.check import survival
+from matrix.check.checks.base import CheckOutput, describe_error
+from matrix.check.checks.cost import judge_cost
+from matrix.check.checks.data import KINDS
+from matrix.check.snapshot import describe, plugin_schema
 from matrix.results import CheckResult, Status
 from matrix.site.catalogue import SITE_BY_NAME, SITE_CHECKS
 from matrix.site.rehearsal import UPGRADE, Rehearsal, unlabel
-from matrix.snapshot import describe, plugin_schema
 
 
 class SiteOutput:
@@ -132,7 +133,7 @@ def site_upgrade(rehearsal: Rehearsal, out: SiteOutput) -> None:
             continue
         outcome = member.outcome
         plugin = out.plugin(member.name)
-        since = f"{member.previous['version']} at {member.previous['head']}"
+        since = f"{member.previous.version} at {member.previous.head}"
         if outcome.failed is not None:
             failure = outcome.failed
             before = [m.name for m in members[:index] if m.reached_head]
@@ -218,7 +219,7 @@ def site_matches_fresh(rehearsal: Rehearsal, out: SiteOutput) -> None:
                 revision=member.head,
             )
         elif member.upgraded_state != member.fresh_state:
-            since = member.previous["version"] if member.previous else "a fresh install"
+            since = member.previous.version if member.previous else "a fresh install"
             plugin.find(
                 "schema_differs",
                 f"{member.schema} upgraded from {since} differs from a fresh install of this "
@@ -232,15 +233,14 @@ def site_matches_fresh(rehearsal: Rehearsal, out: SiteOutput) -> None:
 
 def _losses(
     rehearsal: Rehearsal, member, plugin: CheckOutput, rolled_back: bool = False
-) -> list[synthetic.Loss]:
+) -> list[survival.Loss]:
     """Rows of ``member``'s ledger that are gone or changed, each a finding, blamed.
 
     After a rollback, a row the upgrade changed and the way back did not
     restore is still blamed on the upgrade's revision, and said so.
     """
     conn, engine = rehearsal.conn, rehearsal.engine
-    timezone = server_timezone(conn, engine.name)
-    losses = synthetic.verify(conn, engine, member.schema, member.ledger, timezone)
+    losses = survival.verify(conn, engine, member.schema, member.ledger)
     for loss in losses:
         phase, culprit, revision = unlabel(loss.revision) or ("", "", loss.revision)
         by = f" by {culprit}'s {phase} at {revision}" if culprit else ""
@@ -410,7 +410,7 @@ def site_rollback(rehearsal: Rehearsal, out: SiteOutput) -> None:
         if not member.residues and state != member.previous_state:
             plugin.find(
                 "schema_differs",
-                f"rolled back to {member.previous['head']}, {member.schema} differs from the "
+                f"rolled back to {member.previous.head}, {member.schema} differs from the "
                 f"previous release's install (- previous release, + rolled back)",
                 revision=upgraded[-1] if upgraded else member.head,
                 detail=describe(member.previous_state.facts, state.facts),
@@ -418,6 +418,6 @@ def site_rollback(rehearsal: Rehearsal, out: SiteOutput) -> None:
         losses = _losses(rehearsal, member, plugin, rolled_back=True)
         if not losses and not member.residues and state == member.previous_state:
             plugin.covered = (
-                f"{len(steps)} revisions rolled back to {member.previous['head']}: the previous "
+                f"{len(steps)} revisions rolled back to {member.previous.head}: the previous "
                 f"release's schema, {len(member.ledger.rows)} rows kept"
             )

@@ -8,11 +8,11 @@ plugins and both pins, before any resolver runs. Whatever else the resolver
 refuses is the same failure, with its message.
 
 The site's environment is built by the harness's own
-:func:`matrix.plugin.environment.prepare`, with every plugin's wheel as a
+:func:`matrix.install.environment.prepare`, with every plugin's wheel as a
 requirement and every plugin's exact pins as constraints (Peek's releases are
 yanked; only an exact pin installs them), so it is cached like a plugin's.
 Each previous release gets an environment of its own
-(:func:`matrix.plugin.prepare.prepare_plugin`): a site at that release ran
+(:func:`matrix.install.prepare.prepare_plugin`): a site at that release ran
 its migrations there, with that release's dependencies.
 """
 
@@ -28,20 +28,20 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from matrix.child import Child
 from matrix.errors import HarnessError, PluginError
-from matrix.plugin import environment, sources
-from matrix.plugin.environment import Environment, declared_requirements, exact_pins
-from matrix.plugin.model import Plugin
-from matrix.plugin.prepare import (
+from matrix.install import environment, sources
+from matrix.install.environment import Environment, declared_requirements, exact_pins
+from matrix.install.prepare import (
     PROBE_TIMEOUT_S,
     describe_failure,
     environment_error,
     import_path,
     plugin_in,
     prepare_plugin,
+    probe,
 )
-from matrix.plugin.sources import Built
+from matrix.install.sources import Built
+from matrix.protocol import Cause, Fatal, Plugin
 from matrix.site.sitefile import Site, SitePlugin, check_load_order
 
 
@@ -244,45 +244,29 @@ def _unique(items) -> tuple[str, ...]:
 
 def probe_members(members: list[SiteMember], python: Path, path: list[Path], engine: str) -> None:
     """Load every plugin in one process of the site's environment, as the logic service does."""
-    spec = {"plugins": [m.plugin.to_dict() for m in members], "engine": engine}
-    child = Child(python, ["--probe"], spec, None, path, module="matrix.site.process")
-    by_name = {m.name: m for m in members}
-    seen: set[str] = set()
-    started = time.monotonic()
-    try:
-        for event in child.events(timeout=1.0):
-            if time.monotonic() - started > PROBE_TIMEOUT_S * len(members):
-                raise PluginError(
-                    f"Loading the site's plugins took more than {PROBE_TIMEOUT_S} s each.",
-                    "Check what their modules do at import time.",
-                )
-            if event is None:
-                continue
-            member = by_name.get(event.get("package", ""))
-            if member is None:
-                continue
-            seen.add(member.name)
-            if "fatal" in event:
-                _refuse_probe(member, event["fatal"])
-                continue
-            found = event["probe"]
-            if engine in found["failures"]:  # it loads, but not under this site's dialect
-                _refuse_probe(member, found["failures"][engine])
-            member.schema, member.revisions = found["schema"], found["revisions"]
-            member.head = ",".join(found["heads"])
-    finally:
-        child.kill()
-    missing = [name for name in by_name if name not in seen]
+    probing = probe(
+        [m.plugin for m in members], python, path, (engine,), PROBE_TIMEOUT_S * len(members)
+    )
+    missing = [m.name for m in members if m.name not in probing.found]
     if missing:
         raise PluginError(
             f"The site's environment could not load {', '.join(missing)} (exit code "
-            f"{child.process.returncode}):\n{child.tail()}",
+            f"{probing.exit_code}):\n{probing.output}",
             "Rerun with -v; remove the site's environment (MATRIX_CACHE_DIR/envs) to rebuild it.",
         )
+    for member in members:
+        found = probing.found[member.name]
+        if isinstance(found, Fatal):
+            _refuse_probe(member, found.cause)
+        elif engine in found.failures:  # it loads, but not under this site's dialect
+            _refuse_probe(member, found.failures[engine])
+        else:
+            member.schema, member.revisions = found.schema, found.revisions
+            member.head = ",".join(found.heads)
 
 
-def _refuse_probe(member: SiteMember, cause: dict) -> None:
-    if cause["kind"] in ("missing_module", "import"):
+def _refuse_probe(member: SiteMember, cause: Cause) -> None:
+    if cause.kind in ("missing_module", "import"):
         error = environment_error(cause)
         raise PluginError(f"{member.name}: {error.cause}", error.fix.replace("--with ", "with = "))
     raise PluginError(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from matrix.definition import Matrix
+from matrix.define.targets import Matrix
 from matrix.gate import Cause, Refusal, check_disagreement
 from matrix.results import Status
 from matrix.site.results import SiteReport, SiteTargetResult, site_target_status

@@ -1,12 +1,12 @@
 """The rehearsal's steps in the site's check process, on one target's database.
 
-The previous release is already installed (:mod:`matrix.site.install`, by its
+The previous release is already installed (:mod:`matrix.site.previous`, by its
 own scripts, in load order). Here, in one process of the site's environment:
 
 1. :meth:`Rehearsal.baseline`: each plugin's schema as the previous release
    left it (its "fresh" schema, which a rollback must give back);
 2. :meth:`Rehearsal.fill`: rows into every table, by the data walk's
-   generator (:mod:`matrix.synthetic`), each recorded in the plugin's ledger;
+   generator (:mod:`matrix.check.synthetic`), each recorded in the plugin's ledger;
    with ``--scale N`` every table is then bulk-loaded to N rows;
 3. :meth:`Rehearsal.upgrade`: each plugin in load order, as the logic service
    runs it: ``alembic upgrade head`` through the plugin's env.py, in one
@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from matrix import synthetic
-from matrix.checks.cell import Cell
-from matrix.checks.cost import fill_to_scale
-from matrix.migrator import BASE, Step, StepFailed
+from matrix.check import synthetic
+from matrix.check.cell import Cell
+from matrix.check.checks.cost import fill_to_scale
+from matrix.check.migrator import BASE, Step, StepFailed
+from matrix.check.snapshot import VERSION_TABLE, SchemaState, plugin_schema
+from matrix.protocol import ReleaseAt
 from matrix.results import LockHeld, RevisionEvidence
-from matrix.snapshot import VERSION_TABLE, SchemaState, plugin_schema
 
 PREVIOUS, UPGRADE, ROLLBACK = "previous", "upgrade", "rollback"
 
@@ -81,7 +81,7 @@ class Member:
 
     cell: Cell
     head: str
-    previous: dict[str, Any] | None  # version, head
+    previous: ReleaseAt | None  # None: installed fresh
     fresh: str | None
     ledger: synthetic.Ledger = field(default_factory=synthetic.Ledger)
     previous_state: SchemaState | None = None
@@ -327,7 +327,7 @@ class Rehearsal:
                 continue  # installed fresh, or its failed upgrade was rolled back by itself
             observer = RollbackObserver(self, member)
             try:
-                steps = member.cell.migrator.downgrade(self.url, member.previous["head"], observer)
+                steps = member.cell.migrator.downgrade(self.url, member.previous.head, observer)
                 self.rolled_back[member.name] = (steps, None)
             except StepFailed as failure:
                 self.rolled_back[member.name] = (failure.done, failure)

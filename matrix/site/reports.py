@@ -1,9 +1,9 @@
 """The site's reports: compat.json, compat.md, junit.xml and index.html, plugins as rows.
 
-Written atomically after every target (:func:`matrix.reports.write_atomic`),
+Written atomically after every target (:func:`matrix.report.write_atomic`),
 so a run that dies keeps what it gathered. The page is self-contained like
 the plugin report's: styles inline, the upgrade window's timeline drawn by
-matplotlib as inline SVG (:func:`matrix.reports.html.inline_svg`), every
+matplotlib as inline SVG (:func:`matrix.report.html.inline_svg`), every
 value escaped (``html.escape``: reasons and findings come from plugins and
 databases).
 """
@@ -15,8 +15,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from matrix import reports
 from matrix.errors import HarnessError
+from matrix.report import ReportWriter, read_report, write_atomic
 from matrix.results import CheckResult, LockHeld, Status
 from matrix.site.catalogue import SITE_CHECKS
 from matrix.site.results import KIND, SITE_REPORT_SCHEMA_VERSION, SiteReport, SiteTargetResult
@@ -25,18 +25,32 @@ DETAIL_LIMIT = 4000
 SHORT = {info.name: info.name.removeprefix("site_") for info in SITE_CHECKS}
 
 
+class SiteReportWriter:
+    """The site's reports folder: held by one run at a time, all its files rewritten at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._folder = ReportWriter(directory)
+
+    def locked(self):
+        return self._folder.locked()
+
+    def write(self, report: SiteReport) -> None:
+        write(self.directory, report)
+
+
 def write(directory: Path, report: SiteReport) -> None:
-    reports.write_atomic(
+    write_atomic(
         directory / "compat.json", json.dumps(report.to_dict(), indent=2, default=str) + "\n"
     )
-    reports.write_atomic(directory / "compat.md", markdown(report))
-    reports.write_atomic(directory / "junit.xml", junit(report))
-    reports.write_atomic(directory / "index.html", page(report))
+    write_atomic(directory / "compat.md", markdown(report))
+    write_atomic(directory / "junit.xml", junit(report))
+    write_atomic(directory / "index.html", page(report))
 
 
 def load(path: Path) -> SiteReport:
     """A site report the harness wrote, or one paragraph saying why it cannot be read."""
-    data = reports.read_json(path, "site report")
+    data = read_report(path, "site report")
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise HarnessError(
             f"{path} is not a site report (its kind is not {KIND!r}).",
@@ -405,7 +419,7 @@ def timeline_charts(report: SiteReport) -> dict[str, str]:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from matrix.reports.html import _inline_svg as inline_svg
+    from matrix.report.html import inline_svg
 
     charts = {}
     for target in timed:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from matrix.bench.model import known_fields
 from matrix.results import CheckResult, RevisionEvidence, Status
+from matrix.results.benchmark import known_fields
 from matrix.site.catalogue import SITE_BY_NAME, SITE_CHECK_NAMES
 
 SITE_REPORT_SCHEMA_VERSION = 1

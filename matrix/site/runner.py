@@ -4,7 +4,7 @@
 target's server while the site's environment and the previous releases'
 environments are built, and per target (in parallel, each with its own
 database): install the previous release plugin by plugin in load order with
-its own scripts (:mod:`matrix.site.install`), then let the site's check
+its own scripts (:mod:`matrix.site.previous`), then let the site's check
 process fill, upgrade, compare and roll back (:mod:`matrix.site.process`).
 The reports are written after each target, so a crash keeps what was
 gathered. A site whose plugins cannot be installed together is a site-level
@@ -15,128 +15,104 @@ from __future__ import annotations
 
 import datetime
 import queue
-import secrets
-import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from sqlalchemy.engine import URL
 
 import matrix
-from matrix import databases, masking, reports
-from matrix.child import Child
-from matrix.definition import Target
+from matrix import masking
+from matrix.child import Child, Stop, Watch
+from matrix.define.targets import Target
 from matrix.engines import engine_named
 from matrix.errors import HarnessError, ProviderUnavailable
-from matrix.plugin.sources import tree_commit
-from matrix.policy import Policy
-from matrix.providers import ProviderSet
-from matrix.results import CheckResult, RevisionEvidence, Status
-from matrix.runner import (
-    DEFAULT_CHECK_TIMEOUT_S,
-    DEFAULT_LOCK_TIMEOUT_S,
-    DEFAULT_RUN_TIMEOUT_S,
-    Progress,
-    fatal_of,
-    interrupt_on_signals,
-    scratch,
+from matrix.install.sources import tree_commit
+from matrix.protocol import (
+    SITE_PROCESS,
+    Fatal,
+    Finished,
+    PhaseDone,
+    ReleaseAt,
+    SiteDone,
+    SiteMemberSpec,
+    SiteSpec,
+    Started,
+    TargetSpec,
+    Window,
 )
-from matrix.site import reports as site_reports
+from matrix.provide import databases
+from matrix.results import CheckResult, Status
+from matrix.run.frame import (
+    Progress,
+    Run,
+    TargetsOptions,
+    Writer,
+    finished,
+    run_frame,
+    start_targets,
+)
+from matrix.run.target import fatal_of
 from matrix.site.catalogue import SITE_CHECK_NAMES
 from matrix.site.environment import SiteConflict, SiteEnvironment, SiteMember, prepare_site
-from matrix.site.install import alembic_upgrade
+from matrix.site.previous import alembic_upgrade
 from matrix.site.results import PluginRow, SitePluginInfo, SiteReport, SiteTargetResult
 from matrix.site.sitefile import Site
 
-if TYPE_CHECKING:  # images imports the Docker SDK
-    from matrix.images import BuildPlace
 
-
-@dataclass
-class SiteOptions:
+@dataclass(kw_only=True)
+class SiteOptions(TargetsOptions):
     """Everything a site run needs, resolved and validated by the command line."""
 
     site: Site
-    targets: list[Target]
-    matrix_file: Path
     reports_dir: Path = Path("reports/site")
-    provider: str = "auto"
     jobs: int = 2
-    keep: bool = False
-    docker_network: str | None = None
-    allow_build: bool = True
-    cache_dir: Path = Path.home() / ".cache" / "peek-matrix"
-    policy: Policy = field(default_factory=Policy)
-    external_urls: dict[str, URL] = field(default_factory=dict)
-    pg_root: Path = Path("/usr/lib/postgresql")
-    image_place: BuildPlace | None = None
     scale: int = 0
-    check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
-    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
-    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 
 
-def run_site(options: SiteOptions, progress: Progress) -> SiteReport:
-    run_id = secrets.token_hex(4)
-    started = time.perf_counter()
-    deadline = time.monotonic() + options.run_timeout_s
-    report = _report(options, run_id)
-    writer = reports.ReportWriter(options.reports_dir)
-    with writer.locked(), scratch(run_id) as work, interrupt_on_signals():
-        providers = ProviderSet(
-            run_id,
-            options.provider,
-            options.keep,
-            options.docker_network,
-            options.allow_build,
-            external_urls=options.external_urls,
-            pg_root=options.pg_root,
-            state_dir=options.cache_dir / "runs",
-            image_place=options.image_place,
-        )
-        prepared: Future[SiteEnvironment] = Future()
+class SiteWriter(Writer, Protocol):
+    """How the site run hands its report on (:class:`matrix.site.reports.SiteReportWriter`)."""
+
+    def write(self, report: SiteReport) -> None: ...
+
+
+def run_site(options: SiteOptions, progress: Progress, writer: SiteWriter) -> SiteReport:
+    report = SiteReport.__new__(SiteReport)  # replaced as soon as the run has its id
+
+    def finish() -> None:
+        for target in report.targets:
+            if target.status == Status.NOT_RUN and not target.reason and not report.failure:
+                target.fatal = {"status": "error", "reason": "interrupted"}
+                target.settle()
+        report.phases["total"] = round(time.perf_counter() - run.started, 3)
+        writer.write(report)
+
+    with run_frame(options, writer, progress, finish) as run:
+        report = _report(options, run.run_id)
         report.targets = [_pending(t) for t in options.targets]
+        done: queue.Queue[SiteTargetResult] = queue.Queue()
+        for target in options.targets:
+            progress.target(target.id, "waiting")
+        start_targets(options.targets, options.jobs, lambda t: SiteTarget(t, run).run(), done)
         try:
-            done: queue.Queue[SiteTargetResult] = queue.Queue()
-            for target in options.targets:
-                progress.target(target.id, "waiting")
-            _start_targets(options, prepared, providers, progress, deadline, work, done)
-            try:
-                site = _prepare(options, work, progress, report)
-                prepared.set_result(site)
-            except SiteConflict as conflict:
-                prepared.set_exception(conflict)
-                report.failure = masking.mask(conflict.message)
-                report.conflicts = [c.__dict__ for c in conflict.conflicts]
-            except BaseException as error:
-                prepared.set_exception(error)
-                raise
-            pending = {t.id for t in options.targets}
-            while pending and time.monotonic() < deadline + 30:
-                try:
-                    result = done.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                pending.discard(result.id)
-                report.targets = [result if t.id == result.id else t for t in report.targets]
-                site_reports.write(options.reports_dir, report)
-            for target in report.targets:
-                if target.id in pending:
-                    target.fatal = {"status": "error", "reason": "the run outlived --run-timeout"}
-                    target.settle()
-        finally:
-            try:
-                providers.close()
-            finally:
-                for target in report.targets:
-                    if target.status == Status.NOT_RUN and not target.reason and not report.failure:
-                        target.fatal = {"status": "error", "reason": "interrupted"}
-                        target.settle()
-                report.phases["total"] = round(time.perf_counter() - started, 3)
-                site_reports.write(options.reports_dir, report)
+            site = _prepare(options, run.work, progress, report)
+            run.prepared.set_result(site)
+        except SiteConflict as conflict:
+            run.prepared.set_exception(conflict)
+            report.failure = masking.mask(conflict.message)
+            report.conflicts = [c.__dict__ for c in conflict.conflicts]
+        except BaseException as error:
+            run.prepared.set_exception(error)
+            raise
+        pending = {t.id for t in options.targets}
+        for result in finished(done, pending, run.deadline, key=lambda r: r.id):
+            report.targets = [result if t.id == result.id else t for t in report.targets]
+            writer.write(report)
+        for target in report.targets:
+            if target.id in pending:
+                target.fatal = {"status": "error", "reason": "the run outlived --run-timeout"}
+                target.settle()
     return report
 
 
@@ -224,36 +200,15 @@ def _pending(target: Target) -> SiteTargetResult:
     return SiteTargetResult(target.id, target.engine, target.label, target.required)
 
 
-def _start_targets(options, prepared, providers, progress, deadline, work, done) -> None:
-    """One daemon thread per job; servers start while the site is prepared."""
-    todo: queue.Queue[Target] = queue.Queue()
-    for target in options.targets:
-        todo.put(target)
-
-    def worker() -> None:
-        while True:
-            try:
-                target = todo.get_nowait()
-            except queue.Empty:
-                return
-            cell = _SiteCell(target, options, prepared, providers, progress, deadline, work)
-            done.put(cell.run())
-
-    for _ in range(max(1, min(options.jobs, len(options.targets)))):
-        threading.Thread(target=worker, daemon=True).start()
-
-
-class _SiteCell:
+class SiteTarget:
     """One target: a server, one database for the whole site, the site's check process."""
 
-    def __init__(self, target, options, prepared, providers, progress, deadline, work) -> None:
+    def __init__(self, target: Target, run: Run[SiteEnvironment]) -> None:
         self.target = target
-        self.options = options
-        self.prepared = prepared
-        self.providers = providers
-        self.progress = progress
-        self.deadline = deadline
-        self.work = work
+        self.run_ = run
+        self.options = run.options
+        self.progress = run.progress
+        self.work = run.work
         self.result = _pending(target)
 
     def run(self) -> SiteTargetResult:
@@ -281,16 +236,17 @@ class _SiteCell:
 
     def _run(self, started: float) -> None:
         target, result = self.target, self.result
-        if self.prepared.done() and self.prepared.exception() is not None:
-            self.prepared.result()  # the site failed as a whole: start no server for it
-        provider, reason = self.providers.choose(target)
+        prepared = self.run_.prepared
+        if prepared.done() and prepared.exception() is not None:
+            prepared.result()  # the site failed as a whole: start no server for it
+        provider, reason = self.run_.providers.choose(target)
         if provider is None:
             raise ProviderUnavailable(reason)
         result.provider = provider.name
         self.progress.target(target.id, "starting", provider=provider.name)
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.phases["start"] = round(time.perf_counter() - started, 3)
-            site = self.prepared.result()  # raises the conflict, or the preparing's error
+            site = prepared.result()  # raises the conflict, or the preparing's error
             engine = engine_named(target.engine)
             url = engine.url(db.url)
             self._database(url)
@@ -329,7 +285,7 @@ class _SiteCell:
             lock_timeout_s=self.options.lock_timeout_s,
         )
 
-    def _install_previous(self, site: SiteEnvironment, url: URL) -> list[dict[str, Any]]:
+    def _install_previous(self, site: SiteEnvironment, url: URL) -> list[SiteMemberSpec]:
         """Each plugin at the release the site runs today, in load order, by its own scripts.
 
         A plugin installed fresh (the site file says why), or whose previous
@@ -382,99 +338,91 @@ class _SiteCell:
                         "Run python -m matrix run --plugin on it to see which check fails.",
                     )
             members.append(
-                {
-                    "plugin": member.plugin.to_dict(),
-                    "schema": member.schema,
-                    "head": member.head,
-                    "previous": {"version": previous.plugin.version, "head": previous.head}
+                SiteMemberSpec(
+                    plugin=member.plugin,
+                    schema=member.schema,
+                    head=member.head,
+                    previous=ReleaseAt(previous.plugin.version, previous.head)
                     if previous
                     else None,
-                    "fresh": fresh,
-                }
+                    fresh=fresh,
+                )
             )
         return members
 
     def _rehearse(
-        self, site: SiteEnvironment, url: URL, members: list[dict[str, Any]], fresh: str
+        self, site: SiteEnvironment, url: URL, members: list[SiteMemberSpec], fresh: str
     ) -> None:
         """The site's check process: phases and checks as they come, each within its time."""
-        options, target, result = self.options, self.target, self.result
-        spec = {
-            "target": target.id,
-            "engine": target.engine,
-            "members": members,
-            "scale": options.scale,
-            "policy": options.policy.to_dict(),
-            "statement_timeout_s": options.check_timeout_s,
-            "lock_timeout_s": options.lock_timeout_s,
-            "sql_dir": str(options.reports_dir / "sql" / target.id),
-            "fresh_database": fresh,
-        }
-        rendered = url.render_as_string(hide_password=False)
-        child = Child(
-            site.environment.python, [], spec, rendered, site.path, module="matrix.site.process"
+        options, target = self.options, self.target
+        spec = SiteSpec(
+            on=TargetSpec(
+                engine=target.engine,
+                target=target.id,
+                sql_dir=options.reports_dir / "sql" / target.id,
+                statement_timeout_s=options.check_timeout_s,
+                lock_timeout_s=options.lock_timeout_s,
+                policy=options.policy.to_dict(),
+            ),
+            members=tuple(members),
+            fresh_database=fresh,
+            scale=options.scale,
         )
+        rendered = url.render_as_string(hide_password=False)
+        child = Child(site.environment.python, [], spec, rendered, site.path, SITE_PROCESS)
+        self.read(child, members)
+
+    def read(self, child: Child, members: list[SiteMemberSpec]) -> None:
+        """Read the site's check process within each step's time and the run's; then kill it."""
+        options, target, result = self.options, self.target, self.result
         checks: dict[str, dict[str, CheckResult]] = {}
-        window: dict[str, Any] = {}
-        running: tuple[str, float] | None = None
+        window = Window(None, {})
         stopped = ""
-        finished = False
+        ended = False
+        watch = Watch(child, self.run_.deadline, step_timeout_s=options.check_timeout_s)
         try:
-            for event in child.events(timeout=0.5):
-                now = time.monotonic()
-                if running and now - running[1] > options.check_timeout_s:
-                    stopped = f"{running[0]} timed out after {options.check_timeout_s:g} s"
-                    break
-                if now > self.deadline:
-                    stopped = f"the run's timeout of {options.run_timeout_s:g} s was reached"
-                    break
-                if event is None:
-                    continue
-                if "start_phase" in event or "start" in event:
-                    name = event.get("start_phase") or event["start"]
-                    running = (name, now)
-                    self.progress.check(target.id, name, "running")
-                elif "phase" in event:
-                    result.phases[event["phase"]["name"]] = event["phase"]["seconds"]
-                    running = None
-                elif "window" in event:
-                    window = event["window"]
-                elif "done" in event:
-                    name = event["done"]["check"]
-                    checks[name] = {
-                        plugin: CheckResult.from_dict(data)
-                        for plugin, data in event["done"]["plugins"].items()
-                    }
-                    running = None
-                    worst = _worst([c.status for c in checks[name].values()])
-                    self.progress.check(target.id, name, str(worst))
-                elif "fatal" in event:
-                    result.fatal = fatal_of(event["fatal"])
+            for event in watch.events():
+                if isinstance(event, Started):
+                    self.progress.check(target.id, event.name, "running")
+                elif isinstance(event, PhaseDone):
+                    result.phases[event.name] = event.seconds
+                elif isinstance(event, Window):
+                    window = event
+                elif isinstance(event, SiteDone):
+                    checks[event.check] = event.plugins
+                    worst = _worst([c.status for c in event.plugins.values()])
+                    self.progress.check(target.id, event.check, str(worst))
+                elif isinstance(event, Fatal):
+                    result.fatal = fatal_of(event.cause)
                     stopped = result.fatal["reason"]
-                elif "finished" in event:
-                    finished = True
+                elif isinstance(event, Finished):
+                    ended = True
         finally:
             child.kill()
-        if not finished and not stopped:
+        if watch.stopped == Stop.STEP_TIMEOUT:
+            stopped = f"{watch.running} timed out after {options.check_timeout_s:g} s"
+        elif watch.stopped == Stop.DEADLINE:
+            stopped = f"the run's timeout of {options.run_timeout_s:g} s was reached"
+        if not ended and not stopped:
             stopped = f"the site's check process ended (exit code {child.process.returncode})"
             result.fatal = {"status": "error", "reason": f"{stopped}: {child.tail()[-500:]}"}
         elif stopped and not result.fatal:
             result.fatal = {"status": "error", "reason": masking.mask(stopped)}
-        result.window_s = window.get("total")
+        result.window_s = window.total
         for member in members:
-            name = member["plugin"]["package"]
-            timing = window.get("plugins", {}).get(name, {})
+            name = member.plugin.package
+            timing = window.plugins.get(name)
             result.plugins.append(
                 PluginRow(
                     name=name,
-                    fresh=member["fresh"],
+                    fresh=member.fresh,
                     checks=[
                         checks.get(check, {}).get(name)
                         or CheckResult(check, Status.NOT_RUN, reason=stopped or "not run")
                         for check in SITE_CHECK_NAMES
                     ],
-                    timeline=[RevisionEvidence.from_dict(e) for e in timing.get("timeline", [])],
-                    window_s=timing.get("seconds"),
+                    timeline=list(timing.timeline) if timing else [],
+                    window_s=timing.seconds if timing else None,
                 )
             )
 

@@ -35,13 +35,13 @@ that lists core plugins otherwise is refused (Peek would not run them so).
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from matrix.documents import read_toml
 from matrix.errors import HarnessError
 
 SCHEMA_VERSION = 1
@@ -100,20 +100,16 @@ class Site:
 
 def load_site(path: Path) -> Site:
     """Read and validate a site file; every problem is one paragraph naming the field."""
-    try:
-        raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise SiteFileError(
-            f"The site file {path} does not exist.",
-            "Pass --site the path of a site file (site.toml in the repository is an example).",
-        ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SiteFileError(
-            f"The site file {path} cannot be read ({error}).",
-            "Fix it at the line and column given; site.toml in the repository is an example.",
-        ) from None
-    return parse_site(path, data, hashlib.sha256(raw).hexdigest())
+    data = read_toml(
+        path,
+        "site file",
+        "Fix it at the line and column given; site.toml in the repository is an example.",
+        missing=f"The site file {path} does not exist.",
+        missing_fix="Pass --site the path of a site file (site.toml in the repository is an "
+        "example).",
+        error=SiteFileError,
+    )
+    return parse_site(path, data, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def parse_site(path: Path, data: dict[str, Any], sha256: str = "") -> Site:

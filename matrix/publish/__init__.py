@@ -1,0 +1,1 @@
+"""Stage 8, publish: build a release reproducibly, upload the wheel the gate proved."""
