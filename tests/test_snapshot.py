@@ -6,6 +6,9 @@ rows in ``test_sqlserver_recorded.py``, since no SQL Server can run here.
 
 from __future__ import annotations
 
+import json
+
+import recorded_walks
 import sqlalchemy as sa
 
 from matrix.check.snapshot import plugin_schema
@@ -45,3 +48,12 @@ def test_the_catalogue_state_sees_a_revisions_change(postgres_url):
     assert "idx_Tag_itemId" in added
     assert "80" in added  # the widened name
     assert "Tag_label_key" in " ".join(before.facts)  # the unique constraint, by its name
+
+
+def test_the_recorded_walks_are_what_postgresql_gives(pg_server_url, tmp_path):
+    """The unit tier judges recorded walks; they must stay what this server gives."""
+    recorded = recorded_walks.record(pg_server_url, tmp_path / "plugins")
+    if recorded != recorded_walks.load():
+        fresh = tmp_path / recorded_walks.FILE.name
+        fresh.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        raise AssertionError(f"the walks recorded differ: review {fresh}, copy it over the file")

@@ -136,6 +136,12 @@ def data_survives(cell, out: CheckOutput) -> None:
         ledger,
         after=lambda conn: survival.lagging_sequences(conn, cell.engine, cell.schema, ledger),
     )
+    judge_rows(cell, out, walk, ledger)
+
+
+def judge_rows(cell, out: CheckOutput, walk: RowsWalk, ledger: synthetic.Ledger) -> None:
+    """``data_survives``'s verdict on its walk: what ``walk.after`` found lagging is
+    {table: (revision, what)}, the key sequences left behind the keys their table holds."""
     out.evidence = walk.evidence
     failure = walk.failure
     if failure is not None:

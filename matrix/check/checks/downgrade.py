@@ -29,7 +29,10 @@ class _DownObserver:
         return None
 
     def after(self, step: Step) -> None:
-        actual = self.cell.state()
+        self.record(step, self.cell.state())
+
+    def record(self, step: Step, actual: SchemaState) -> None:
+        """Judge the state ``step`` left (read from the catalogue) against the expected one."""
         change = self.cell.up_changes.get(step.revision)
         if change is not None:
             self.expected = self.expected.revert(change)
@@ -68,30 +71,7 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
         steps = cell.migrator.downgrade(cell.url, BASE, observer)
         cell.down_reached, cell.down_steps = BASE, len(steps)
     except StepFailed as failure:
-        cell.down_reached, cell.down_steps = failure.revision, len(failure.done)
-        kind = cell.downgrade_kind(failure.revision)
-        # NotImplementedError declares it only where the source cannot say: raised
-        # from inside code (a library's), it is a broken downgrade like any other.
-        if kind == "irreversible" or (
-            kind == "unknown" and isinstance(failure.error, NotImplementedError)
-        ):
-            out.find(
-                "irreversible",
-                f"irreversible at {failure.revision}: its downgrade() declares it "
-                f"({describe_error(failure.error)}); the {len(failure.done)} revisions above it "
-                "downgrade",
-                revision=failure.revision,
-                blocking=False,
-            )
-            out.covered = (
-                f"{len(failure.done)} revisions down to {failure.revision}, "
-                "which declares its downgrade irreversible"
-            )
-            return
-        down = cell.migrator.down_revision(failure.revision)
-        out.failed_step(
-            "downgrade_failed", failure, f"downgrade {failure.revision} -> {down} failed"
-        )
+        judge_stop(cell, out, failure)
         return
     no_ops = [r for r in cell.revisions if cell.downgrade_kind(r) == "no-op"]
     if no_ops:
@@ -101,6 +81,32 @@ def downgrade_stepwise(cell, out: CheckOutput) -> None:
             blocking=False,
         )
     out.covered = f"{len(out.evidence)} revisions downgraded one at a time to base"
+
+
+def judge_stop(cell, out: CheckOutput, failure: StepFailed) -> None:
+    """A walk down that stopped: at a declared-irreversible downgrade (a note), or a broken one."""
+    cell.down_reached, cell.down_steps = failure.revision, len(failure.done)
+    kind = cell.downgrade_kind(failure.revision)
+    # NotImplementedError declares it only where the source cannot say: raised
+    # from inside code (a library's), it is a broken downgrade like any other.
+    if kind == "irreversible" or (
+        kind == "unknown" and isinstance(failure.error, NotImplementedError)
+    ):
+        out.find(
+            "irreversible",
+            f"irreversible at {failure.revision}: its downgrade() declares it "
+            f"({describe_error(failure.error)}); the {len(failure.done)} revisions above it "
+            "downgrade",
+            revision=failure.revision,
+            blocking=False,
+        )
+        out.covered = (
+            f"{len(failure.done)} revisions down to {failure.revision}, "
+            "which declares its downgrade irreversible"
+        )
+        return
+    down = cell.migrator.down_revision(failure.revision)
+    out.failed_step("downgrade_failed", failure, f"downgrade {failure.revision} -> {down} failed")
 
 
 @check

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from matrix.check.checks.base import CannotJudge, CheckOutput, check, describe_error
-from matrix.check.snapshot import VERSION_TABLE, describe
+from matrix.check.snapshot import VERSION_TABLE, SchemaState, describe
 from matrix.provide import databases
 
 
@@ -215,6 +215,12 @@ def fresh_install_matches_upgrade(cell, out: CheckOutput) -> None:
     fresh = _create_all_and_stamp(cell, metadata, out, blocking)
     if fresh is None:
         return
+    judge_fresh(cell, out, fresh, blocking, why)
+
+
+def judge_fresh(cell, out: CheckOutput, fresh: SchemaState, blocking: bool, why: str) -> None:
+    """The schema create_all + stamp gave against the migrated one; a failure only where Peek
+    installs fresh sites that way (``blocking``), else a note; ``why`` says which it is."""
     if fresh != cell.head_state:
         diff = describe(cell.head_state.facts, fresh.facts)
         count = len(diff.splitlines())

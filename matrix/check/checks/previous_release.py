@@ -21,7 +21,7 @@ from pathlib import Path
 
 from matrix.check import synthetic
 from matrix.check.checks.base import CannotJudge, CheckOutput, check
-from matrix.check.checks.data import report_losses, upgrade_with_rows
+from matrix.check.checks.data import RowsWalk, report_losses, upgrade_with_rows
 from matrix.check.snapshot import describe
 from matrix.protocol import PreviousRelease
 
@@ -174,6 +174,13 @@ def upgrade_from_release(cell, out: CheckOutput) -> None:
     url = cell.siblings["release"]
     ledger = synthetic.Ledger.from_dict(json.loads(previous.ledger.read_text()))
     walk = upgrade_with_rows(cell, url, ledger, start=cell.state, after=cell.state)
+    judge_release(cell, out, previous, walk, ledger)
+
+
+def judge_release(
+    cell, out: CheckOutput, previous: PreviousRelease, walk: RowsWalk, ledger: synthetic.Ledger
+) -> None:
+    """``upgrade_from_release``'s verdict on its walk (``walk.after``: the schema at head)."""
     out.evidence = walk.evidence
     if walk.failure is not None:
         out.failed_step(

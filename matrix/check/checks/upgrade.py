@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from matrix.check.checks.base import CheckOutput, check, describe_error
 from matrix.check.migrator import Step, StepFailed
-from matrix.check.snapshot import VERSION_TABLE, describe
+from matrix.check.snapshot import VERSION_TABLE, SchemaState, describe
 from matrix.results import RevisionEvidence
 
 
@@ -22,7 +22,10 @@ class _UpObserver:
         return None
 
     def after(self, step: Step) -> None:
-        state = self.cell.state()
+        self.record(step, self.cell.state())
+
+    def record(self, step: Step, state: SchemaState) -> None:
+        """What ``step`` changed, from the state it left (read from the catalogue)."""
         change = self.state.changes_to(state)
         self.cell.up_changes[step.revision] = change
         self.out.evidence.append(
