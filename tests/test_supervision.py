@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from plugin_factory import PluginSpec, Revision, healthy_revisions, write_plugin
 
 from matrix.child import OUTPUT_KEPT, Child, harness_path
 from matrix.define.targets import load_matrix
@@ -82,14 +83,16 @@ def fake_child(tmp_path: Path, body: str) -> Child:
     return Child(Path(sys.executable), [], None, None, path, module="fakechild")
 
 
-def target_run(tmp_path: Path, check_timeout_s=60.0, run_timeout_s=600.0) -> TargetRun:
+def target_run(
+    tmp_path: Path, check_timeout_s=60.0, run_timeout_s=600.0, checks=CHECKS
+) -> TargetRun:
     target = load_matrix().targets[0]
     options = RunOptions(
         targets=[target],
         matrix_file=Path("targets.toml"),
         reports_dir=tmp_path / "reports",
         plugin="fake",
-        checks=CHECKS,
+        checks=checks,
         check_timeout_s=check_timeout_s,
         run_timeout_s=run_timeout_s,
     )
@@ -261,6 +264,39 @@ def test_the_sites_process_ending_without_its_last_word_is_an_error(tmp_path):
     site_target.result.fatal = None
     site_target.read(child, [])
     assert site_target.result.fatal is None
+
+
+# -- the real check process, where no server was reached ------------------------------------
+
+
+def test_the_check_processs_verdicts_reach_the_runner_through_the_protocol(tmp_path):
+    """The check process itself (not a fake) on a plugin with two heads, for a target no
+    server reached: the history is judged and blamed, every live check is not_run, and
+    the runner reports exactly that, with the process's last word heard."""
+    spec = PluginSpec("processheads", healthy_revisions())
+    spec.revisions.append(Revision("c3", "a1", "pass", "pass"))
+    package = write_plugin(tmp_path / "src", spec)
+    plugin = Plugin(spec.package, "0", package.parent, package / "_private" / "alembic", "x")
+    names = ("single_head", "upgrade_stepwise", "offline_sql", "constraints_named")
+    running = target_run(tmp_path, checks=names)
+    where = TargetSpec(running.target.engine, running.target.id, tmp_path / "sql")
+    path = [package.parent, harness_path(tmp_path / "cache")]
+    child = Child(Path(sys.executable), [], CellSpec(plugin, where, names), None, path)
+    running.read(child, None)
+    assert running.result.fatal is None, child.tail()
+    (head,) = [c for c in running.result.checks if c.name == "single_head"]
+    assert (head.status, head.revision) == (Status.FAILED, "b2,c3")
+    assert statuses(running)["upgrade_stepwise"] == (
+        Status.NOT_RUN,
+        "no live server was reached",
+    )
+    for name in ("offline_sql", "constraints_named"):
+        assert statuses(running)[name] == (
+            Status.NOT_RUN,
+            "needs single_head, which did not pass",
+        )
+    assert running.waivers_used == set()
+    assert ("log", "schema pl_processheads") in running.progress.seen  # Ready, decoded
 
 
 # -- the protocol itself ----------------------------------------------------------------
