@@ -52,7 +52,7 @@ class SchemaState:
         return SchemaState((self.facts - change.added) | change.removed)
 
     def tables(self) -> set[str]:
-        return {fact.split(".")[1] for fact in self.facts if fact.startswith("tables.")}
+        return {_table(fact) for fact in self.facts if fact.startswith("tables.")}
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,7 @@ class Change:
 
     def tables(self) -> set[str]:
         """Tables whose definition this change touches."""
-        return {
-            fact.split(".")[1] for fact in self.added | self.removed if fact.startswith("tables.")
-        }
+        return {_table(fact) for fact in self.added | self.removed if fact.startswith("tables.")}
 
     def summary(self) -> list[str]:
         """One short line per object created (+), dropped (-) or altered (~)."""
@@ -98,6 +96,11 @@ class Change:
                 continue  # only its parts changed; they have lines of their own
             lines.append(f"{'~' if len(marks) > 1 else next(iter(marks))} {kind} {name}")
         return lines
+
+
+def _table(fact: str) -> str:
+    """The table a ``tables.`` fact is about (``tables.T = {}``, an empty table, too)."""
+    return fact.split(" = ", 1)[0].split(".")[1]
 
 
 _SINGULAR = {
