@@ -16,6 +16,9 @@ import json
 
 import pytest
 import recorded_walks
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from helpers import judged
 from plugin_factory import PluginSpec, Revision, healthy_revisions, write_plugin
 
@@ -24,6 +27,7 @@ from matrix.check import synthetic
 from matrix.check.checks.base import CannotJudge, CheckOutput, run_one
 from matrix.check.checks.cost import _Held, judge_cost, keep_strongest, named_locks
 from matrix.check.checks.data import RowsWalk, _dropped_columns, judge_rows
+from matrix.check.checks.models import _flatten, render_difference
 from matrix.check.checks.offline import _expected_at, _lowest_reachable, creates_schema
 from matrix.check.checks.previous_release import judge_release
 from matrix.check.migrator import Step, StepFailed
@@ -324,3 +328,51 @@ def test_the_seeds_ledger_crosses_processes_unchanged():
     ledger = ledger_of(row("Item", "a1", 1), uncovered={"Tag": "why"})
     again = synthetic.Ledger.from_dict(json.loads(json.dumps(ledger.to_dict())))
     assert again.rows == ledger.rows and again.uncovered == ledger.uncovered
+
+
+# -- model_matches_ddl: Alembic's comparison, said in one sentence each ---------------------
+
+
+def test_each_difference_alembic_finds_is_one_sentence_naming_its_object(tmp_path):
+    """Alembic's own comparison of a model with a real (SQLite) database: every kind of
+    difference it reports reads as a sentence, with the table, kind and name blame needs."""
+    database = sa.create_engine(f"sqlite:///{tmp_path / 'drift.db'}")
+    with database.begin() as conn:
+        conn.execute(
+            sa.text("CREATE TABLE item (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20), n INT)")
+        )
+        conn.execute(sa.text("CREATE INDEX idx_item_n ON item (n)"))
+        conn.execute(sa.text("CREATE TABLE gone (id INTEGER NOT NULL PRIMARY KEY)"))
+    model = sa.MetaData()
+    sa.Table(
+        "item",
+        model,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50)),
+        sa.Column("note", sa.Text),
+    )
+    sa.Table("new", model, sa.Column("id", sa.Integer, primary_key=True))
+    with database.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        rendered = {
+            render_difference(d, conn.dialect) for d in _flatten(compare_metadata(context, model))
+        }
+    database.dispose()
+    assert rendered == {
+        ("table new is in the model, not in the database", "new", None, None),
+        ("table gone is in the database, not in the model", "gone", None, None),
+        ("column item.note is in the model, not in the database", "item", "columns", "note"),
+        ("column item.n is in the database, not in the model", "item", "columns", "n"),
+        (
+            "index idx_item_n on item(n) is in the database (from a migration), not in the model",
+            "item",
+            "indexes",
+            "idx_item_n",
+        ),
+        (
+            "column item.name: type is VARCHAR(20) in the database, VARCHAR(50) in the model",
+            "item",
+            "columns",
+            "name",
+        ),
+    }
