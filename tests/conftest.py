@@ -31,20 +31,46 @@ from matrix.provide.native import NativeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_TARGET = "pg15-postgis33"
-# A test that asks for one of these (directly or through another fixture) needs a
-# live server, engine or tool: it belongs to the live tier.
-LIVE_FIXTURES = {"pg_server_url", "client", "provider", "pypi", "dist", "matrix_run"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a live fixture as ``live``, so the unit tier stays pure."""
-    for item in items:
-        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(scope="session")
-def pg_server_url() -> URL:
+def live() -> None:
+    """Asked for by every fixture that needs a real server, engine, tool or the network.
+
+    A test whose fixtures reach this one, however indirectly, is marked ``live``
+    when it is collected (below), so ``-m "not live"`` (the unit tier) leaves it
+    out: a new fixture that starts or reaches something real says so by asking
+    for ``live``, never by being added to a list. ``tests/test_tiers.py`` holds
+    the two together.
+    """
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups the marks give
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the live tests, and keep the tests that share a module's fixture on one worker.
+
+    A module-scoped fixture (a built wheel, a run of the matrix) is computed once
+    per worker that runs one of its tests: under ``-n``, ``--dist loadgroup``
+    sends the tests sharing one to the same worker (``xdist_group``), so it is
+    computed once, and what its tests assume of each other (a cache the first
+    one fills) still holds.
+    """
+    for item in items:
+        if "live" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+        if shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def shares_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture computed once for its module (or class)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(defs[-1].scope in ("module", "class", "package") for defs in definitions)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(live) -> URL:
     """Superuser URL of a live PostgreSQL 15 + PostGIS server (maintenance db)."""
     target = next(t for t in load_matrix().targets if t.id == PG_TARGET)
     # Recorded like a run's servers, so a test session killed outright leaves a
@@ -54,6 +80,14 @@ def pg_server_url() -> URL:
     assert reason is None, f"the tests need a local PostgreSQL 15 + PostGIS: {reason}"
     with provider.database(target, log=lambda message: None) as db:
         yield db.url.set(database="postgres")
+
+
+@pytest.fixture(scope="session")
+def public_index(live) -> str:
+    """The package index pip is configured with (the public one unless told): the network."""
+    from matrix.install import index
+
+    return index.index_url()
 
 
 @pytest.fixture
@@ -191,7 +225,7 @@ def scaled(document, factor: float):
 
 
 @pytest.fixture
-def pypi(tmp_path) -> PyPI:
+def pypi(live, tmp_path) -> PyPI:
     """pypiserver on 127.0.0.1 that asks for a password to upload, list and download."""
     packages = tmp_path / "packages"
     packages.mkdir()

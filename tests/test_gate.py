@@ -457,7 +457,7 @@ def gate_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> Path:
+def dist(live, tmp_path_factory) -> Path:
     """The tutorial plugin built as a release builds it."""
     dist = tmp_path_factory.mktemp("dist")
     done = subprocess.run(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -32,7 +31,7 @@ EXPECTED_TAGS = {
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(live):
     client = images.docker_client()
     yield client
     client.close()
@@ -116,16 +115,14 @@ def test_debootstrap_from_a_mirror_that_never_answers_ends_at_its_timeout(
 ) -> None:
     """The mirror takes the connection and says nothing: the watchdog ends debootstrap."""
     target = RECIPE_TARGETS[0]
-    monkeypatch.setattr(images, "BOOTSTRAP_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(images, "BOOTSTRAP_TIMEOUT_S", 1.0)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         mirror = f"http://127.0.0.1:{silent.getsockname()[1]}/debian"
-        started = time.monotonic()
-        with pytest.raises(HarnessError) as caught:
+        with pytest.raises(HarnessError) as caught:  # without the watchdog: never returns
             images._bootstrap(target, tmp_path / "root", lambda message: None, mirror)
-    assert time.monotonic() - started < 60
-    assert "did not finish within 3 s" in caught.value.cause
+    assert "did not finish within 1 s" in caught.value.cause
     assert "MATRIX_DEBIAN_MIRROR" in caught.value.fix
 
 

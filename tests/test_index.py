@@ -153,9 +153,9 @@ def test_a_url_with_credentials_is_recorded_without_them():
 
 
 @pytest.mark.corpus
-def test_the_public_index_answers_pep_691_and_every_peek_release_is_yanked():
+def test_the_public_index_answers_pep_691_and_every_peek_release_is_yanked(public_index):
     """Peek's releases are yanked on the public index; the previous one installs pinned."""
-    where = index.index_url()
+    where = public_index
     content_type, _ = index.fetch(f"{where.rstrip('/')}/peek-plugin-chat/", accept=index.ACCEPT)
     assert content_type.startswith(index.JSON_TYPE)
     listed = {str(r.version): r for r in index.releases("peek-plugin-chat", where)}

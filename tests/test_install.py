@@ -25,7 +25,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def core(tmp_path_factory) -> Path:
+def core(live, tmp_path_factory) -> Path:
     """The interpreter of a fresh environment with the harness installed without extras."""
     venv = tmp_path_factory.mktemp("core") / "venv"
     for command in (

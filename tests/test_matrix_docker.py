@@ -54,7 +54,7 @@ def matrix_command(reports: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def matrix_run(tmp_path_factory):
+def matrix_run(live, tmp_path_factory):
     reports = tmp_path_factory.mktemp("docker-matrix")
     done = subprocess.run(
         matrix_command(reports), cwd=ROOT, capture_output=True, text=True, timeout=900

@@ -25,7 +25,7 @@ MSSQL_TARGETS = ("mssql2019", "mssql2022", "mssql2025")
 
 
 @pytest.fixture(scope="module")
-def mssql_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+def mssql_run(live, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     reports = tmp_path_factory.mktemp("mssql-reports")
     done = cli(
         "run",

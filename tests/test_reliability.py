@@ -3,7 +3,10 @@
 Each test feeds one fault for real (a server that is not there, a wrong
 password, a migration that blocks, a history Alembic cannot read, a second
 run on the same reports, a SIGKILL) and asserts the exit, the message, the
-report and that nothing was left behind, within a bounded time.
+report and that nothing was left behind. None asserts how long it took: that
+a fault is said at once shows in which message says it (a refusal said at
+the first attempt is worded apart from a wait that ran out), and a wait that
+never ends is caught by the process's own timeout.
 """
 
 from __future__ import annotations
@@ -64,13 +67,13 @@ def compat(reports: Path) -> dict:
 
 def test_a_server_that_is_not_there_is_not_run_at_once(tmp_path):
     plugin = write_plugin(tmp_path / "src", PluginSpec("absent", healthy_revisions()))
-    started = time.monotonic()
     done, reports = external(tmp_path, plugin, "postgresql://peek:pw@127.0.0.1:1/peek")
-    assert time.monotonic() - started < 60  # not the 90 s ready_timeout
     assert done.returncode == 1
     target = compat(reports)["targets"][0]
     assert target["status"] == "not_run"
+    # said at the first refused attempt, not after waiting out ready_timeout
     assert "Nothing accepts connections" in target["reason"]
+    assert "did not accept a login within" not in target["reason"]
     assert "ready_timeout" not in target["reason"] and "below" not in target["reason"]
     statuses = {c["name"]: c["status"] for c in target["checks"]}
     assert statuses["single_head"] == "passed"
@@ -97,17 +100,21 @@ def test_a_server_of_another_version_does_not_prove_the_target(tmp_path, pg_serv
 
 def test_a_target_stuck_outside_its_checks_ends_with_the_run_timeout(tmp_path):
     """A server that takes the connection and never answers holds the cell in its
-    login wait (90 s ready_timeout); the run still ends at --run-timeout plus the
-    grace, with that target an error naming the run timeout."""
+    login wait, here for an hour (ready_timeout = 3600 in the matrix file); the run
+    still ends at --run-timeout plus the grace (else the process's own timeout
+    stops it and the test fails), with that target an error naming the run timeout."""
     plugin = write_plugin(tmp_path / "src", PluginSpec("silent", healthy_revisions()))
+    matrix_file = tmp_path / "targets.toml"
+    bundled = (ROOT / "matrix" / "define" / "targets.toml").read_text()
+    assert "ready_timeout = 90\n" in bundled
+    matrix_file.write_text(bundled.replace("ready_timeout = 90\n", "ready_timeout = 3600\n"))
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # the kernel completes the handshakes; nothing ever answers
         url = f"postgresql://peek:pw@127.0.0.1:{silent.getsockname()[1]}/peek"
-        started = time.monotonic()
-        done, reports = external(tmp_path, plugin, url, "--run-timeout", "3")
-        elapsed = time.monotonic() - started
-    assert elapsed < 75, elapsed  # not the 90 s login wait
+        done, reports = external(
+            tmp_path, plugin, url, "--run-timeout", "3", "--matrix", str(matrix_file)
+        )
     assert done.returncode == 1, done.stderr
     target = compat(reports)["targets"][0]
     assert target["status"] == "error"
@@ -119,13 +126,13 @@ def test_a_wrong_password_is_said_at_once(tmp_path, pg_server_url):
     plugin = write_plugin(tmp_path / "src", PluginSpec("wrongpw", healthy_revisions()))
     secret = "Wr0ng-Secret-Pw"
     url = pg_server_url.set(password=secret).render_as_string(hide_password=False)
-    started = time.monotonic()
     done, reports = external(tmp_path, plugin, url)
-    assert time.monotonic() - started < 60
     target = compat(reports)["targets"][0]
     assert target["status"] == "error"
+    # said at the first refused login, not after waiting out ready_timeout
     assert "refused the login" in target["reason"]
     assert "does not get better by waiting" in target["reason"]
+    assert "did not accept a login within" not in target["reason"]
     output = done.stdout + done.stderr
     for text in [
         output,
@@ -241,9 +248,8 @@ def test_a_migration_that_blocks_times_out_with_the_statement_and_the_run_ends(
     revisions[1] = Revision("b2", "a1", block, revisions[1].downgrade)
     plugin = write_plugin(tmp_path / "src", PluginSpec("blocks", revisions))
     url = pg_server_url.render_as_string(hide_password=False)
-    started = time.monotonic()
+    # pg_sleep(600) outlasts the process's own timeout (300 s): only the check timeout ends it
     done, reports = external(tmp_path, plugin, url, "--check-timeout", "4")
-    assert time.monotonic() - started < 90
     assert done.returncode == 1
     target = compat(reports)["targets"][0]
     upgrade = next(c for c in target["checks"] if c["name"] == "upgrade_stepwise")
@@ -259,7 +265,7 @@ def test_a_migration_that_blocks_times_out_with_the_statement_and_the_run_ends(
 @pytest.mark.parametrize(
     ("name", "phrase"), [("cycle", "cannot be read"), ("twice", "present more than once")]
 )
-def test_an_unreadable_history_ends_the_run_in_seconds(tmp_path, name, phrase):
+def test_an_unreadable_history_ends_the_run_with_its_cause(tmp_path, name, phrase):
     revisions = healthy_revisions()
     if name == "cycle":
         revisions[0] = Revision("a1", "b2", revisions[0].upgrade, revisions[0].downgrade)
@@ -267,9 +273,7 @@ def test_an_unreadable_history_ends_the_run_in_seconds(tmp_path, name, phrase):
     versions = package / "_private" / "alembic" / "versions"
     if name == "twice":  # a second file declaring revision a1
         (versions / "a1_again.py").write_text((versions / "a1.py").read_text())
-    started = time.monotonic()
     done, reports = external(tmp_path, package, "postgresql://peek:pw@127.0.0.1:1/peek")
-    assert time.monotonic() - started < 60
     assert done.returncode == 1, done.stdout + done.stderr
     target = compat(reports)["targets"][0]
     assert target["status"] == "failed"
