@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 import sqlglot
 from geoalchemy2 import Geometry
+from helpers import parsed
 from sqlalchemy.dialects import mssql, postgresql
 
 from matrix.check import column_values, lint, survival, synthetic
@@ -52,7 +53,7 @@ def tsql(statement: sa.ClauseElement) -> str:
 
 
 def parses_as_tsql(sql: str) -> None:
-    sqlglot.parse(sql, read=MSSQL.sqlglot_dialect)
+    parsed(sql, MSSQL.sqlglot_dialect)
 
 
 # -- what SQL Server accepts ----------------------------------------------------------------
@@ -105,6 +106,17 @@ def test_objects_outside_the_schema_leave_internal_tables_out():
 )
 def test_every_server_statement_parses_as_tsql(sql):
     parses_as_tsql(sql)
+
+
+@pytest.mark.parametrize(
+    "sql", ["ALTER TABLEX [x] ADD y int", "IF DB_ID(N'x') IS NULL ALTER DATABASE [x] SETT y"]
+)
+def test_a_statement_sqlglot_cannot_parse_is_not_taken_for_parsed(sql):
+    """sqlglot warns and keeps what it cannot parse as a generic Command, without raising:
+    a broken statement went through the former check; this one refuses it."""
+    assert sqlglot.parse(sql, read=MSSQL.sqlglot_dialect)  # no error raised
+    with pytest.raises(AssertionError, match="sqlglot could not parse"):
+        parses_as_tsql(sql)
 
 
 def test_database_and_schema_statements_read_as_a_dba_expects():

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import sqlglot
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from helpers import parsed
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -435,7 +435,7 @@ def test_mssql_geometry_moves_wkt_both_ways(tutorial):
     assert "geometry::STGeomFromText(:geom, 4326)" in insert
     assert "[SpatialFeature].geom.STAsText() AS geom" in select
     for statement in (insert, select):
-        sqlglot.parse(statement.replace(":geom", "'POINT(1 2)'"), read="tsql")
+        parsed(statement.replace(":geom", "'POINT(1 2)'"), "tsql")
     assert wktForSrid("SRID=4326;POINT(1 2)", 4326) == "POINT(1 2)"
     assert wktForSrid("POINT(1 2)", 4326) == "POINT(1 2)"
     with pytest.raises(ValueError):
@@ -467,7 +467,7 @@ def statements(sql: str, dialect: str) -> list[str]:
 
 def parse_all(sql: str, dialect: str) -> None:
     for statement in statements(sql, dialect):
-        sqlglot.parse(statement, read={"mssql": "tsql", "postgresql": "postgres"}[dialect])
+        parsed(statement, {"mssql": "tsql", "postgresql": "postgres"}[dialect])
 
 
 def test_offline_upgrade_sql_for_mssql(tutorial):

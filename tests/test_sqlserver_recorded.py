@@ -17,6 +17,7 @@ import datetime
 import pytest
 import sqlalchemy as sa
 import sqlglot
+from helpers import parsed
 from sqlglot import exp
 
 from matrix.check import column_values, survival, synthetic
@@ -648,7 +649,7 @@ def test_a_geometry_only_rewrite_changes_the_fingerprint():
     assert "HASHBYTES('SHA2_256', t.[geom].STAsBinary())" in sql
     assert "HASHBYTES('SHA2_256', CAST(t.[notes] AS NVARCHAR(MAX)))" in sql
     assert sql.count("HASHBYTES") == 2  # StringIntTuple has none
-    sqlglot.parse(sql, read="tsql")
+    parsed(sql, "tsql")
     assert "'geometry', 'geography', 'text', 'ntext', 'image', 'xml'" in MSSQL.unhashed_columns_sql
 
 
@@ -665,7 +666,7 @@ def test_objects_outside_the_schema_include_database_scoped_ones_and_any_owners_
     ):
         assert view in sql, view
     assert "principal_id = 1" not in sql
-    sqlglot.parse(sql.replace(":schema", "N'pl_x'"), read="tsql")
+    parsed(sql.replace(":schema", "N'pl_x'"), "tsql")
 
 
 # -- a least-privilege login -------------------------------------------------------------------
