@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -384,7 +383,7 @@ def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
     facts = json.loads(record.read_text())
     datadir = Path(facts["datadir"])
     postmaster = _wait_for(lambda: _postmaster_pid(datadir), 60)
-    _wait_for(lambda: _check_process_running(victim.pid), 120)
+    checks = _wait_for(lambda: _check_processes(victim.pid), 120)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     assert leftovers.pid_alive(postmaster)  # left behind, as a SIGKILL leaves it
@@ -407,7 +406,8 @@ def test_a_sigkilled_native_run_is_reaped_by_the_next_one(tmp_path):
     assert not leftovers.pid_alive(postmaster)
     assert not datadir.exists()
     assert not list(runs.glob("native-*.json"))
-    _wait_for(lambda: not _check_process_running(victim.pid) or None, 30)
+    # its orphaned check process sees its parent gone and ends (exit_with_parent)
+    _wait_for(lambda: not any(map(leftovers.pid_alive, checks)) or None, 30)
 
 
 def test_sigterm_during_native_start_up_leaves_nothing(tmp_path):
@@ -504,7 +504,7 @@ def test_sigterm_during_checks_on_an_external_server_drops_its_databases(tmp_pat
         stderr=subprocess.DEVNULL,
     )
     _wait_for(lambda: set(_throwaway_databases(pg_server_url)) - before, 120)
-    _wait_for(lambda: _check_process_running(run.pid), 120)
+    _wait_for(lambda: _check_processes(run.pid), 120)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 130
     assert set(_throwaway_databases(pg_server_url)) - before == set()
@@ -521,28 +521,29 @@ def _throwaway_databases(url) -> list[str]:
 
 
 def test_a_finished_run_leaves_no_temporary_folder_and_reaps_a_dead_runs(run_matrix_cli, tmp_path):
-    """A SIGKILLed run cannot remove its folders; the next run does, by their owner's pid."""
+    """A SIGKILLed run cannot remove its folders; the next run does, by their owner's pid.
+
+    The run gets a temporary folder of its own (TMPDIR), so that what other runs on the
+    machine (other tests in parallel) leave or reap does not enter the count.
+    """
     dead = subprocess.Popen(["true"])
     dead.wait()
-    temp = Path(tempfile.gettempdir())
+    temp = tmp_path / "tmp"
     orphans = [temp / f"matrix-run-{dead.pid}-0badc0de-x", temp / f"matrix-build-{dead.pid}-y"]
     for orphan in orphans:
         (orphan / "inside").mkdir(parents=True)
     mine = temp / f"matrix-run-{os.getpid()}-live-z"  # a live owner's folder stays
     mine.mkdir()
-    try:
-        before = {p for p in temp.glob("matrix-*") if p not in orphans}
-        plugin = write_plugin(tmp_path / "src", PluginSpec("tidy", healthy_revisions()))
-        run = run_matrix_cli("--plugin", str(plugin), *PG, "--provider", "external")
-        assert run.exit_code == 0, run.output
-        assert not any(orphan.exists() for orphan in orphans)
-        assert mine.exists()
-        # nothing of its own left: a new folder whose owner is gone (other runs sharing the
-        # machine's temporary folder keep theirs while they live)
-        left = [p for p in set(temp.glob("matrix-*-*-*")) - before if not _owner_alive(p)]
-        assert left == []
-    finally:
-        shutil.rmtree(mine, ignore_errors=True)
+    plugin = write_plugin(tmp_path / "src", PluginSpec("tidy", healthy_revisions()))
+    run = run_matrix_cli(
+        "--plugin", str(plugin), *PG, "--provider", "external", env={"TMPDIR": str(temp)}
+    )
+    assert run.exit_code == 0, run.output
+    assert not any(orphan.exists() for orphan in orphans)
+    assert mine.exists()
+    # nothing of its own left: no folder whose owner is gone
+    left = [p for p in temp.glob("matrix-*-*-*") if not _owner_alive(p)]
+    assert left == []
 
 
 def _owner_alive(folder: Path) -> bool:
@@ -585,6 +586,12 @@ def _postmaster_pid(datadir: Path) -> int | None:
     return pid if pid > 0 else None
 
 
-def _check_process_running(parent: int) -> bool:
-    done = subprocess.run(["pgrep", "-f", "matrix.check.process"], capture_output=True, text=True)
-    return bool(done.stdout.strip())
+def _check_processes(parent: int) -> list[int]:
+    """The check processes ``parent`` started (not other runs' on the machine)."""
+    done = subprocess.run(
+        ["pgrep", "-P", str(parent), "-f", "matrix.check.process"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return [int(pid) for pid in done.stdout.split()]

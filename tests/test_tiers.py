@@ -12,6 +12,7 @@ does so without reaching ``live``.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 
 import pytest
@@ -60,6 +61,7 @@ def test_the_suites_roots_reach_live(fixture):
     assert "live" in closure("conftest", fixture, suite_fixtures())
 
 
+@functools.cache
 def suite_fixtures() -> dict[tuple[str, str], tuple[list[str], set[str]]]:
     """(module, fixture) -> (the fixtures it asks for, the names it calls), read from the code."""
     found = {}
