@@ -66,11 +66,18 @@ def images(session: nox.Session) -> None:
     session.run("python", "-m", "matrix", "images", "build", *session.posargs)
 
 
+# The suite on parallel workers: its live tests mostly wait (on servers, containers, child
+# processes), so more workers than cores overlap them; tests sharing a module's fixture stay
+# on one worker (tests/conftest.py). `-- -n 0` runs it in one process.
+PARALLEL = ("-n", "4", "--dist", "loadgroup")
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite: `-- -m "not live"` runs the unit tier alone (no server, seconds)."""
+    """The test suite, on parallel workers: `-- -m "not live"` runs the unit tier alone (no
+    server, seconds); `-- -n 0 tests/test_x.py` one file in one process."""
     _install_harness(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session(python=PYTHON)
