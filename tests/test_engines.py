@@ -33,6 +33,7 @@ from matrix.errors import HarnessError
 
 MSSQL = engine_named("mssql")
 POSTGRESQL = engine_named("postgresql")
+BABELFISH = engine_named("mssql", "babelfish")
 FOUR_PART_METHOD = re.compile(r"\w+\.\[?\w+\]?\.\[?\w+\]?\.ST\w+\(", re.IGNORECASE)
 
 
@@ -437,11 +438,110 @@ def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
         (MSSQL, "2022", None, ServerInfo("16.0.4135.4"), None),
         (MSSQL, "2019", None, ServerInfo("16.0.4135.4"), "SQL Server 16.0.4135.4 answered"),
         (MSSQL, "2025", None, ServerInfo("17.0.1000.7"), None),
+        # Babelfish reports SQL Server 2014's ProductVersion, or 2022's when configured to.
+        (
+            MSSQL,
+            "2022",
+            None,
+            ServerInfo("Babelfish 4.2.0"),
+            "T-SQL over TDS on Babelfish 4.2.0, not SQL Server answered, not SQL Server 2022",
+        ),
+        (BABELFISH, "4.2", None, ServerInfo("Babelfish 4.2.0"), None),
+        (
+            BABELFISH,
+            "4.2",
+            None,
+            ServerInfo("Babelfish 4.3.1"),
+            "T-SQL over TDS on Babelfish 4.3.1",
+        ),
+        (BABELFISH, "4.2", None, ServerInfo("16.0.4135.4"), "SQL Server 16.0.4135.4 answered"),
+        (BABELFISH, "4.2", None, ServerInfo("4.2.0"), "SQL Server 4.2.0 answered"),
     ],
 )
 def test_a_server_proves_only_its_own_version(engine, target, postgis, answered, wrong):
     found = engine.wrong_server(target, postgis, answered)
     assert found == wrong if wrong is None else found.startswith(wrong)
+
+
+class _Answers:
+    """A connection that answers one row: recorded server behaviour, not a server."""
+
+    def __init__(self, *row):
+        self.row = row
+        self.sent: list[str] = []
+
+    def execute(self, statement):
+        self.sent.append(str(statement))
+        return self
+
+    def one(self):
+        return self.row
+
+
+def test_sql_server_is_told_from_babelfish_by_what_it_calls_itself():
+    """Recorded: SERVERPROPERTY returns NULL for a property SQL Server does not know
+    ("NULL = Input isn't valid, an error, or not applicable",
+    https://learn.microsoft.com/en-us/sql/t-sql/functions/serverproperty-transact-sql);
+    Babelfish answers 'BabelfishVersion' (babelfishpg_tsql/src/properties.c), and its
+    ProductVersion is SQL Server's (12.0.2000.8 unless babelfishpg_tds.product_version
+    says 16.0.4135.4). The live answer of each Babelfish is in test_babelfish.py."""
+    sql_server = _Answers("16.0.4135.4", None)
+    assert MSSQL.server_info(sql_server) == ServerInfo("16.0.4135.4")
+    assert "SERVERPROPERTY('BabelfishVersion')" in sql_server.sent[0]
+    posing = MSSQL.server_info(_Answers("16.0.4135.4", "4.2.0"))
+    assert posing == ServerInfo("Babelfish 4.2.0")
+    assert MSSQL.wrong_server("2022", None, posing)
+    assert BABELFISH.wrong_server("4.2", None, posing) is None
+
+
+def test_babelfish_is_labelled_as_what_it_is_and_sends_sql_servers_statements():
+    assert BABELFISH.target_label("4.2", None) == "T-SQL over TDS on Babelfish 4.2, not SQL Server"
+    assert MSSQL.target_label("2022", None) == "SQL Server 2022"
+    assert BABELFISH.name == MSSQL.name
+    # Its own dialect: pymssql's, with Babelfish's gaps answered (docs/babelfish.md).
+    dialect = sa.create_engine(BABELFISH.url("mssql://u:p@127.0.0.1:1/db")).dialect
+    assert isinstance(dialect, mssql.pymssql.MSDialect_pymssql) and dialect.name == "mssql"
+    assert engine_of(BABELFISH.url("mssql://u:p@127.0.0.1:1/db")) is BABELFISH
+    assert engine_of("mssql://u:p@127.0.0.1:1/db") is MSSQL
+    # The SQL Server path itself: only the statements Babelfish cannot answer differ.
+    statements = [
+        name
+        for name in ("outside_schema_sql", "table_identity_sql", "locks_sql", "list_databases_sql")
+        if getattr(BABELFISH, name) != getattr(MSSQL, name)
+    ]
+    assert statements == ["table_identity_sql"]
+    assert BABELFISH.drop_database_sql("x") != MSSQL.drop_database_sql("x")
+    assert BABELFISH.create_database_sql("x") == MSSQL.create_database_sql("x")
+    assert BABELFISH.fingerprint_sql("s", ["t"]) == MSSQL.fingerprint_sql("s", ["t"])
+    assert BABELFISH.container.host_command  # its TDS listener kept on 127.0.0.1
+
+
+@pytest.mark.parametrize(
+    ("stored", "table", "shown"),
+    [
+        # Recorded from Babelfish 4.2's construct_unique_index_name: <name><table><md5(name)>,
+        # folded to lower case ...
+        ("ix_child_parentchild2058dfaed3e2d7538a63f5603b2de6cc", "child", "ix_child_parent"),
+        # ... and past 63 characters pltsql_truncate_identifier's 31 + md5 of the whole.
+        (
+            "idx_settingproperty_settingidse92e90c8f779454a6a83c65cf9f57721d",
+            "SettingProperty",
+            "idx_settingproperty_settingid",
+        ),
+        ("parent_name_key", "parent", "parent_name_key"),  # a constraint's index: as it is
+        ("ix_child_parentchild" + "0" * 32, "child", "ix_child_parentchild" + "0" * 32),
+    ],
+)
+def test_babelfish_index_names_are_shown_as_created_where_they_can_be(stored, table, shown):
+    from matrix.engines.babelfish import _tsql_index_name
+
+    assert _tsql_index_name(stored, table) == shown
+
+
+def test_an_unknown_flavour_is_bad_input_naming_the_known_ones():
+    with pytest.raises(HarnessError, match="no flavour 'aurora'") as caught:
+        engine_named("mssql", "aurora")
+    assert "babelfish" in caught.value.fix
 
 
 def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():

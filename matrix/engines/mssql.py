@@ -62,6 +62,8 @@ _LOGIN_FAILURES = {
 _TIME_TYPES = (DATETIME2, DATETIMEOFFSET, TIME)
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
+# How server_info names a Babelfish for PostgreSQL that answered in SQL Server's place.
+BABELFISH = "Babelfish"
 
 
 def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
@@ -222,10 +224,26 @@ class MssqlEngine(Engine):
         return _RELEASES.get(major, major)
 
     def server_info(self, conn: sa.Connection) -> ServerInfo:
-        version = conn.execute(
-            sa.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64))")
-        ).scalar_one()
-        return ServerInfo(str(version))
+        """``ProductVersion``, or ``Babelfish <version>`` from a Babelfish for PostgreSQL.
+
+        Babelfish reports a SQL Server ``ProductVersion`` (12.0.2000.8 by
+        default, any SQL Server's with ``babelfishpg_tds.product_version``),
+        so that alone would let it pass for SQL Server 2022. SQL Server
+        answers NULL for a property it does not know; Babelfish answers
+        ``BabelfishVersion``.
+        """
+        version, babelfish = conn.execute(
+            sa.text(
+                "SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64)), "
+                "CAST(SERVERPROPERTY('BabelfishVersion') AS VARCHAR(64))"
+            )
+        ).one()
+        return ServerInfo(f"{BABELFISH} {babelfish}" if babelfish else str(version))
+
+    def describe(self, info: ServerInfo) -> str:
+        if info.server_version.startswith(f"{BABELFISH} "):
+            return f"T-SQL over TDS on {info.server_version}, not SQL Server"
+        return super().describe(info)
 
     def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
         """``sys.*`` in one batch, read as its result sets (see :func:`catalogue_document`).
