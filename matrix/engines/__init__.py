@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from matrix.engines.base import ConnectFailure, ContainerRecipe, Engine, ServerInfo
 from matrix.errors import HarnessError
@@ -30,6 +30,7 @@ __all__ = [
     "engine_names",
     "engine_of",
     "error_text",
+    "hidden_cause",
 ]
 
 # A flavour's URL names its own SQLAlchemy dialect, so that every process that
@@ -79,6 +80,37 @@ def error_text(error: BaseException) -> str:
         if text is not None:
             return text
     return str(original).strip()
+
+
+def hidden_cause(error: BaseException) -> BaseException:
+    """The database error that a failed cleanup hid, or ``error`` itself.
+
+    A statement that fails in a transaction may end the transaction on the
+    server: SQL Server does with XACT_ABORT ON or an error that dooms it,
+    Babelfish with every error it maps to no SQL Server number. The ROLLBACK
+    sent after it then fails too (3903, "no corresponding BEGIN
+    TRANSACTION"), and that second error is the one that surfaces, with the
+    statement's own error as its context. Only a database error raised while
+    handling another database error is unwrapped: a plugin's own error,
+    raised on purpose from another, is its message.
+    """
+    hidden = error.__context__
+    if (
+        hidden is not None
+        and not error.__suppress_context__
+        and _database_error(error)
+        and _database_error(hidden)
+    ):
+        return hidden_cause(hidden)
+    return error
+
+
+def _database_error(error: BaseException) -> bool:
+    # SQLAlchemy's wrapper, or the driver's own (pymssql raises its own on ROLLBACK).
+    return isinstance(error, DBAPIError) or type(error).__module__.split(".")[0] in (
+        "pymssql",
+        "psycopg",
+    )
 
 
 def engine_names() -> tuple[str, ...]:
