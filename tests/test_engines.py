@@ -200,6 +200,31 @@ def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
     )
 
 
+def test_a_failed_statement_reads_as_its_message_and_number_not_as_bytes():
+    """Recorded from pymssql 2.4.6 (live on Babelfish in test_babelfish.py): a failed
+    statement is ``raise OperationalError, e.args[0]`` (_pymssql.pyx, Cursor.execute),
+    which spreads the pair into ``args == (number, bytes)``, where a failed login has
+    it as ``args[0]``; SQL Server's statement errors (error 300 among them) take that path."""
+    import pymssql
+
+    from matrix.check.checks.base import describe_error
+    from matrix.engines.mssql import error_number
+
+    denied = pymssql.OperationalError(
+        300,
+        b"VIEW SERVER STATE permission was denied on object 'server', database 'master'."
+        + _DBLIB_TAIL.encode(),
+    )
+    assert denied.args[0] == 300  # two arguments, not one pair
+    wrapped = sa.exc.OperationalError("SELECT ...", {}, denied)
+    assert error_number(wrapped) == 300
+    assert describe_error(wrapped) == (
+        "OperationalError: VIEW SERVER STATE permission was denied on object 'server', "
+        "database 'master'. (error 300)"
+    )
+    assert MSSQL.missing_permission(wrapped).endswith("(2022 and later)")
+
+
 def test_a_real_pymssql_error_without_a_server_reads_as_db_libs_words():
     """No server on 127.0.0.1:1: the real driver's DB-Lib error, decoded."""
     from matrix.provide.databases import first_line

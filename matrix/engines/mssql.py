@@ -81,16 +81,30 @@ def with_scale(column_info: dict, scale: int | None) -> None:
 def error_number(error: BaseException) -> int | None:
     """The SQL Server (or DB-Lib) error number of a pymssql error, wrapped or not.
 
-    pymssql's DB-API errors carry ``(number, message)`` as ``args[0]``; its
-    ``_mssql`` exceptions have ``number`` as an attribute.
+    pymssql's DB-API errors carry ``(number, message)`` (see :func:`_numbered`);
+    its ``_mssql`` exceptions have ``number`` as an attribute.
     """
     original = getattr(error, "orig", None) or error
     number = getattr(original, "number", None)
     if isinstance(number, int):
         return number
-    first = original.args[0] if original.args else None
-    if isinstance(first, tuple) and first and isinstance(first[0], int):
-        return first[0]
+    numbered = _numbered(original)
+    return numbered[0] if numbered else None
+
+
+def _numbered(error: BaseException) -> tuple[int, object] | None:
+    """``(number, message)`` of a pymssql DB-API error, in either of its two shapes.
+
+    A failed login raises ``OperationalError((number, message))``, the pair as
+    ``args[0]``; a failed statement ``raise OperationalError, e.args[0]``
+    (``_pymssql.pyx``, ``Cursor.execute``), which Cython spreads into
+    ``args == (number, message)``. Seen live on Babelfish through pymssql
+    2.4.6; SQL Server's errors take the same path.
+    """
+    args = getattr(error, "args", None) or ()
+    pair = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
+    if len(pair) == 2 and isinstance(pair[0], int):
+        return pair[0], pair[1]
     return None
 
 
@@ -159,15 +173,15 @@ class MssqlEngine(Engine):
     def driver_message(self, error: BaseException) -> str | None:
         """The server's message (or DB-Lib's, where no server spoke) and its number.
 
-        pymssql raises its errors with ``(number, message)`` in ``args[0]``, the
+        pymssql raises its errors with ``(number, message)`` (:func:`_numbered`), the
         message as bytes: the server's text, then DB-Lib's own lines, each
         after a ``DB-Lib error message N, severity S:`` header (``_mssql.pyx``
         ``maybe_raise_MSSQLDatabaseException``, ``err_handler``).
         """
-        first = error.args[0] if getattr(error, "args", None) else None
-        if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], int)):
+        numbered = _numbered(error)
+        if numbered is None:
             return None
-        number, raw = first
+        number, raw = numbered
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         server, *dblib = text.split("DB-Lib error message ")
         message = " ".join(server.split())
