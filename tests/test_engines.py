@@ -534,7 +534,7 @@ def test_babelfish_is_labelled_as_what_it_is_and_sends_sql_servers_statements():
         for name in ("outside_schema_sql", "table_identity_sql", "locks_sql", "list_databases_sql")
         if getattr(BABELFISH, name) != getattr(MSSQL, name)
     ]
-    assert statements == ["table_identity_sql"]
+    assert statements == ["outside_schema_sql", "table_identity_sql"]
     assert BABELFISH.drop_database_sql("x") != MSSQL.drop_database_sql("x")
     assert BABELFISH.create_database_sql("x") == MSSQL.create_database_sql("x")
     assert BABELFISH.fingerprint_sql("s", ["t"]) == MSSQL.fingerprint_sql("s", ["t"])
@@ -561,6 +561,96 @@ def test_babelfish_index_names_are_shown_as_created_where_they_can_be(stored, ta
     from matrix.engines.babelfish import _tsql_index_name
 
     assert _tsql_index_name(stored, table) == shown
+
+
+def _rows(columns: str, *rows: tuple) -> list[dict]:
+    return [dict(zip(columns.split(), row, strict=True)) for row in rows]
+
+
+def test_babelfishs_catalogue_rows_become_sql_servers_document():
+    """Recorded from Babelfish 4.2 (its batch, live in test_babelfish.py): sys.* in lower
+    case, the case only in INFORMATION_SCHEMA, one row per key column, an index under its
+    stored name, a sequence's values as 8 little-endian bytes, and the sequence behind an
+    identity column listed among the others."""
+    from matrix.engines.babelfish import _tsql_index_name
+    from matrix.engines.babelfish_catalogue import babelfish_sets
+    from matrix.engines.mssql_catalogue import catalogue_document
+
+    column = "table column type max_length precision scale is_nullable default seed step "
+    column += "computed is_persisted collation"
+    index = "table name is_unique kind filter tessellation_scheme column is_descending_key "
+    index += "is_included_column"
+    sets = {
+        "names": _rows("table column", ("Parent", "id"), ("Parent", "Name"), ("Child", "id"))
+        + _rows("table column", ("Child", "parentId")),
+        "columns": _rows(
+            column,
+            ("parent", "id", "int", 4, 10, 0, False, None, "1", "1", None, None, None),
+            ("parent", "name", "nvarchar", 100, 0, 0, False, None, None, None, None, None, None),
+            ("child", "id", "int", 4, 10, 0, False, None, "10", "5", None, None, None),
+            ("child", "parentid", "int", 4, 10, 0, False, None, None, None, None, None, None),
+        ),
+        "keys": _rows(
+            "table name type index_type column is_descending_key",
+            ("parent", "parent_pkey", "PK", "NONCLUSTERED", "id", False),
+            ("child", "pk_child", "PK", "NONCLUSTERED", "id", False),
+        ),
+        "foreign_keys": _rows(
+            "table name referred_schema referred_table on_delete on_update is_disabled column "
+            "referred_column",
+            ("child", "fk_child_parent", "pl_x", "parent", "CASCADE", "NO_ACTION", False)
+            + ("parentid", "id"),
+        ),
+        "checks": [],
+        "indexes": _rows(
+            index,
+            ("child", "ix_child_parentidchild37a3b0cc48f60f0d3e4fcf5c20e648da")
+            + (False, "NONCLUSTERED", None, None, "id", False, True),
+            ("child", "ix_child_parentidchild37a3b0cc48f60f0d3e4fcf5c20e648da")
+            + (False, "NONCLUSTERED", None, None, "parentid", True, False),
+        ),
+        "triggers": [],
+        "modules": [],
+        "sequences": _rows(
+            "name type increment start is_cycling",
+            ("child_id_seq", "int", (5).to_bytes(8, "little"), (10).to_bytes(8, "little"), 0),
+            ("s1", "bigint", (2).to_bytes(8, "little"), (-3).to_bytes(8, "little", signed=True), 1),
+        ),
+        "types": [],
+    }
+    document = catalogue_document(babelfish_sets(sets, _tsql_index_name), "pl_x")
+    child = document["tables"]["Child"]
+    assert set(document["tables"]) == {"Parent", "Child"}
+    assert list(child["columns"]) == ["id", "parentId"]
+    assert child["columns"]["id"]["identity"] == "IDENTITY(10,5)"
+    assert child["constraints"] == {
+        "pk_child": "PRIMARY KEY NONCLUSTERED (id)",
+        "fk_child_parent": "FOREIGN KEY (parentId) REFERENCES Parent (id) "
+        "ON DELETE CASCADE ON UPDATE NO_ACTION",
+    }
+    assert child["indexes"] == {
+        "ix_child_parentid": "NONCLUSTERED INDEX (parentId DESC) INCLUDE (id)"
+    }
+    assert document["tables"]["Parent"]["constraints"] == {
+        "parent_pkey": "PRIMARY KEY NONCLUSTERED (id)"
+    }
+    assert document["sequences"] == {
+        "s1": {"type": "bigint", "increment": "2", "start": "-3", "cycle": True}
+    }
+
+
+def test_babelfish_asks_no_catalogue_view_it_lacks():
+    """Recorded: Babelfish 4.2 has no sys.partition_functions, sys.partition_schemes or
+    sys.sequences (error "relation ... does not exist"), and its UNION types a column by
+    a literal '' as varchar(0)."""
+    from matrix.engines.babelfish_catalogue import CATALOGUE
+
+    for sql in (BABELFISH.outside_schema_sql, CATALOGUE):
+        assert "sys.partition_" not in sql and "sys.sequences" not in sql
+        assert "WITHIN GROUP" not in sql and "SELECT ''" not in sql
+    kinds = ("XML_SCHEMA_COLLECTION", "DATABASE_DDL_TRIGGER", "'TYPE'", "'SCHEMA'")
+    assert all(kind in BABELFISH.outside_schema_sql for kind in kinds)
+    assert "sys.partition_functions" in MSSQL.outside_schema_sql  # SQL Server's own, as it was
 
 
 def test_an_unknown_flavour_is_bad_input_naming_the_known_ones():

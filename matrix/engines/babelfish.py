@@ -4,8 +4,9 @@ No SQL Server can run where this harness is built; Babelfish can (see
 ``docs/babelfish.md`` for what was built and how it behaves). It accepts
 pymssql logins, Alembic's mssql DDL and ``GO`` batches, and emulates much of
 SQL Server's catalogue, so the SQL Server path runs live on it: the checks
-send :class:`MssqlEngine`'s statements, except the two Babelfish cannot
-answer (a table's identity, a database's drop), and the plugin's migrations
+send :class:`MssqlEngine`'s statements, except those Babelfish cannot answer
+(the schema's catalogue, the objects outside it, a table's identity, a
+database's drop; each says why), and the plugin's migrations
 go through the mssql dialect, less the probes and catalogue reads Babelfish
 cannot answer (:class:`BabelfishDialect`). This module says what the server
 is: its name in every report, how its image is started, and that a server
@@ -21,8 +22,10 @@ import hashlib
 import sqlalchemy as sa
 from sqlalchemy.dialects.mssql.pymssql import MSDialect_pymssql
 
+from matrix.engines.babelfish_catalogue import CATALOGUE, CATALOGUE_SETS, babelfish_sets
 from matrix.engines.base import ContainerRecipe, ServerInfo
-from matrix.engines.mssql import BABELFISH, MssqlEngine
+from matrix.engines.mssql import BABELFISH, MssqlEngine, result_sets
+from matrix.engines.mssql_catalogue import catalogue_document
 
 # Primary keys by constraint name: Babelfish's sys.key_constraints.unique_index_id
 # is the PostgreSQL index's oid, not the sys.indexes.index_id the dialect joins on.
@@ -297,6 +300,27 @@ class BabelfishEngine(MssqlEngine):
         in the database makes the drop fail ("currently in use in another
         session") instead of being ended; the harness's own have ended by then."""
         return [f"IF DB_ID({self._literal(name)}) IS NOT NULL DROP DATABASE {self.quote(name)}"]
+
+    def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
+        """SQL Server's document, from the catalogue as Babelfish fills it
+        (:mod:`~matrix.engines.babelfish_catalogue`: SQL Server's batch fails there)."""
+        batch = CATALOGUE.format(schema=self._literal(schema), leave_out=self._literal(leave_out))
+        sets = babelfish_sets(result_sets(conn, batch, CATALOGUE_SETS), _tsql_index_name)
+        return catalogue_document(sets, schema)
+
+    @property
+    def outside_schema_sql(self) -> str:
+        """SQL Server's query, less partition functions and schemes, with a typed empty schema.
+
+        Babelfish 4.2 has no ``sys.partition_functions`` or ``sys.partition_schemes``
+        (the query failed before the first revision ran), and none can exist there
+        ("'CREATE PARTITION FUNCTION' is not currently supported in Babelfish"). Its
+        ``UNION`` types the column by the literal ``''``, ``varchar(0)``, where SQL Server
+        takes the widest type ("value too long for type character varying(0)").
+        """
+        parts = super().outside_schema_sql.split("UNION ALL")
+        kept = "UNION ALL".join(part for part in parts if "sys.partition_" not in part)
+        return kept.replace("SELECT '', ", "SELECT CAST('' AS sysname), ")
 
     @property
     def table_identity_sql(self) -> str:

@@ -93,19 +93,29 @@ def error_number(error: BaseException) -> int | None:
 
 
 def _numbered(error: BaseException) -> tuple[int, object] | None:
-    """``(number, message)`` of a pymssql DB-API error, in either of its two shapes.
-
-    A failed login raises ``OperationalError((number, message))``, the pair as
-    ``args[0]``; a failed statement ``raise OperationalError, e.args[0]``
-    (``_pymssql.pyx``, ``Cursor.execute``), which Cython spreads into
-    ``args == (number, message)``. Seen live on Babelfish through pymssql
-    2.4.6; SQL Server's errors take the same path.
-    """
+    """``(number, message)`` of a pymssql DB-API error: ``args[0]`` after a failed login,
+    ``args`` after a failed statement (``_pymssql.pyx``'s ``raise OperationalError,
+    e.args[0]`` spreads the pair; seen live through pymssql 2.4.6)."""
     args = getattr(error, "args", None) or ()
     pair = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
     if len(pair) == 2 and isinstance(pair[0], int):
         return pair[0], pair[1]
     return None
+
+
+def result_sets(conn: sa.Connection, batch: str, names: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Each result set of one batch, by name in order, as rows of column -> value."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    sets: dict[str, list[dict[str, Any]]] = {}
+    try:
+        cursor.execute(batch)
+        for name in names:
+            columns = [column[0] for column in cursor.description or ()]
+            sets[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            cursor.nextset()
+    finally:
+        cursor.close()
+    return sets
 
 
 class MssqlEngine(Engine):
@@ -268,17 +278,7 @@ class MssqlEngine(Engine):
         inspector cannot give this: the catalogue can.
         """
         batch = CATALOGUE.format(schema=self._literal(schema), leave_out=self._literal(leave_out))
-        cursor = conn.connection.dbapi_connection.cursor()
-        sets: dict[str, list[dict[str, Any]]] = {}
-        try:
-            cursor.execute(batch)
-            for name in CATALOGUE_SETS:
-                columns = [column[0] for column in cursor.description or ()]
-                sets[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-                cursor.nextset()
-        finally:
-            cursor.close()
-        return catalogue_document(sets, schema)
+        return catalogue_document(result_sets(conn, batch, CATALOGUE_SETS), schema)
 
     @property
     def outside_schema_sql(self) -> str:
