@@ -129,11 +129,15 @@ def test_every_check_babelfish_can_answer_passes_and_the_others_name_what_it_lac
         "downgrade_leaves_no_trace",
         "reupgrade",
         "offline_sql",
+        "constraints_named",
     ]
     assert {name: statuses[name] for name in answered} == dict.fromkeys(answered, "passed")
     checks = _checks(target)
     # Babelfish keeps no case of index names: matched without it, and said so.
-    assert any("without their case" in w for w in checks["model_matches_ddl"]["warnings"])
+    warnings = checks["model_matches_ddl"]["warnings"]
+    assert any("without their case" in w for w in warnings)
+    # ... and the plugin's own autogenerate, compared the same way, is not called blind.
+    assert not any("blind to the plugin schema" in w for w in warnings), warnings
     # What Babelfish lacks is an error naming it, never a pass or a plugin failure.
     assert statuses["data_survives"] == "error"
     assert "CHECKSUM_AGG" in checks["data_survives"]["reason"]

@@ -197,6 +197,8 @@ def _warn_about_env_autogenerate(cell, out: CheckOutput, found: int) -> None:
             "schema (Peek's AlembicEnvBase: schema_translate_map with include_schemas=False)."
         )
         return
+    if not cell.engine.keeps_index_name_case:
+        proposed = _without_case_only_renames(proposed)[0]  # as the comparison above
     if len(proposed) != found:
         first = render_difference(proposed[0], cell.engine_dialect)[0] if proposed else "nothing"
         out.warn(
