@@ -157,6 +157,7 @@ def test_the_benchmark_names_the_statement_babelfish_refuses(without_spatial, tm
     # ROLLBACK (3903) that failed after it.
     failed = operations["insert_batch"]["error"]
     assert 'syntax error at or near "ORDER"' in failed and "3903" not in failed.split("(the")[0]
+    assert "ORDER BY" in failed and "b'" not in failed  # the statement, the driver's text
 
 
 @needs_image
