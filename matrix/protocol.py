@@ -86,6 +86,8 @@ class TargetSpec:
     statement_timeout_s: float = 0
     lock_timeout_s: float = 0
     policy: dict[str, Any] = field(default_factory=dict)  # Policy.to_dict()
+    # Another product speaking the engine's protocol (``babelfish``), or None for the engine.
+    flavour: str | None = None
 
 
 @dataclass(frozen=True)

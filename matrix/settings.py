@@ -64,6 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
         "URL of a SQL Server for the external provider (named by the matrix file)",
         "CLI",
     ),
+    Setting(
+        "MATRIX_BABELFISH_URL",
+        "",
+        "URL of a Babelfish for PostgreSQL (T-SQL over TDS, not SQL Server) for the external "
+        "provider's babelfish4-tsql target (named by the matrix file)",
+        "CLI",
+    ),
     Setting("MATRIX_PROVIDER", "auto", "the provider when --provider is not given", "CLI"),
     Setting(
         "MATRIX_ALLOW_MISSING",

@@ -307,6 +307,14 @@ def test_bad_numbers_and_choices_are_usage_errors(args, tmp_path, capsys):
         ),
         (lambda t: t.replace("ready_timeout = 90", "ready_timeout = -5"), "ready_timeout = -5"),
         (lambda t: t.replace("port = 5432", "port = 70000"), "port = 70000"),
+        (
+            lambda t: t.replace('flavour = "babelfish"', 'flavour = "aurora"'),
+            "('babelfish4-tsql') has flavour = 'aurora': The engine 'mssql' has no flavour",
+        ),
+        (
+            lambda t: t.replace('url_env = "MATRIX_BABELFISH_URL"', 'url_env = "babelfish url"'),
+            "has url_env = 'babelfish url', not an environment variable name",
+        ),
     ],
 )
 def test_invalid_matrix_fields_name_the_target_and_field(tmp_path, edit, phrase):
@@ -446,3 +454,25 @@ def test_list_shows_the_image_a_run_starts():
     for target in offline:  # e.g. peek-matrix/postgis:13-3.1, never postgis/postgis:13-3.1
         row = next(line for line in done.stdout.splitlines() if f" {target.id} " in line)
         assert target.image not in row, row
+
+
+def test_each_server_url_serves_only_the_targets_that_name_its_variable(monkeypatch):
+    """A SQL Server URL never serves the Babelfish target, nor a Babelfish URL a SQL Server one."""
+    from matrix.cli.run import external_urls
+    from matrix.provide.external import ExternalProvider
+
+    targets = load_matrix().select(["mssql2022", "babelfish4-tsql"])
+    monkeypatch.setenv("MATRIX_MSSQL_URL", "mssql://sa:Secret-1@127.0.0.1:1433/master")
+    monkeypatch.delenv("MATRIX_BABELFISH_URL", raising=False)
+    provider = ExternalProvider(external_urls(targets))
+    sql_server, babelfish = targets
+    assert provider.unavailable_reason(sql_server) is None
+    assert provider.unavailable_reason(babelfish) == (
+        "no URL given: set MATRIX_BABELFISH_URL to a server URL"
+    )
+    monkeypatch.setenv(
+        "MATRIX_BABELFISH_URL", "mssql://babelfish_admin:Secret-2@127.0.0.1:1433/master"
+    )
+    urls = external_urls(targets)
+    assert urls["MATRIX_MSSQL_URL"].drivername == "mssql+pymssql"
+    assert urls["MATRIX_BABELFISH_URL"].drivername == "mssql+babelfish"  # its own dialect

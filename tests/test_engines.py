@@ -34,6 +34,7 @@ from matrix.errors import HarnessError
 
 MSSQL = engine_named("mssql")
 POSTGRESQL = engine_named("postgresql")
+BABELFISH = engine_named("mssql", "babelfish")
 FOUR_PART_METHOD = re.compile(r"\w+\.\[?\w+\]?\.\[?\w+\]?\.ST\w+\(", re.IGNORECASE)
 
 
@@ -209,6 +210,31 @@ def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
     assert first_line(pymssql_login_error(4060)) == (
         'Cannot open database "matrix_1" requested by the login. The login failed. (error 4060)'
     )
+
+
+def test_a_failed_statement_reads_as_its_message_and_number_not_as_bytes():
+    """Recorded from pymssql 2.4.6 (live on Babelfish in test_babelfish.py): a failed
+    statement is ``raise OperationalError, e.args[0]`` (_pymssql.pyx, Cursor.execute),
+    which spreads the pair into ``args == (number, bytes)``, where a failed login has
+    it as ``args[0]``; SQL Server's statement errors (error 300 among them) take that path."""
+    import pymssql
+
+    from matrix.check.checks.base import describe_error
+    from matrix.engines.mssql import error_number
+
+    denied = pymssql.OperationalError(
+        300,
+        b"VIEW SERVER STATE permission was denied on object 'server', database 'master'."
+        + _DBLIB_TAIL.encode(),
+    )
+    assert denied.args[0] == 300  # two arguments, not one pair
+    wrapped = sa.exc.OperationalError("SELECT ...", {}, denied)
+    assert error_number(wrapped) == 300
+    assert describe_error(wrapped) == (
+        "OperationalError: VIEW SERVER STATE permission was denied on object 'server', "
+        "database 'master'. (error 300)"
+    )
+    assert MSSQL.missing_permission(wrapped).endswith("(2022 and later)")
 
 
 def test_a_real_pymssql_error_without_a_server_reads_as_db_libs_words():
@@ -449,11 +475,200 @@ def test_sent_statements_become_a_script_squawk_can_parse(tmp_path):
         (MSSQL, "2022", None, ServerInfo("16.0.4135.4"), None),
         (MSSQL, "2019", None, ServerInfo("16.0.4135.4"), "SQL Server 16.0.4135.4 answered"),
         (MSSQL, "2025", None, ServerInfo("17.0.1000.7"), None),
+        # Babelfish reports SQL Server 2014's ProductVersion, or 2022's when configured to.
+        (
+            MSSQL,
+            "2022",
+            None,
+            ServerInfo("Babelfish 4.2.0"),
+            "T-SQL over TDS on Babelfish 4.2.0, not SQL Server answered, not SQL Server 2022",
+        ),
+        (BABELFISH, "4.2", None, ServerInfo("Babelfish 4.2.0"), None),
+        (
+            BABELFISH,
+            "4.2",
+            None,
+            ServerInfo("Babelfish 4.3.1"),
+            "T-SQL over TDS on Babelfish 4.3.1",
+        ),
+        (BABELFISH, "4.2", None, ServerInfo("16.0.4135.4"), "SQL Server 16.0.4135.4 answered"),
+        (BABELFISH, "4.2", None, ServerInfo("4.2.0"), "SQL Server 4.2.0 answered"),
     ],
 )
 def test_a_server_proves_only_its_own_version(engine, target, postgis, answered, wrong):
     found = engine.wrong_server(target, postgis, answered)
     assert found == wrong if wrong is None else found.startswith(wrong)
+
+
+class _Answers:
+    """A connection that answers one row: recorded server behaviour, not a server."""
+
+    def __init__(self, *row):
+        self.row = row
+        self.sent: list[str] = []
+
+    def execute(self, statement):
+        self.sent.append(str(statement))
+        return self
+
+    def one(self):
+        return self.row
+
+
+def test_sql_server_is_told_from_babelfish_by_what_it_calls_itself():
+    """Recorded: SERVERPROPERTY returns NULL for a property SQL Server does not know
+    ("NULL = Input isn't valid, an error, or not applicable",
+    https://learn.microsoft.com/en-us/sql/t-sql/functions/serverproperty-transact-sql);
+    Babelfish answers 'BabelfishVersion' (babelfishpg_tsql/src/properties.c), and its
+    ProductVersion is SQL Server's (12.0.2000.8 unless babelfishpg_tds.product_version
+    says 16.0.4135.4). The live answer of each Babelfish is in test_babelfish.py."""
+    sql_server = _Answers("16.0.4135.4", None)
+    assert MSSQL.server_info(sql_server) == ServerInfo("16.0.4135.4")
+    assert "SERVERPROPERTY('BabelfishVersion')" in sql_server.sent[0]
+    posing = MSSQL.server_info(_Answers("16.0.4135.4", "4.2.0"))
+    assert posing == ServerInfo("Babelfish 4.2.0")
+    assert MSSQL.wrong_server("2022", None, posing)
+    assert BABELFISH.wrong_server("4.2", None, posing) is None
+
+
+def test_babelfish_is_labelled_as_what_it_is_and_sends_sql_servers_statements():
+    assert BABELFISH.target_label("4.2", None) == "T-SQL over TDS on Babelfish 4.2, not SQL Server"
+    assert MSSQL.target_label("2022", None) == "SQL Server 2022"
+    assert BABELFISH.name == MSSQL.name
+    # Its own dialect: pymssql's, with Babelfish's gaps answered (docs/babelfish.md).
+    dialect = sa.create_engine(BABELFISH.url("mssql://u:p@127.0.0.1:1/db")).dialect
+    assert isinstance(dialect, mssql.pymssql.MSDialect_pymssql) and dialect.name == "mssql"
+    assert engine_of(BABELFISH.url("mssql://u:p@127.0.0.1:1/db")) is BABELFISH
+    assert engine_of("mssql://u:p@127.0.0.1:1/db") is MSSQL
+    # The SQL Server path itself: only the statements Babelfish cannot answer differ.
+    statements = [
+        name
+        for name in ("outside_schema_sql", "table_identity_sql", "locks_sql", "list_databases_sql")
+        if getattr(BABELFISH, name) != getattr(MSSQL, name)
+    ]
+    assert statements == ["outside_schema_sql", "table_identity_sql"]
+    assert BABELFISH.drop_database_sql("x") != MSSQL.drop_database_sql("x")
+    assert BABELFISH.create_database_sql("x") == MSSQL.create_database_sql("x")
+    assert BABELFISH.fingerprint_sql("s", ["t"]) == MSSQL.fingerprint_sql("s", ["t"])
+    assert BABELFISH.container.host_command  # its TDS listener kept on 127.0.0.1
+
+
+@pytest.mark.parametrize(
+    ("stored", "table", "shown"),
+    [
+        # Recorded from Babelfish 4.2's construct_unique_index_name: <name><table><md5(name)>,
+        # folded to lower case ...
+        ("ix_child_parentchild2058dfaed3e2d7538a63f5603b2de6cc", "child", "ix_child_parent"),
+        # ... and past 63 characters pltsql_truncate_identifier's 31 + md5 of the whole.
+        (
+            "idx_settingproperty_settingidse92e90c8f779454a6a83c65cf9f57721d",
+            "SettingProperty",
+            "idx_settingproperty_settingid",
+        ),
+        ("parent_name_key", "parent", "parent_name_key"),  # a constraint's index: as it is
+        ("ix_child_parentchild" + "0" * 32, "child", "ix_child_parentchild" + "0" * 32),
+    ],
+)
+def test_babelfish_index_names_are_shown_as_created_where_they_can_be(stored, table, shown):
+    from matrix.engines.babelfish import _tsql_index_name
+
+    assert _tsql_index_name(stored, table) == shown
+
+
+def _rows(columns: str, *rows: tuple) -> list[dict]:
+    return [dict(zip(columns.split(), row, strict=True)) for row in rows]
+
+
+def test_babelfishs_catalogue_rows_become_sql_servers_document():
+    """Recorded from Babelfish 4.2 (its batch, live in test_babelfish.py): sys.* in lower
+    case, the case only in INFORMATION_SCHEMA, one row per key column, an index under its
+    stored name, a sequence's values as 8 little-endian bytes, and the sequence behind an
+    identity column listed among the others."""
+    from matrix.engines.babelfish import _tsql_index_name
+    from matrix.engines.babelfish_catalogue import babelfish_sets
+    from matrix.engines.mssql_catalogue import catalogue_document
+
+    column = "table column type max_length precision scale is_nullable default seed step "
+    column += "computed is_persisted collation"
+    index = "table name is_unique kind filter tessellation_scheme column is_descending_key "
+    index += "is_included_column"
+    sets = {
+        "names": _rows("table column", ("Parent", "id"), ("Parent", "Name"), ("Child", "id"))
+        + _rows("table column", ("Child", "parentId")),
+        "columns": _rows(
+            column,
+            ("parent", "id", "int", 4, 10, 0, False, None, "1", "1", None, None, None),
+            ("parent", "name", "nvarchar", 100, 0, 0, False, None, None, None, None, None, None),
+            ("child", "id", "int", 4, 10, 0, False, None, "10", "5", None, None, None),
+            ("child", "parentid", "int", 4, 10, 0, False, None, None, None, None, None, None),
+        ),
+        "keys": _rows(
+            "table name type index_type column is_descending_key",
+            ("parent", "parent_pkey", "PK", "NONCLUSTERED", "id", False),
+            ("child", "pk_child", "PK", "NONCLUSTERED", "id", False),
+        ),
+        "foreign_keys": _rows(
+            "table name referred_schema referred_table on_delete on_update is_disabled column "
+            "referred_column",
+            ("child", "fk_child_parent", "pl_x", "parent", "CASCADE", "NO_ACTION", False)
+            + ("parentid", "id"),
+        ),
+        "checks": [],
+        "indexes": _rows(
+            index,
+            ("child", "ix_child_parentidchild37a3b0cc48f60f0d3e4fcf5c20e648da")
+            + (False, "NONCLUSTERED", None, None, "id", False, True),
+            ("child", "ix_child_parentidchild37a3b0cc48f60f0d3e4fcf5c20e648da")
+            + (False, "NONCLUSTERED", None, None, "parentid", True, False),
+        ),
+        "triggers": [],
+        "modules": [],
+        "sequences": _rows(
+            "name type increment start is_cycling",
+            ("child_id_seq", "int", (5).to_bytes(8, "little"), (10).to_bytes(8, "little"), 0),
+            ("s1", "bigint", (2).to_bytes(8, "little"), (-3).to_bytes(8, "little", signed=True), 1),
+        ),
+        "types": [],
+    }
+    document = catalogue_document(babelfish_sets(sets, _tsql_index_name), "pl_x")
+    child = document["tables"]["Child"]
+    assert set(document["tables"]) == {"Parent", "Child"}
+    assert list(child["columns"]) == ["id", "parentId"]
+    assert child["columns"]["id"]["identity"] == "IDENTITY(10,5)"
+    assert child["constraints"] == {
+        "pk_child": "PRIMARY KEY NONCLUSTERED (id)",
+        "fk_child_parent": "FOREIGN KEY (parentId) REFERENCES Parent (id) "
+        "ON DELETE CASCADE ON UPDATE NO_ACTION",
+    }
+    assert child["indexes"] == {
+        "ix_child_parentid": "NONCLUSTERED INDEX (parentId DESC) INCLUDE (id)"
+    }
+    assert document["tables"]["Parent"]["constraints"] == {
+        "parent_pkey": "PRIMARY KEY NONCLUSTERED (id)"
+    }
+    assert document["sequences"] == {
+        "s1": {"type": "bigint", "increment": "2", "start": "-3", "cycle": True}
+    }
+
+
+def test_babelfish_asks_no_catalogue_view_it_lacks():
+    """Recorded: Babelfish 4.2 has no sys.partition_functions, sys.partition_schemes or
+    sys.sequences (error "relation ... does not exist"), and its UNION types a column by
+    a literal '' as varchar(0)."""
+    from matrix.engines.babelfish_catalogue import CATALOGUE
+
+    for sql in (BABELFISH.outside_schema_sql, CATALOGUE):
+        assert "sys.partition_" not in sql and "sys.sequences" not in sql
+        assert "WITHIN GROUP" not in sql and "SELECT ''" not in sql
+    kinds = ("XML_SCHEMA_COLLECTION", "DATABASE_DDL_TRIGGER", "'TYPE'", "'SCHEMA'")
+    assert all(kind in BABELFISH.outside_schema_sql for kind in kinds)
+    assert "sys.partition_functions" in MSSQL.outside_schema_sql  # SQL Server's own, as it was
+
+
+def test_an_unknown_flavour_is_bad_input_naming_the_known_ones():
+    with pytest.raises(HarnessError, match="no flavour 'aurora'") as caught:
+        engine_named("mssql", "aurora")
+    assert "babelfish" in caught.value.fix
 
 
 def test_no_lock_timeout_means_wait_as_long_as_it_takes_on_both_engines():

@@ -285,9 +285,31 @@ def test_a_target_proven_on_a_server_of_another_version_is_refused(server, postg
     assert f"was run on another server: {words}" in refusal.message
 
 
+@pytest.mark.parametrize(
+    ("target_id", "server", "words"),
+    [
+        # A Babelfish reports a SQL Server ProductVersion (any, with
+        # babelfishpg_tds.product_version): the harness records what it calls itself.
+        (
+            "mssql2022",
+            "Babelfish 4.2.0",
+            "T-SQL over TDS on Babelfish 4.2.0, not SQL Server answered, not SQL Server 2022",
+        ),
+        ("babelfish4-tsql", "16.0.4135.4", "SQL Server 16.0.4135.4 answered, not Babelfish 4.2"),
+        ("babelfish4-tsql", "Babelfish 4.3.0", "Babelfish 4.3.0, not SQL Server answered"),
+    ],
+)
+def test_babelfish_and_sql_server_never_prove_each_other(target_id, server, words):
+    other = target(target_id)
+    other.server_version = server
+    (refusal,) = evaluate(evidence(report(other)), MATRIX, BUILD).refusals
+    assert (refusal.cause, refusal.target) == (Cause.INCONSISTENT, target_id)
+    assert words in refusal.message
+
+
 def test_a_target_proven_on_its_own_version_passes():
     own = [target(t.id) for t in MATRIX.targets]
-    versions = ["13.16", "15.18", "17.12", "15.0.4", "16.0.1", "17.0.9"]
+    versions = ["13.16", "15.18", "17.12", "15.0.4", "16.0.1", "17.0.9", "Babelfish 4.2.0"]
     for result, version in zip(own, versions, strict=True):
         result.server_version = version
         result.postgis_version = {"pg13-postgis31": "3.1.1", "pg15-postgis33": "3.3.2"}.get(
@@ -430,7 +452,7 @@ def test_targets_the_matrix_does_not_require_are_noted_not_refused(tmp_path):
     lax.write_text(text.replace("required = true", "required = false"))
     verdict = evaluate(evidence(report(unreached("mssql2019"))), load_matrix(lax), BUILD)
     assert verdict.passed
-    assert verdict.notes == ["mssql2019 is not_run; not required."]
+    assert verdict.notes == ["mssql2019 (SQL Server 2019) is not_run; not required."]
 
 
 def test_the_wheel_to_gate_must_be_the_only_one_in_dist(tmp_path):

@@ -31,8 +31,8 @@ def mssql_run(live, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path
         "run",
         "--plugin",
         str(ROOT / "plugin_under_test"),
-        "--engine",
-        "mssql",
+        "--targets",  # the SQL Server targets; Babelfish runs live in test_babelfish.py
+        ",".join(MSSQL_TARGETS),
         "--reports",
         str(reports),
         "--no-build-images",

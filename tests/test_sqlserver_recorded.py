@@ -674,7 +674,9 @@ def test_objects_outside_the_schema_include_database_scoped_ones_and_any_owners_
 # Recorded: error 300 as pymssql raises it for a login without VIEW SERVER STATE reading a
 # server-scoped view ("Database engine events and errors (0 to 999)": 300, "%ls permission was
 # denied on object '%.*ls', database '%.*ls'."; "sys.dm_tran_locks" and "sys.dm_os_sys_info",
-# Permissions: VIEW SERVER STATE, VIEW SERVER PERFORMANCE STATE from SQL Server 2022).
+# Permissions: VIEW SERVER STATE, VIEW SERVER PERFORMANCE STATE from SQL Server 2022). A failed
+# statement is `raise ProgrammingError, e.args[0]` in pymssql's _pymssql.pyx (Cursor.execute),
+# which spreads (number, message) into args: the shape seen live on Babelfish.
 DENIED = (
     b"VIEW SERVER STATE permission was denied on object 'server', database 'master'."
     b"DB-Lib error message 20018, severity 14:\nGeneral SQL Server error: Check messages from the "
@@ -686,7 +688,7 @@ def _denied():
     import pymssql
 
     return sa.exc.ProgrammingError(
-        "SELECT ... FROM sys.dm_tran_locks", {}, pymssql.ProgrammingError((300, DENIED))
+        "SELECT ... FROM sys.dm_tran_locks", {}, pymssql.ProgrammingError(300, DENIED)
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.pool import StaticPool
 from matrix import masking
 from matrix.bench.discovery import MappedTable, Storage
 from matrix.bench.operations import BENCHMARKS, Benchmark, Context, Operation, Skipped, recorded
-from matrix.engines import engine_of
+from matrix.engines import engine_of, error_text, hidden_cause
 from matrix.protocol import Plugin
 from matrix.results.benchmark import ORM, BenchmarkResult, Figure, OperationResult, Settings
 
@@ -68,9 +68,23 @@ def measure(benchmark: Benchmark, ctx: Context) -> OperationResult:
     except Skipped as reason:
         return OperationResult(*head, skipped=str(reason))
     except Exception as error:  # noqa: BLE001 - one operation's failure must not lose the rest
-        ctx.driver.connection.rollback()
-        return OperationResult(*head, error=masking.mask(f"{type(error).__name__}: {error}"))
+        error = hidden_cause(error)  # a failed ROLLBACK (3903) says nothing of the cause
+        message = _described(error)
+        try:
+            ctx.driver.connection.rollback()
+        except Exception as cleanup:  # noqa: BLE001 - the server ended the transaction or the link
+            message += f" (the rollback after it failed too: {_described(cleanup)})"
+        return OperationResult(*head, error=masking.mask(message))
     return OperationResult.measured(*head, operation.size, figures)
+
+
+def _described(error: BaseException) -> str:
+    """``Type: message``, the driver's message as text, and the statement it refused
+    (its head and tail: where a long VALUES list ends, the clause refused may be)."""
+    sql = " ".join((getattr(error, "statement", None) or "").split())
+    if len(sql) > 500:
+        sql = f"{sql[:240]} ... {sql[-240:]}"
+    return f"{type(error).__name__}: {error_text(error)}" + (f" [SQL: {sql}]" if sql else "")
 
 
 def _rounds(benchmark: Benchmark, operation: Operation, ctx: Context) -> list[Figure]:

@@ -68,7 +68,7 @@ class Cell:
         """The checks' view of ``plugin`` on the target a spec names."""
         return cls(
             plugin=plugin,
-            engine=engine_named(where.engine),
+            engine=engine_named(where.engine, where.flavour),
             target=where.target,
             url=url,
             sql_dir=where.sql_dir,

@@ -43,6 +43,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
+from matrix.engines import hidden_cause
 from matrix.errors import PluginError
 from matrix.protocol import Plugin
 
@@ -263,7 +264,7 @@ class Migrator:
             raise
         except BaseException as error:  # noqa: BLE001 - a migration may raise anything
             if len(done) < len(pending):
-                raise StepFailed(pending[len(done)], upgrade, error, done) from error
+                raise StepFailed(pending[len(done)], upgrade, hidden_cause(error), done) from error
             raise
         finally:
             self.context = None

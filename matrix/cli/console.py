@@ -139,13 +139,15 @@ def make_progress(verbose: bool = False) -> Progress:
 def print_summary(report: RunReport, reports_dir: Path) -> None:
     """The run's table: one row per target, with the first reason it did not pass."""
     table = Table(title=f"{report.plugin.name} {report.plugin.version}: {report.status}")
-    for column in ("target", "provider", "server", "PostGIS", "status", "checks", "seconds", "why"):
+    columns = ("target", "database", "provider", "server", "PostGIS", "status", "checks", "seconds")
+    for column in (*columns, "why"):
         table.add_column(column, overflow="fold")
     for target in report.targets:
         passed = sum(c.status in (Status.PASSED, Status.WAIVED) for c in target.checks)
         why = target.reason or ""
         table.add_row(
             target.id,
+            target.label,
             target.provider or "-",
             target.server_version or "-",
             target.postgis_version or "-",

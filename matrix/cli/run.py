@@ -37,7 +37,7 @@ from matrix.cli.options import (
 )
 from matrix.define.policy import Policy, find_policy, load_policy
 from matrix.define.targets import DEFAULT_MATRIX_FILE, Matrix, Target, load_matrix
-from matrix.engines import engine_names, engine_of
+from matrix.engines import engine_named, engine_names, engine_of
 from matrix.errors import HarnessError
 from matrix.install import sources
 from matrix.provide import databases
@@ -313,12 +313,16 @@ def select_targets(matrix: Matrix, raw: str | None, engine: str | None) -> list[
 
 
 def external_urls(targets: list[Target]) -> dict[str, URL]:
-    """The server URL of each engine whose variable is set, validated and masked."""
+    """The server URL of each variable the targets name that is set, validated and masked.
+
+    Keyed by the variable: a target with a variable of its own (Babelfish's
+    ``MATRIX_BABELFISH_URL``) is never served by its engine's, nor the others by its.
+    """
     urls: dict[str, URL] = {}
     for target in targets:
         variable = target.settings.url_env
         raw = os.environ.get(variable)
-        if not raw or target.engine in urls:
+        if not raw or variable in urls:
             continue
         engine = engine_of(raw, source=f"{variable}")
         if engine.name != target.engine:
@@ -328,7 +332,7 @@ def external_urls(targets: list[Target]) -> dict[str, URL]:
                 f"Point {variable} at a {target.engine} server.",
             )
         try:
-            url = engine.url(raw)
+            url = engine_named(target.engine, target.flavour).url(raw)
             url.port  # noqa: B018 - parsing the port is the check
         except ValueError as error:
             raise HarnessError(
@@ -342,7 +346,7 @@ def external_urls(targets: list[Target]) -> dict[str, URL]:
                 f"Write it as {target.engine}://USER:PASSWORD@HOST:PORT/DATABASE.",
             )
         masking.register_url(url)
-        urls[target.engine] = url
+        urls[variable] = url
     return urls
 
 
@@ -361,12 +365,14 @@ def list_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=160)
     images, why = _run_images(matrix.targets)
     table = Table(title=str(matrix.path))
-    for column in ("id", "engine", "version", "PostGIS", "image a run starts", "providers"):
+    for column in ("id", "database", "engine", "version", "PostGIS", "image a run starts"):
         table.add_column(column)
+    table.add_column("providers")
     table.add_column("required")
     for t in matrix.targets:
         table.add_row(
             t.id,
+            t.label,
             t.engine,
             t.version,
             t.postgis or "-",
@@ -396,6 +402,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def _absent(target: Target) -> str:
+    if target.image_doc:
+        return f"not present: no registry serves it; build it as {target.image_doc} describes"
     built = f", else build {target.recipe.tag}" if target.recipe else ""
     return f"not present: a run pulls it{built}"
 

@@ -9,13 +9,13 @@ before any container starts, naming the target and the field to fix.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from matrix.documents import read_toml
 from matrix.engines import engine_named, engine_names
-from matrix.errors import MatrixFileError
+from matrix.errors import HarnessError, MatrixFileError
 
 DEFAULT_MATRIX_FILE = Path(__file__).with_name("targets.toml")
 PROVIDERS = ("docker", "native", "external")
@@ -55,11 +55,16 @@ class Target:
     postgis: str | None = None
     recipe: ImageRecipe | None = None
     network: str = "bridge"
+    # Another product speaking the engine's protocol (``babelfish``): never the engine itself.
+    flavour: str | None = None
+    # An image no registry serves and no recipe here builds: the document that
+    # says how it was made. The docker provider then uses it only when present.
+    image_doc: str | None = None
 
     @property
     def label(self) -> str:
-        """A human name, as its engine says it: ``PostgreSQL 15 + PostGIS 3.3``."""
-        return engine_named(self.engine).target_label(self.version, self.postgis)
+        """A human name, as its engine (or flavour) says it: ``PostgreSQL 15 + PostGIS 3.3``."""
+        return engine_named(self.engine, self.flavour).target_label(self.version, self.postgis)
 
 
 @dataclass(frozen=True)
@@ -149,11 +154,7 @@ def _engine(where: str, name: str, section: dict[str, Any]) -> EngineSettings:
         _within("ready_timeout", settings.ready_timeout, 0.1, 3600)
         _within("port", settings.port, 1, 65535)
         _within("min_memory_mb", settings.min_memory_mb, 0, 1 << 20)
-        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", settings.url_env):
-            raise _FieldError(
-                f"has url_env = {settings.url_env!r}, not an environment variable name",
-                'Name a variable such as "MATRIX_POSTGRESQL_URL".',
-            )
+        _check_url_env(settings.url_env)
         return settings
     except _FieldError as error:
         raise MatrixFileError(f"{where}: [engine.{name}] {error.problem}.", error.fix) from None
@@ -197,6 +198,19 @@ def _target(
         postgis = _typed(raw, "postgis", str, None)
         if postgis and not engine_named(engine).has_postgis:
             raise _FieldError("sets postgis on a non-PostgreSQL target", "Remove it.")
+        flavour = _typed(raw, "flavour", str, None)
+        try:
+            engine_named(engine, flavour)
+        except HarnessError as error:
+            raise _FieldError(f"has flavour = {flavour!r}: {error.cause}", error.fix) from None
+        # A flavour is another server than the engine's: its own URL variable and needs.
+        settings = replace(
+            engines[engine],
+            url_env=_typed(raw, "url_env", str, engines[engine].url_env),
+            min_memory_mb=_typed(raw, "min_memory_mb", int, engines[engine].min_memory_mb),
+        )
+        _check_url_env(settings.url_env)
+        _within("min_memory_mb", settings.min_memory_mb, 0, 1 << 20)
         return Target(
             id=_typed(raw, "id", str),
             engine=engine,
@@ -204,13 +218,23 @@ def _target(
             image=_typed(raw, "image", str),
             providers=providers,
             required=_typed(raw, "required", bool),
-            settings=engines[engine],
+            settings=settings,
             postgis=postgis,
             recipe=recipe,
             network=network,
+            flavour=flavour,
+            image_doc=_typed(raw, "image_doc", str, None),
         )
     except _FieldError as error:
         raise MatrixFileError(f"{where}: {name} {error.problem}.", error.fix) from None
+
+
+def _check_url_env(name: str) -> None:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+        raise _FieldError(
+            f"has url_env = {name!r}, not an environment variable name",
+            'Name a variable such as "MATRIX_POSTGRESQL_URL".',
+        )
 
 
 def _within(key: str, value: float, low: float, high: float) -> None:

@@ -9,6 +9,12 @@ running, its container recipe and the benchmark's raw driver. The rest of the
 harness asks the engine and never branches on its name; a third engine is one
 module here plus its targets in the matrix file.
 
+A *flavour* is another product that speaks an engine's protocol and dialect
+(Babelfish for PostgreSQL speaks T-SQL over TDS): a subclass of that engine,
+registered by (engine, flavour), that says what it is and how its image is
+run, replaces only the statements the product cannot answer (each one
+documented where it is), and otherwise sends the engine's very statements.
+
 Only SQLAlchemy is imported here: the check process, which runs in the
 plugin's own environment, uses the engines too.
 """
@@ -70,6 +76,8 @@ class Engine(ABC):
     """One database engine the matrix can target."""
 
     name: ClassVar[str]
+    # Another product speaking this engine's protocol, or None for the engine's own.
+    flavour: ClassVar[str | None] = None
     label: ClassVar[str]
     driver: ClassVar[str]  # SQLAlchemy drivername, never the dialect's default
     driver_requirement: ClassVar[str]  # installed into the plugin's environment
@@ -88,6 +96,9 @@ class Engine(ABC):
     # (PostgreSQL: <table>_<columns>_<kind>), so that a revision may drop it by that name.
     stable_constraint_names: ClassVar[bool] = False
     not_ready_hint: ClassVar[str] = ""
+    # False where the catalogue folds index names to one case (Babelfish): the
+    # model's index names are then matched without their case.
+    keeps_index_name_case: ClassVar[bool] = True
     # Whether squawk (a linter for PostgreSQL migrations) reads this engine's SQL.
     lints_with_squawk: ClassVar[bool] = False
     # Whether a target may add PostGIS (the spatial benchmark needs it).
@@ -170,6 +181,10 @@ class Engine(ABC):
         """The version name a matrix file uses for a server reporting ``server_version``."""
         return server_version.split(".")[0]
 
+    def describe(self, info: ServerInfo) -> str:
+        """The product and version that answered, as a report names it."""
+        return f"{self.label} {info.server_version}"
+
     def target_label(self, version: str, postgis: str | None) -> str:
         """A target's human name: ``PostgreSQL 15 + PostGIS 3.3``."""
         return f"{self.label} {version}" + (f" + PostGIS {postgis}" if postgis else "")
@@ -182,7 +197,7 @@ class Engine(ABC):
         about 13.
         """
         if self.release_of(info.server_version) != version:
-            return f"{self.label} {info.server_version} answered, not {self.label} {version}"
+            return f"{self.describe(info)} answered, not {self.label} {version}"
         found = info.postgis_version or ""
         if postgis and found != postgis and not found.startswith(f"{postgis}."):
             return f"PostGIS {found or 'none'} answered, not PostGIS {postgis}"

@@ -62,6 +62,8 @@ _LOGIN_FAILURES = {
 _TIME_TYPES = (DATETIME2, DATETIMEOFFSET, TIME)
 # SERVERPROPERTY('ProductVersion') major -> the release year the matrix names.
 _RELEASES = {"15": "2019", "16": "2022", "17": "2025"}
+# How server_info names a Babelfish for PostgreSQL that answered in SQL Server's place.
+BABELFISH = "Babelfish"
 
 
 def _spatial_kind(type_: sa.types.TypeEngine) -> str | None:
@@ -79,17 +81,41 @@ def with_scale(column_info: dict, scale: int | None) -> None:
 def error_number(error: BaseException) -> int | None:
     """The SQL Server (or DB-Lib) error number of a pymssql error, wrapped or not.
 
-    pymssql's DB-API errors carry ``(number, message)`` as ``args[0]``; its
-    ``_mssql`` exceptions have ``number`` as an attribute.
+    pymssql's DB-API errors carry ``(number, message)`` (see :func:`_numbered`);
+    its ``_mssql`` exceptions have ``number`` as an attribute.
     """
     original = getattr(error, "orig", None) or error
     number = getattr(original, "number", None)
     if isinstance(number, int):
         return number
-    first = original.args[0] if original.args else None
-    if isinstance(first, tuple) and first and isinstance(first[0], int):
-        return first[0]
+    numbered = _numbered(original)
+    return numbered[0] if numbered else None
+
+
+def _numbered(error: BaseException) -> tuple[int, object] | None:
+    """``(number, message)`` of a pymssql DB-API error: ``args[0]`` after a failed login,
+    ``args`` after a failed statement (``_pymssql.pyx``'s ``raise OperationalError,
+    e.args[0]`` spreads the pair; seen live through pymssql 2.4.6)."""
+    args = getattr(error, "args", None) or ()
+    pair = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
+    if len(pair) == 2 and isinstance(pair[0], int):
+        return pair[0], pair[1]
     return None
+
+
+def result_sets(conn: sa.Connection, batch: str, names: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Each result set of one batch, by name in order, as rows of column -> value."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    sets: dict[str, list[dict[str, Any]]] = {}
+    try:
+        cursor.execute(batch)
+        for name in names:
+            columns = [column[0] for column in cursor.description or ()]
+            sets[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            cursor.nextset()
+    finally:
+        cursor.close()
+    return sets
 
 
 class MssqlEngine(Engine):
@@ -157,15 +183,15 @@ class MssqlEngine(Engine):
     def driver_message(self, error: BaseException) -> str | None:
         """The server's message (or DB-Lib's, where no server spoke) and its number.
 
-        pymssql raises its errors with ``(number, message)`` in ``args[0]``, the
+        pymssql raises its errors with ``(number, message)`` (:func:`_numbered`), the
         message as bytes: the server's text, then DB-Lib's own lines, each
         after a ``DB-Lib error message N, severity S:`` header (``_mssql.pyx``
         ``maybe_raise_MSSQLDatabaseException``, ``err_handler``).
         """
-        first = error.args[0] if getattr(error, "args", None) else None
-        if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], int)):
+        numbered = _numbered(error)
+        if numbered is None:
             return None
-        number, raw = first
+        number, raw = numbered
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         server, *dblib = text.split("DB-Lib error message ")
         message = " ".join(server.split())
@@ -222,10 +248,26 @@ class MssqlEngine(Engine):
         return _RELEASES.get(major, major)
 
     def server_info(self, conn: sa.Connection) -> ServerInfo:
-        version = conn.execute(
-            sa.text("SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64))")
-        ).scalar_one()
-        return ServerInfo(str(version))
+        """``ProductVersion``, or ``Babelfish <version>`` from a Babelfish for PostgreSQL.
+
+        Babelfish reports a SQL Server ``ProductVersion`` (12.0.2000.8 by
+        default, any SQL Server's with ``babelfishpg_tds.product_version``),
+        so that alone would let it pass for SQL Server 2022. SQL Server
+        answers NULL for a property it does not know; Babelfish answers
+        ``BabelfishVersion``.
+        """
+        version, babelfish = conn.execute(
+            sa.text(
+                "SELECT CAST(SERVERPROPERTY('ProductVersion') AS VARCHAR(64)), "
+                "CAST(SERVERPROPERTY('BabelfishVersion') AS VARCHAR(64))"
+            )
+        ).one()
+        return ServerInfo(f"{BABELFISH} {babelfish}" if babelfish else str(version))
+
+    def describe(self, info: ServerInfo) -> str:
+        if info.server_version.startswith(f"{BABELFISH} "):
+            return f"T-SQL over TDS on {info.server_version}, not SQL Server"
+        return super().describe(info)
 
     def schema_document(self, conn: sa.Connection, schema: str, leave_out: str) -> dict:
         """``sys.*`` in one batch, read as its result sets (see :func:`catalogue_document`).
@@ -236,17 +278,7 @@ class MssqlEngine(Engine):
         inspector cannot give this: the catalogue can.
         """
         batch = CATALOGUE.format(schema=self._literal(schema), leave_out=self._literal(leave_out))
-        cursor = conn.connection.dbapi_connection.cursor()
-        sets: dict[str, list[dict[str, Any]]] = {}
-        try:
-            cursor.execute(batch)
-            for name in CATALOGUE_SETS:
-                columns = [column[0] for column in cursor.description or ()]
-                sets[name] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-                cursor.nextset()
-        finally:
-            cursor.close()
-        return catalogue_document(sets, schema)
+        return catalogue_document(result_sets(conn, batch, CATALOGUE_SETS), schema)
 
     @property
     def outside_schema_sql(self) -> str:

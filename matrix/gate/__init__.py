@@ -113,7 +113,9 @@ def evaluate(
         if target.id in distrusted or status in PROVEN:
             continue
         if not target.required:
-            verdict.notes.append(f"{target.id} is {status or 'missing'}; not required.")
+            verdict.notes.append(
+                f"{target.id} ({target.label}) is {status or 'missing'}; not required."
+            )
         elif target.id in allowed and never_reached(found):
             verdict.allowed_missing.append(target.id)
         else:

@@ -134,7 +134,8 @@ def server_refusals(report: RunReport, matrix: Matrix) -> list[Refusal]:
         if target is None or not result.reached or not result.server_version:
             continue
         info = ServerInfo(result.server_version, result.postgis_version)
-        wrong = engine_named(target.engine).wrong_server(target.version, target.postgis, info)
+        engine = engine_named(target.engine, target.flavour)
+        wrong = engine.wrong_server(target.version, target.postgis, info)
         if wrong:
             refusals.append(
                 Refusal(

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from matrix import masking
 from matrix.define.targets import Target
-from matrix.engines import engine_named
+from matrix.engines import engine_named, engine_of
 from matrix.errors import HarnessError, ProviderUnavailable
 from matrix.provide import databases, images, leftovers
 from matrix.provide.base import (
@@ -92,7 +92,7 @@ def container_spec(
     ``MSSQL_IP_ADDRESS``); on the bridge the engine's port is published on
     127.0.0.1 only.
     """
-    engine = engine_named(target.engine)
+    engine = engine_named(target.engine, target.flavour)
     recipe = engine.container
     environment = {**recipe.environment, recipe.password_env: password}
     ports: dict[str, tuple[str, int]] = {}
@@ -295,12 +295,23 @@ class DockerProvider(Provider):
     def _resolve_image(
         self, client: docker.DockerClient, target: Target, log: Log, notes: list[str]
     ) -> str:
-        """The matrix image, else the offline one, else a pull, else a build."""
+        """The matrix image, else the offline one, else a pull, else a build.
+
+        An image made outside this repository (``image_doc``) is used only when
+        present: no registry serves it, and pulling its name would ask one.
+        """
         recipe = target.recipe
         present = images.run_image(client, target)
         if present is not None:
             notes.append(f"image {present}")
             return present
+        if target.image_doc:
+            raise ProviderUnavailable(
+                f"No image for {target.id}: {target.image} is not present in the local "
+                f"Docker engine, and no registry or recipe here makes it.",
+                f"Build it as {target.image_doc} describes, or use `--provider external` "
+                f"with a server URL in {target.settings.url_env}.",
+            )
         candidates = [target.image] + ([recipe.tag] if recipe else [])
         try:
             client.images.pull(target.image)
@@ -394,7 +405,7 @@ class DockerProvider(Provider):
         if not self.keep:
             _remove(container)
             return
-        recipe = engine_named(spec.server_url.get_backend_name()).container
+        recipe = engine_of(spec.server_url).container
         database = url.database if url else recipe.database
         hint = recipe.client_hint.format(
             name=spec.name, host=LOCALHOST, port=spec.container_port, database=database

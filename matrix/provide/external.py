@@ -1,7 +1,8 @@
 """A server someone else runs: a GitLab ``services:`` entry, a shared server.
 
 The URL comes from the environment variable the matrix names for the engine
-(``MATRIX_POSTGRESQL_URL``, ``MATRIX_MSSQL_URL``), never from a file, so that
+(``MATRIX_POSTGRESQL_URL``, ``MATRIX_MSSQL_URL``) or for a target of its own
+(``MATRIX_BABELFISH_URL``), never from a file, so that
 credentials stay out of the repository; the command line reads and validates
 it before anything starts and hands it here. The harness creates a throwaway
 database on that server and drops it afterwards; it never touches others.
@@ -32,18 +33,18 @@ class ExternalProvider(Provider):
     name = "external"
 
     def __init__(self, urls: dict[str, URL]) -> None:
-        self.urls = urls  # engine name -> server URL, validated by the command line
+        self.urls = urls  # variable name -> server URL, validated by the command line
         self._open: set[URL] = set()
         self._lock = threading.Lock()
 
     def unavailable_reason(self, target: Target) -> str | None:
-        if target.engine not in self.urls:
+        if target.settings.url_env not in self.urls:
             return f"no URL given: set {target.settings.url_env} to a server URL"
         return None
 
     @contextmanager
     def database(self, target: Target, log: Log) -> Iterator[Database]:
-        server_url = self.urls[target.engine]
+        server_url = self.urls[target.settings.url_env]
         log(f"external {target.engine} server at {server_url.host}:{server_url.port}")
         ready = databases.wait_until_ready(
             server_url,
@@ -57,10 +58,22 @@ class ExternalProvider(Provider):
             self._open.add(url)
         try:
             yield Database(target, url, self.name, ready, [note] if note else [])
-        finally:
-            databases.drop_database(url)
-            with self._lock:
-                self._open.discard(url)
+        except BaseException:
+            # Why the target stopped is the report's reason: a drop that fails
+            # too is said, and the database left for close() to try again.
+            try:
+                databases.drop_database(url)
+            except Exception as error:  # noqa: BLE001 - the cause in flight wins
+                log(f"dropping {url.database} failed too: {databases.first_line(error)}")
+            else:
+                self._forget(url)
+            raise
+        databases.drop_database(url)
+        self._forget(url)
+
+    def _forget(self, url: URL) -> None:
+        with self._lock:
+            self._open.discard(url)
 
     def close(self) -> None:
         with self._lock:

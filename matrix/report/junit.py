@@ -14,7 +14,7 @@ def junit(report: RunReport) -> str:
         suite = ET.SubElement(
             suites,
             "testsuite",
-            name=target.id,
+            name=f"{target.id} ({target.label})",
             tests=str(len(target.checks) + 1),
             failures=str(sum(c.status == Status.FAILED for c in target.checks)),
             errors=str(sum(c.status == Status.ERROR for c in target.checks)),

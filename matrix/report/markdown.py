@@ -41,14 +41,14 @@ def markdown(report: RunReport) -> str:
         f"- {policy}",
         *[f"  - stale waiver (it matched nothing in this run): {entry}" for entry in stale],
         "",
-        "| target | server | PostGIS | provider | status | " + " | ".join(names) + " |",
-        "|" + "---|" * (5 + len(names)),
+        "| target | database | server | PostGIS | provider | status | " + " | ".join(names) + " |",
+        "|" + "---|" * (6 + len(names)),
     ]
     for target in report.targets:
         by_name = {c.name: c for c in target.checks}
         cells = [by_name[n].status.symbol if n in by_name else "" for n in names]
         lines.append(
-            f"| {target.id} | {target.server_version or '-'} | "
+            f"| {target.id} | {target.label} | {target.server_version or '-'} | "
             f"{target.postgis_version or '-'} | {target.provider or '-'} | "
             f"{target.status.symbol} {target.status} | " + " | ".join(cells) + " |"
         )
@@ -59,7 +59,7 @@ def markdown(report: RunReport) -> str:
         lines += ["## Why", ""]
     for why in explained:
         target = why.target
-        lines += [f"### {target.id}: {target.status.symbol} {target.status}", ""]
+        lines += [f"### {target.id} ({target.label}): {target.status.symbol} {target.status}", ""]
         if why.reason:
             lines += [_one_line(why.reason), ""]
         for check, revisions in why.summary():

@@ -20,7 +20,7 @@ from matrix import masking
 from matrix.check import lint
 from matrix.child import Child, Stop, Watch
 from matrix.define.targets import Target
-from matrix.engines import engine_named
+from matrix.engines import engine_named, engine_of, error_text
 from matrix.errors import HarnessError, ProviderUnavailable
 from matrix.install.prepare import PreparedPlugin
 from matrix.protocol import (
@@ -111,7 +111,8 @@ class TargetRun:
                 info.server_version,
                 info.postgis_version,
             )
-            wrong = engine_named(target.engine).wrong_server(target.version, target.postgis, info)
+            engine = engine_named(target.engine, target.flavour)
+            wrong = engine.wrong_server(target.version, target.postgis, info)
             if wrong:
                 raise ProviderUnavailable(
                     f"The server given for {target.id} is another version: {wrong}.",
@@ -168,6 +169,7 @@ class TargetRun:
     def _where(self, sql_dir) -> TargetSpec:
         return TargetSpec(
             engine=self.target.engine,
+            flavour=self.target.flavour,
             target=self.target.id,
             sql_dir=sql_dir,
             statement_timeout_s=self.options.check_timeout_s,
@@ -195,7 +197,7 @@ class TargetRun:
         )
         if url is None:
             return known
-        engine = engine_named(url.get_backend_name())
+        engine = engine_of(url)
         name = f"{url.database}_release"
         template = url.database if engine.clones_databases else None
         release = databases.create_database(url, name, template=template)
@@ -325,8 +327,17 @@ class TargetRun:
         ]
 
     def _stalled(self, check: str, url: URL | None, timeout: float) -> str:
-        """What the database was doing when ``check`` ran out of time."""
-        running = _active_statements(url) if url is not None else []
+        """What the database was doing when ``check`` ran out of time.
+
+        A server that cannot say (a login without the permission, a server
+        without the view: Babelfish has no ``sys.dm_exec_requests``) is said
+        to be unread, never to have run nothing.
+        """
+        try:
+            running = _active_statements(url) if url is not None else []
+        except sa.exc.DBAPIError as error:
+            unread = f"; what the database was running could not be read: {error_text(error)}"
+            return masking.mask(f"timed out after {timeout:g} s{unread}")
         what = "; ".join(
             f"session {r['session']} {r['state']} {r['seconds']:.0f} s"
             + (f" waiting {r['waiting']}" if r.get("waiting") else "")
@@ -360,17 +371,14 @@ def not_run(names: tuple[str, ...], reason: str) -> list[CheckResult]:
 
 
 def _active_statements(url: URL) -> list[dict]:
-    engine = engine_named(url.get_backend_name())
+    engine = engine_of(url)
     found = []
+    sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
     try:
-        sa_engine = databases.connect_engine(url.set(database=engine.maintenance_database))
-        try:
-            with sa_engine.connect() as conn:
-                for name in databases.family_of(conn, url):
-                    rows = conn.execute(sa.text(engine.active_statements_sql), {"database": name})
-                    found += [dict(row._mapping) for row in rows]
-        finally:
-            sa_engine.dispose()
-    except sa.exc.DBAPIError:
-        return []
+        with sa_engine.connect() as conn:
+            for name in databases.family_of(conn, url):
+                rows = conn.execute(sa.text(engine.active_statements_sql), {"database": name})
+                found += [dict(row._mapping) for row in rows]
+    finally:
+        sa_engine.dispose()
     return found

@@ -247,7 +247,7 @@ class SiteTarget:
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.phases["start"] = round(time.perf_counter() - started, 3)
             site = prepared.result()  # raises the conflict, or the preparing's error
-            engine = engine_named(target.engine)
+            engine = engine_named(target.engine, target.flavour)
             url = engine.url(db.url)
             self._database(url)
             info = databases.server_info(url)
@@ -358,6 +358,7 @@ class SiteTarget:
         spec = SiteSpec(
             on=TargetSpec(
                 engine=target.engine,
+                flavour=target.flavour,
                 target=target.id,
                 sql_dir=options.reports_dir / "sql" / target.id,
                 statement_timeout_s=options.check_timeout_s,

@@ -37,6 +37,13 @@ def model_matches_ddl(cell, out: CheckOutput) -> None:
         raise CannotJudge("env.py passes no target_metadata to Alembic, so there is no model")
     conn = cell.connection()
     differences = scoped_differences(conn, metadata, cell.schema)
+    if not cell.engine.keeps_index_name_case:
+        differences, folded = _without_case_only_renames(differences)
+        if folded:
+            out.warn(
+                f"{folded} index name(s) matched without their case: {cell.engine.label} "
+                "keeps no case of index names, so only the name's letters could be compared"
+            )
     for difference in differences:
         text, table, kind, name = render_difference(difference, conn.dialect)
         out.find(
@@ -70,6 +77,19 @@ def scoped_differences(conn: sa.Connection, metadata: sa.MetaData, schema: str) 
         },
     )
     return _flatten(compare_metadata(context, metadata))
+
+
+def _without_case_only_renames(differences: list[Any]) -> tuple[list[Any], int]:
+    """The differences less each index the model and the database name alike but
+    for case (same table, same columns), and how many such pairs there were."""
+
+    def key(index: sa.Index) -> tuple:
+        return (index.table.name, index.name.lower(), tuple(c.name for c in index.columns))
+
+    added = {key(d[1]): d for d in differences if d[0] == "add_index"}
+    removed = {key(d[1]): d for d in differences if d[0] == "remove_index"}
+    same = {id(d) for k in added.keys() & removed.keys() for d in (added[k], removed[k])}
+    return [d for d in differences if id(d) not in same], len(same) // 2
 
 
 def _flatten(differences: list[Any]) -> list[Any]:
@@ -177,6 +197,8 @@ def _warn_about_env_autogenerate(cell, out: CheckOutput, found: int) -> None:
             "schema (Peek's AlembicEnvBase: schema_translate_map with include_schemas=False)."
         )
         return
+    if not cell.engine.keeps_index_name_case:
+        proposed = _without_case_only_renames(proposed)[0]  # as the comparison above
     if len(proposed) != found:
         first = render_difference(proposed[0], cell.engine_dialect)[0] if proposed else "nothing"
         out.warn(
