@@ -68,7 +68,7 @@ def _checks(target: dict) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def tutorial_run(tmp_path_factory) -> tuple[dict, Path]:
+def tutorial_run(live, tmp_path_factory) -> tuple[dict, Path]:
     reports = tmp_path_factory.mktemp("babelfish-tutorial")
     return _run(reports, "--plugin", str(ROOT / "plugin_under_test"), "--no-build-images"), reports
 
@@ -86,7 +86,7 @@ def without_spatial(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scaled_run(without_spatial, tmp_path_factory) -> dict:
+def scaled_run(live, without_spatial, tmp_path_factory) -> dict:
     reports = tmp_path_factory.mktemp("babelfish-scaled")
     return _run(reports, "--plugin", str(without_spatial), "--scale", "200", "--no-build-images")
 
@@ -182,7 +182,7 @@ def test_the_catalogue_snapshot_sees_what_a_downgrade_leaves_behind(without_spat
 
 
 @pytest.fixture
-def babelfish():
+def babelfish(live):
     """A Babelfish the docker provider started: the URL of its ``master``, its container."""
     run_id = f"test-{uuid.uuid4().hex[:8]}"
     provider = DockerProvider(run_id, network="host", allow_build=False)
