@@ -431,6 +431,24 @@ def test_publish_dry_run_shows_what_would_be_uploaded_and_writes_nothing(proven,
 
 
 @pytest.mark.live
+def test_a_dry_run_says_what_it_could_not_learn_from_an_index_it_cannot_read(proven, reports, pypi):
+    """Nothing listens on 127.0.0.1:9: the preview still says what would go where, and that
+    a real publish would stop at the index; a real publish does stop (exit 2)."""
+    nowhere = {"MATRIX_INDEX_URL": "http://127.0.0.1:9/simple/"}
+    done = publish(pypi, reports, proven.dist, proven.lax, "--dry-run", env=nowhere)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"would upload {proven.dist / WHEEL}" in done.stdout
+    said = " ".join(done.stdout.split())
+    assert "Not known: whether the index already serves it." in said
+    assert "A real publish asks the index first and stops here" in said
+    assert "MATRIX_INDEX_URL" in said
+    assert pypi.files() == []
+    done = publish(pypi, reports, proven.dist, proven.lax, env=nowhere)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert pypi.files() == []
+
+
+@pytest.mark.live
 def test_publish_refuses_other_bytes_under_a_published_name(proven, reports, pypi):
     (pypi.packages / WHEEL).write_bytes((proven.dist / WHEEL).read_bytes() + b"\0")
     done = publish(pypi, reports, proven.dist, proven.lax)

@@ -8,6 +8,7 @@ event, so that a log shows the same story in order.
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
             Text(str(target.status), style=STYLE.get(str(target.status), "")),
             f"{passed}/{len(target.checks)}",
             f"{target.duration_s:.1f}",
-            Text(masking.mask(" ".join(why.split())[:200])),
+            Text(textwrap.shorten(masking.mask(why), 200, placeholder=" …")),
         )
     console = Console(highlight=False, width=max(Console().width, 120))
     console.print(Text(f"plugin: {masking.mask(report.plugin.source.describe())}"))

@@ -69,9 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Run the gate and, only if it passes, upload the wheel it proved with twine to "
         "TWINE_REPOSITORY_URL (as TWINE_USERNAME, TWINE_PASSWORD), then check that the "
         "index serves the same sha256 and write reports/release-notes.md. A wheel the index "
-        "already serves with the same bytes is skipped. --dry-run says what would be "
-        "uploaded where, and writes and uploads nothing.",
-        "TWINE_REPOSITORY_URL=https://host/simple/ python -m matrix publish --dry-run",
+        "already serves with the same bytes is skipped. What the index serves is read from "
+        "TWINE_REPOSITORY_URL + simple/ (pypiserver, GitLab), or MATRIX_INDEX_URL where the "
+        "simple index lives elsewhere. --dry-run says what would be uploaded where, and writes "
+        "and uploads nothing; an index it cannot read is said, not fatal.",
+        "TWINE_REPOSITORY_URL=http://127.0.0.1:8080/ python -m matrix publish --dry-run",
         "nox -s publish -- --reports reports",
     )
     add_gate_options(publish)

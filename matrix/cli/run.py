@@ -18,6 +18,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import URL
 
@@ -389,7 +390,7 @@ def list_command(args: argparse.Namespace) -> int:
             info.name, info.theory, ", ".join(info.needs), "yes" if info.required else "no"
         )
     console.print(checks)
-    kinds = Table(title="finding kinds, by check (what a policy's [[waive]] kind names)")
+    kinds = Table(title=escape("finding kinds, by check (what a policy's [[waive]] kind names)"))
     for column in ("check", "kind", "meaning"):
         kinds.add_column(column)
     for kind in catalogue.FINDING_KINDS:

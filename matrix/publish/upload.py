@@ -206,7 +206,7 @@ def publish(verdict: gate.Verdict, repository: Repository, reports_dir: Path) ->
 def upload(build: gate.Build, repository: Repository) -> str:
     """Upload with twine and confirm with the index; a wheel already served is skipped."""
     where = masking.mask(repository.upload_url)
-    if _already_served(repository, build):
+    if _already_served(repository, build, published_sha256(repository, build.wheel.name)):
         return f"{build.wheel.name} is already published at {where} with the same sha256: skipped."
     options = ["--non-interactive", "--disable-progress-bar"]
     done = processes.run(
@@ -231,9 +231,23 @@ def upload(build: gate.Build, repository: Repository) -> str:
 
 
 def dry_run_upload(build: gate.Build, repository: Repository) -> str:
-    """What ``upload`` would do, asking the index (read-only); nothing is written."""
+    """What ``upload`` would do, asking the index (read-only); nothing is written.
+
+    An index that cannot be read does not end the preview: the dry run says
+    what it could not learn and that a real publish stops there, and still
+    shows what would be uploaded where.
+    """
     where = masking.mask(repository.upload_url)
-    if _already_served(repository, build):
+    unknown = ""
+    try:
+        served = published_sha256(repository, build.wheel.name)
+    except HarnessError as error:
+        served = None
+        unknown = (
+            f"\n  Not known: whether the index already serves it. {error.cause} A real "
+            f"publish asks the index first and stops here: {error.fix}"
+        )
+    if _already_served(repository, build, served):
         return (
             f"Dry run: {build.wheel.name} is already published at {where} with the same "
             "sha256: it would be skipped. Nothing was uploaded or written."
@@ -243,13 +257,13 @@ def dry_run_upload(build: gate.Build, repository: Repository) -> str:
         f"Dry run: would upload {build.wheel} ({size} bytes, sha256 {build.sha256})\n"
         f"  to {where} as {repository.username or '(no user)'}; nothing was uploaded, and "
         "the reports were left as they are (a real publish records the verdict in them and "
-        "writes release-notes.md)."
+        f"writes release-notes.md).{unknown}"
     )
 
 
-def _already_served(repository: Repository, build: gate.Build) -> bool:
-    """True when the index serves these very bytes; other bytes are refused."""
-    served = published_sha256(repository, build.wheel.name)
+def _already_served(repository: Repository, build: gate.Build, served: str | None) -> bool:
+    """True when the index serves these very bytes (``served``: their sha256); other bytes
+    are refused."""
     if served is not None and served != build.sha256:
         raise HarnessError(
             f"{masking.mask(repository.upload_url)} already serves {build.wheel.name} with "
