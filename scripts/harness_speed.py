@@ -93,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         default="50,200",
         help="further histories whose memory is measured (default: %(default)s)",
     )
-    parser.add_argument("--profile", action="store_true", help="profile one harness cell")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the harness once on the long plugin and once on the tutorial matrix",
+    )
+    parser.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="only the two profiles: no rounds, no peers (the figures file holds the profiles)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -115,14 +124,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup = prepare(work, args.revisions, sizes, args.fast_peer)
         describe(setup)
-        warm_up(setup, sizes)
         results: dict[str, Any] = {"machine": machine(setup)}
-        results["long"] = measure_long(setup, args.rounds)
-        results["matrix"] = measure_matrix(setup, args.rounds)
-        results["memory"] = measure_memory(setup, args.rounds, sizes, results["long"])
-        if args.profile:
-            results["profile"] = measure_profile(setup)
-        results["final"] = final(setup, results)
+        if not args.profile_only:
+            warm_up(setup, sizes)
+            results["long"] = measure_long(setup, args.rounds)
+            results["matrix"] = measure_matrix(setup, args.rounds)
+            results["memory"] = measure_memory(setup, args.rounds, sizes, results["long"])
+        if args.profile or args.profile_only:
+            long_plugin = setup.long_plugins[setup.revisions]
+            results["profile"] = measure_profile(
+                setup,
+                f"{setup.revisions} revisions, docker",
+                long_plugin,
+                [*LONG_OPTIONS, "--provider", "docker"],
+            )
+            results["profile_matrix"] = measure_profile(
+                setup, "tutorial matrix, pg13/15/17", TUTORIAL, matrix_options(setup)
+            )
+        if not args.profile_only:
+            results["final"] = final(setup, results)
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         print(
             f"\nload average (1, 5, 15 min) at start {results['machine']['load_average_at_start']}"
@@ -497,26 +517,26 @@ def memory_growth(by_size: dict[int, dict[str, Summary]]) -> dict[str, float]:
     return found
 
 
-def measure_profile(setup: Setup) -> dict[str, Any]:
-    """Case 4: one harness cell under py-spy; where the check process's main thread goes."""
-    print(f"\n== profile: {setup.revisions} revisions, docker, under py-spy ==", flush=True)
+def measure_profile(setup: Setup, name: str, plugin: Path, options: list[str]) -> dict[str, Any]:
+    """Case 4: one harness run under py-spy; where the check processes' main threads go.
+
+    With several targets the check processes' samples add up: a stage's
+    seconds are then the sum over the cells.
+    """
+    print(f"\n== profile: {name}, under py-spy ==", flush=True)
     py_spy = profile.find_py_spy(setup.peer_python.parent.parent)
-    raw = setup.work / "profile.raw"
-    reports = setup.work / "profile-reports"
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    raw = setup.work / f"profile-{slug}.raw"
+    reports = setup.work / f"profile-reports-{slug}"
     shutil.rmtree(reports, ignore_errors=True)
-    command = harness.command(
-        setup.python,
-        setup.long_plugins[setup.revisions],
-        reports,
-        [*LONG_OPTIONS, "--provider", "docker"],
-    )
+    command = harness.command(setup.python, plugin, reports, options)
     profile.record(py_spy, raw, command, setup.env)
-    setup.commands["profile"] = " ".join(profile.command(py_spy, raw, command))
+    setup.commands[f"profile {name}"] = " ".join(profile.command(py_spy, raw, command))
     found = profile.parse(raw.read_text(), top=15)
     seconds = found.main_samples / profile.RATE
-    print(f"  {setup.commands['profile']}")
+    print(f"  {setup.commands[f'profile {name}']}")
     print(
-        f"  check process, main thread: {seconds:.1f} s sampled; waiting on PostgreSQL "
+        f"  check processes, main threads: {seconds:.1f} s sampled; waiting on PostgreSQL "
         f"(innermost frame in psycopg): {found.waiting / max(found.main_samples, 1):.0%}"
     )
     print("\n  by stage (each check, and the cell's work around them):")
