@@ -31,8 +31,14 @@ Rounds alternate the variants, so that drift in the machine's load falls on
 all of them alike. Prints medians with min and max, the ratios harness/peer
 and the commands reproduced; writes the same as JSON (``--output``).
 
+With ``--baseline PYTHON`` (an interpreter whose ``python -m matrix`` is an
+earlier harness, e.g. a checkout of main in a virtual environment of its own)
+that harness runs too, docker only, alternating with the others in every
+round: before and after, measured in one run. Run the script from a folder
+that holds no ``matrix`` package, so that each interpreter imports its own.
+
     .nox/tests/bin/python scripts/harness_speed.py --rounds 3 --fast-peer ../shared/peer-stack \
-        [--profile] [--output FILE]
+        [--baseline PYTHON] [--profile] [--output FILE]
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class Setup:
     long_fast: tuple[Path, fast_peer.FastPeerCase]
     tutorial_fast: tuple[Path, fast_peer.FastPeerCase]
     fast_images: dict[str, str]  # the harness's image -> its peer/postgis tag
+    baseline: Path | None = None  # an earlier harness's interpreter, measured alongside
     commands: dict[str, str] = field(default_factory=dict)
 
 
@@ -113,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         "--work", type=Path, help="folder kept for plugins, environments and caches"
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier harness's python, run alongside (docker) for before/after figures",
+    )
+    parser.add_argument(
         "--fast-peer",
         type=Path,
         default=ROOT.parent / "shared" / "peer-stack",
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-matrix-"))
     try:
         setup = prepare(work, args.revisions, sizes, args.fast_peer)
+        setup.baseline = args.baseline
         describe(setup)
         results: dict[str, Any] = {"machine": machine(setup)}
         if not args.profile_only:
@@ -224,6 +237,16 @@ def describe(setup: Setup) -> None:
         setup.commands[f"harness {setup.revisions} revisions, {provider}"] = harness.reproduce(
             setup.python, long_plugin, [*LONG_OPTIONS, "--provider", provider], cache
         )
+    if setup.baseline:
+        setup.commands[f"baseline {setup.revisions} revisions, docker"] = harness.reproduce(
+            setup.baseline, long_plugin, [*LONG_OPTIONS, "--provider", "docker"], cache
+        )
+        setup.commands["baseline tutorial matrix"] = harness.reproduce(
+            setup.baseline,
+            TUTORIAL,
+            [*MATRIX_OPTIONS, "--dist", str(setup.work / "dist-baseline")],
+            cache,
+        )
     project, case = setup.long_peer
     setup.commands[f"peer {setup.revisions} revisions"] = peer.reproduce(
         setup.peer_python, project, case
@@ -266,7 +289,10 @@ def warm_up(setup: Setup, sizes: list[int]) -> None:
         run_harness(setup, setup.long_plugins[setup.revisions], provider)
     run_peer(setup, setup.long_peer)
     run_fast(setup, setup.long_fast, IMAGE_15)
-    harness.run(setup.python, TUTORIAL, matrix_options(setup), setup.env)
+    run_matrix_case(setup)
+    if setup.baseline:
+        run_harness(setup, setup.long_plugins[setup.revisions], "docker", setup.baseline)
+        run_matrix_case(setup, baseline=True)
     for image in MATRIX_IMAGES:
         run_peer(setup, setup.tutorial_peer, image)
         run_fast(setup, setup.tutorial_fast, image)
@@ -293,8 +319,19 @@ def matrix_options(setup: Setup) -> list[str]:
     return [*MATRIX_OPTIONS, "--dist", str(setup.dist)]
 
 
-def run_harness(setup: Setup, plugin: Path, provider: str) -> harness.HarnessRun:
-    return harness.run(setup.python, plugin, [*LONG_OPTIONS, "--provider", provider], setup.env)
+def run_harness(
+    setup: Setup, plugin: Path, provider: str, python: Path | None = None
+) -> harness.HarnessRun:
+    options = [*LONG_OPTIONS, "--provider", provider]
+    return harness.run(python or setup.python, plugin, options, setup.env)
+
+
+def run_matrix_case(setup: Setup, baseline: bool = False) -> harness.HarnessRun:
+    """The tutorial matrix; the baseline builds into a ``dist`` of its own, as a user's would."""
+    if not baseline:
+        return harness.run(setup.python, TUTORIAL, matrix_options(setup), setup.env)
+    options = [*MATRIX_OPTIONS, "--dist", str(setup.work / "dist-baseline")]
+    return harness.run(setup.baseline, TUTORIAL, options, setup.env)
 
 
 def run_peer(
@@ -322,6 +359,8 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
         "peer": [],
         "fast": [],
     }
+    if setup.baseline:
+        figures["baseline"] = []
     verdicts: dict[str, set[str]] = {name: set() for name in figures}
     for number in range(1, rounds + 1):
         for provider in ("docker", "native"):
@@ -329,6 +368,11 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             figures[provider].append(done.figures)
             verdicts[provider].add(done.verdict())
             print(f"  round {number}: harness {provider:6} {done.wall_s:6.1f} s", flush=True)
+        if setup.baseline:
+            done = run_harness(setup, setup.long_plugins[n], "docker", setup.baseline)
+            figures["baseline"].append(done.figures)
+            verdicts["baseline"].add(done.verdict())
+            print(f"  round {number}: baseline docker {done.wall_s:6.1f} s", flush=True)
         done_peer = run_peer(setup, setup.long_peer)
         figures["peer"].append(done_peer.figures(n))
         verdicts["peer"].add(done_peer.verdict())
@@ -348,6 +392,7 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             {
                 "harness docker": pick(summaries["docker"], ["wall"]),
                 "harness native": pick(summaries["native"], ["wall"]),
+                "baseline docker": pick(summaries.get("baseline", {}), ["wall"]),
                 "testcontainers peer": pick(summaries["peer"], ["wall"]),
                 "fast peer": pick(summaries["fast"], ["wall"]),
             },
@@ -361,6 +406,7 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             {
                 "docker": pick(summaries["docker"], harness_rows),
                 "native": pick(summaries["native"], harness_rows),
+                "baseline docker": pick(summaries.get("baseline", {}), harness_rows),
             },
             unit,
         )
@@ -380,12 +426,19 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
     """Case 2: the tutorial on PostgreSQL 13, 15 and 17; the peer one version after another."""
     print(f"\n== tutorial plugin, PostgreSQL 13/15/17 matrix, {rounds} rounds ==", flush=True)
     figures: dict[str, list[dict[str, float]]] = {"harness": [], "peer": [], "fast": []}
+    if setup.baseline:
+        figures["baseline"] = []
     verdicts: dict[str, set[str]] = {name: set() for name in figures}
     for number in range(1, rounds + 1):
-        done = harness.run(setup.python, TUTORIAL, matrix_options(setup), setup.env)
+        done = run_matrix_case(setup)
         figures["harness"].append(done.figures)
         verdicts["harness"].add(done.verdict())
         print(f"  round {number}: harness        {done.wall_s:6.1f} s", flush=True)
+        if setup.baseline:
+            done = run_matrix_case(setup, baseline=True)
+            figures["baseline"].append(done.figures)
+            verdicts["baseline"].add(done.verdict())
+            print(f"  round {number}: baseline       {done.wall_s:6.1f} s", flush=True)
         row: dict[str, float] = {"wall": 0.0}
         for image in MATRIX_IMAGES:
             done_peer = run_peer(setup, setup.tutorial_peer, image)
@@ -412,6 +465,7 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
             "wall time of the whole matrix",
             {
                 "harness": pick(summaries["harness"], ["wall"]),
+                "baseline": pick(summaries.get("baseline", {}), ["wall"]),
                 "testcontainers peer (sequential)": pick(summaries["peer"], ["wall"]),
                 "fast peer (sequential)": pick(summaries["fast"], ["wall"]),
             },
@@ -430,10 +484,12 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
         stats.table(
             "harness: phases per target",
             {
-                "harness": pick(
-                    summaries["harness"],
-                    [k for k in summaries["harness"] if any(part in k for part in keep)],
+                name: pick(
+                    summaries[name],
+                    [k for k in summaries[name] if any(part in k for part in keep)],
                 )
+                for name in ("harness", "baseline")
+                if name in summaries
             },
         )
     )
@@ -587,6 +643,15 @@ def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
             matrix["harness"].get("wall"),
             matrix[key].get("wall"),
         )
+        if "baseline" in long:
+            rows[f"{n} revisions, pg15, baseline docker / {peer_name}"] = (
+                long["baseline"].get("wall"),
+                long[key].get("wall"),
+            )
+            rows[f"tutorial, pg13/15/17, baseline / {peer_name} (sequential)"] = (
+                matrix["baseline"].get("wall"),
+                matrix[key].get("wall"),
+            )
     found: dict[str, Any] = {}
     print("\n== summary ==")
     width = max(len(name) for name in rows) + 2
