@@ -1,26 +1,44 @@
-"""Time to verdict: the harness against the peer stack, side by side, on this machine.
+"""Time to verdict: the harness against two peer stacks, side by side, on this machine.
 
-A benchmark, not a test: nothing is asserted. One run measures
+A benchmark, not a test: nothing is asserted. The two peers are what a
+plugin author would run instead, both testcontainers-python with
+pytest-alembic's four default tests, the container's start included:
+
+- the *testcontainers peer* (``scripts/speed/peer.py``): testcontainers'
+  ``PostgresContainer`` with its default wait strategy, a fresh database per
+  test;
+- the *fast peer*, the reference (``--fast-peer``, ``scripts/speed/fast_peer.py``):
+  a plain ``DockerContainer`` on the host network, a ``SELECT 1`` poll every
+  0.2 s, one database for the session.
+
+One run measures
 
 1. a 100-revision Peek-style plugin (``scripts/make_long_plugin.py``) on one
    PostgreSQL 15 cell, every check: the harness with ``--provider docker`` and
-   ``--provider native`` against the peer stack a plugin author would
-   assemble (testcontainers-python and pytest-alembic's four default tests,
-   ``scripts/speed/peer.py``), the container's start included; with the
-   harness's cost per revision and its phases;
-2. the PostgreSQL 13/15/17 matrix on the tutorial plugin: the harness
-   (``--engine postgresql --provider docker``, default ``-j``) against the
-   peer's four tests run once per version, one container after another;
+   ``--provider native`` against both peers; with the harness's cost per
+   revision and its phases;
+2. the PostgreSQL 13/15/17 matrix on the tutorial plugin: the harness on its
+   project folder, built into a wheel in ``dist/`` as ``nox -s
+   migrate-postgres`` does (``--engine postgresql --provider docker
+   --dist``, default ``-j``), against each peer's four tests run once per
+   version, one container after another;
 3. the harness's peak memory (its process tree) at 50, 100 and 200 revisions;
 4. with ``--profile``, once, where the check process spends its time (py-spy).
 
-The wheel, the plugin environments and the peer's virtual environment are
-made first, and every measured command runs once untimed before the rounds.
+The plugin environments and the peers' virtual environments are made
+first, and every measured command runs once untimed before the rounds.
 Rounds alternate the variants, so that drift in the machine's load falls on
 all of them alike. Prints medians with min and max, the ratios harness/peer
 and the commands reproduced; writes the same as JSON (``--output``).
 
-    .nox/tests/bin/python scripts/harness_speed.py --rounds 3 [--profile] [--output FILE]
+With ``--baseline PYTHON`` (an interpreter whose ``python -m matrix`` is an
+earlier harness, e.g. a checkout of main in a virtual environment of its own)
+that harness runs too, docker only, alternating with the others in every
+round: before and after, measured in one run. Run the script from a folder
+that holds no ``matrix`` package, so that each interpreter imports its own.
+
+    .nox/tests/bin/python scripts/harness_speed.py --rounds 3 --fast-peer ../shared/peer-stack \
+        [--baseline PYTHON] [--profile] [--output FILE]
 """
 
 from __future__ import annotations
@@ -30,7 +48,7 @@ import json
 import os
 import platform
 import shutil
-import subprocess
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -38,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import make_long_plugin
-from speed import harness, peer, profile, stats
+from speed import fast_peer, harness, peer, profile, stats
 from speed.stats import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +77,15 @@ class Setup:
     env: dict[str, str]  # the harness's environment (its own cache folder)
     revisions: int
     long_plugins: dict[int, Path]  # revisions -> package folder
-    wheel: Path
+    dist: Path  # where the tutorial's wheel is built, as nox's dist/
     peer_python: Path
     long_peer: tuple[Path, peer.PeerCase]
     tutorial_peer: tuple[Path, peer.PeerCase]
+    fast_python: Path
+    long_fast: tuple[Path, fast_peer.FastPeerCase]
+    tutorial_fast: tuple[Path, fast_peer.FastPeerCase]
+    fast_images: dict[str, str]  # the harness's image -> its peer/postgis tag
+    baseline: Path | None = None  # an earlier harness's interpreter, measured alongside
     commands: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,7 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         default="50,200",
         help="further histories whose memory is measured (default: %(default)s)",
     )
-    parser.add_argument("--profile", action="store_true", help="profile one harness cell")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the harness once on the long plugin and once on the tutorial matrix",
+    )
+    parser.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="only the two profiles: no rounds, no peers (the figures file holds the profiles)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -87,20 +119,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work", type=Path, help="folder kept for plugins, environments and caches"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier harness's python, run alongside (docker) for before/after figures",
+    )
+    parser.add_argument(
+        "--fast-peer",
+        type=Path,
+        default=ROOT.parent / "shared" / "peer-stack",
+        help="the fast peer's folder: README, conftest.py, test_peer.py (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} - {args.revisions})
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-matrix-"))
     try:
-        setup = prepare(work, args.revisions, sizes)
+        setup = prepare(work, args.revisions, sizes, args.fast_peer)
+        setup.baseline = args.baseline
         describe(setup)
-        warm_up(setup, sizes)
         results: dict[str, Any] = {"machine": machine(setup)}
-        results["long"] = measure_long(setup, args.rounds)
-        results["matrix"] = measure_matrix(setup, args.rounds)
-        results["memory"] = measure_memory(setup, args.rounds, sizes, results["long"])
-        if args.profile:
-            results["profile"] = measure_profile(setup)
-        results["final"] = final(setup, results)
+        if not args.profile_only:
+            warm_up(setup, sizes)
+            results["long"] = measure_long(setup, args.rounds)
+            results["matrix"] = measure_matrix(setup, args.rounds)
+            results["memory"] = measure_memory(setup, args.rounds, sizes, results["long"])
+        if args.profile or args.profile_only:
+            long_plugin = setup.long_plugins[setup.revisions]
+            results["profile"] = measure_profile(
+                setup,
+                f"{setup.revisions} revisions, docker",
+                long_plugin,
+                [*LONG_OPTIONS, "--provider", "docker"],
+            )
+            results["profile_matrix"] = measure_profile(
+                setup, "tutorial matrix, pg13/15/17", TUTORIAL, matrix_options(setup)
+            )
+        if not args.profile_only:
+            results["final"] = final(setup, results)
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         print(
             f"\nload average (1, 5, 15 min) at start {results['machine']['load_average_at_start']}"
@@ -119,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 # -- before timing -------------------------------------------------------------------
 
 
-def prepare(work: Path, revisions: int, sizes: list[int]) -> Setup:
-    """Write the long plugins, build the tutorial's wheel, make the peer's venv."""
+def prepare(work: Path, revisions: int, sizes: list[int], fast_stack: Path) -> Setup:
+    """Write the long plugins, make the peers' venvs and their projects."""
     work.mkdir(parents=True, exist_ok=True)
     python = Path(sys.executable)
     env = {**os.environ, "MATRIX_CACHE_DIR": str(work / "cache")}
@@ -131,7 +186,6 @@ def prepare(work: Path, revisions: int, sizes: list[int]) -> Setup:
         if not (folder / make_long_plugin.PACKAGE).exists():
             make_long_plugin.write(folder, count)
         long_plugins[count] = folder / make_long_plugin.PACKAGE
-    wheel = build_wheel(python, work / "dist", env)
     peer_python = peer.make_environment(work / "peer-venv", python)
     long_case = peer.PeerCase(
         name=f"long{revisions}",
@@ -151,32 +205,28 @@ def prepare(work: Path, revisions: int, sizes: list[int]) -> Setup:
         postgis=True,
         alembic_ini=private / "alembic.ini",  # its env.py configures logging from it
     )
+    long_fast = fast_peer.FastPeerCase(f"long{revisions}", long_plugins[revisions], adapted=False)
+    tutorial_fast = fast_peer.FastPeerCase(
+        "tutorial", TUTORIAL / "peek_plugin_tutorial", adapted=True
+    )
     return Setup(
         work=work,
         python=python,
         env=env,
         revisions=revisions,
         long_plugins=long_plugins,
-        wheel=wheel,
+        dist=work / "dist",
         peer_python=peer_python,
         long_peer=(peer.write_project(work / "peer-long", long_case), long_case),
         tutorial_peer=(peer.write_project(work / "peer-tutorial", tutorial_case), tutorial_case),
+        fast_python=fast_peer.make_environment(work / "fast-peer-venv", python),
+        long_fast=(fast_peer.write_project(fast_stack, work / "fast-long", long_fast), long_fast),
+        tutorial_fast=(
+            fast_peer.write_project(fast_stack, work / "fast-tutorial", tutorial_fast),
+            tutorial_fast,
+        ),
+        fast_images={image: fast_peer.tag(image) for image in MATRIX_IMAGES},
     )
-
-
-def build_wheel(python: Path, dist: Path, env: dict[str, str]) -> Path:
-    """The tutorial's wheel, built once so that every round installs the same file."""
-    wheels = sorted(dist.glob("*.whl"))
-    if not wheels:
-        subprocess.run(
-            [str(python), "-m", "matrix", "build", "--plugin", str(TUTORIAL), "--dist", str(dist)],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        wheels = sorted(dist.glob("*.whl"))
-    return wheels[-1]
 
 
 def describe(setup: Setup) -> None:
@@ -187,17 +237,36 @@ def describe(setup: Setup) -> None:
         setup.commands[f"harness {setup.revisions} revisions, {provider}"] = harness.reproduce(
             setup.python, long_plugin, [*LONG_OPTIONS, "--provider", provider], cache
         )
+    if setup.baseline:
+        setup.commands[f"baseline {setup.revisions} revisions, docker"] = harness.reproduce(
+            setup.baseline, long_plugin, [*LONG_OPTIONS, "--provider", "docker"], cache
+        )
+        setup.commands["baseline tutorial matrix"] = harness.reproduce(
+            setup.baseline,
+            TUTORIAL,
+            [*MATRIX_OPTIONS, "--dist", str(setup.work / "dist-baseline")],
+            cache,
+        )
     project, case = setup.long_peer
     setup.commands[f"peer {setup.revisions} revisions"] = peer.reproduce(
         setup.peer_python, project, case
     )
+    project, fast = setup.long_fast
+    setup.commands[f"fast peer {setup.revisions} revisions"] = fast_peer.reproduce(
+        setup.fast_python, project, fast, setup.fast_images[IMAGE_15]
+    )
     setup.commands["harness tutorial matrix"] = harness.reproduce(
-        setup.python, setup.wheel, MATRIX_OPTIONS, cache
+        setup.python, TUTORIAL, matrix_options(setup), cache
     )
     project, case = setup.tutorial_peer
     for image in MATRIX_IMAGES:
         setup.commands[f"peer tutorial {peer_id(image)}"] = peer.reproduce(
             setup.peer_python, project, case, image
+        )
+    project, fast = setup.tutorial_fast
+    for image in MATRIX_IMAGES:
+        setup.commands[f"fast peer tutorial {peer_id(image)}"] = fast_peer.reproduce(
+            setup.fast_python, project, fast, setup.fast_images[image]
         )
     for count, plugin in setup.long_plugins.items():
         if count != setup.revisions:
@@ -207,9 +276,6 @@ def describe(setup: Setup) -> None:
     setup.commands["long plugin"] = (
         f"{setup.python} scripts/make_long_plugin.py OUT --revisions N"
         f"  (here: {', '.join(str(p.parent) for p in setup.long_plugins.values())})"
-    )
-    setup.commands["tutorial wheel"] = (
-        f"{setup.python} -m matrix build --plugin plugin_under_test --dist {setup.wheel.parent}"
     )
     print("Commands measured (the harness's REPORTS is a fresh folder each round):")
     for name, line in setup.commands.items():
@@ -222,9 +288,14 @@ def warm_up(setup: Setup, sizes: list[int]) -> None:
     for provider in ("docker", "native"):
         run_harness(setup, setup.long_plugins[setup.revisions], provider)
     run_peer(setup, setup.long_peer)
-    harness.run(setup.python, setup.wheel, MATRIX_OPTIONS, setup.env)
+    run_fast(setup, setup.long_fast, IMAGE_15)
+    run_matrix_case(setup)
+    if setup.baseline:
+        run_harness(setup, setup.long_plugins[setup.revisions], "docker", setup.baseline)
+        run_matrix_case(setup, baseline=True)
     for image in MATRIX_IMAGES:
         run_peer(setup, setup.tutorial_peer, image)
+        run_fast(setup, setup.tutorial_fast, image)
     for count in sizes:
         run_harness(setup, setup.long_plugins[count], "docker")
 
@@ -236,14 +307,31 @@ def machine(setup: Setup) -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in load],
         "peer": peer.installed_versions(setup.peer_python),
+        "fast_peer": fast_peer.installed_versions(setup.fast_python),
     }
 
 
 # -- the cases ---------------------------------------------------------------------
 
 
-def run_harness(setup: Setup, plugin: Path, provider: str) -> harness.HarnessRun:
-    return harness.run(setup.python, plugin, [*LONG_OPTIONS, "--provider", provider], setup.env)
+def matrix_options(setup: Setup) -> list[str]:
+    """The matrix case's options: the project is built into ``setup.dist`` on every run."""
+    return [*MATRIX_OPTIONS, "--dist", str(setup.dist)]
+
+
+def run_harness(
+    setup: Setup, plugin: Path, provider: str, python: Path | None = None
+) -> harness.HarnessRun:
+    options = [*LONG_OPTIONS, "--provider", provider]
+    return harness.run(python or setup.python, plugin, options, setup.env)
+
+
+def run_matrix_case(setup: Setup, baseline: bool = False) -> harness.HarnessRun:
+    """The tutorial matrix; the baseline builds into a ``dist`` of its own, as a user's would."""
+    if not baseline:
+        return harness.run(setup.python, TUTORIAL, matrix_options(setup), setup.env)
+    options = [*MATRIX_OPTIONS, "--dist", str(setup.work / "dist-baseline")]
+    return harness.run(setup.baseline, TUTORIAL, options, setup.env)
 
 
 def run_peer(
@@ -253,11 +341,26 @@ def run_peer(
     return peer.run(setup.peer_python, project, case, image)
 
 
+def run_fast(
+    setup: Setup, project_case: tuple[Path, fast_peer.FastPeerCase], image: str
+) -> fast_peer.FastPeerRun:
+    project, case = project_case
+    port = free_port()
+    return fast_peer.run(setup.fast_python, project, case, setup.fast_images[image], port)
+
+
 def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
     """Case 1: one PostgreSQL 15 cell, the long history, harness (docker, native) and peer."""
     n = setup.revisions
     print(f"\n== {n} revisions, one PostgreSQL 15 cell, {rounds} rounds ==", flush=True)
-    figures: dict[str, list[dict[str, float]]] = {"docker": [], "native": [], "peer": []}
+    figures: dict[str, list[dict[str, float]]] = {
+        "docker": [],
+        "native": [],
+        "peer": [],
+        "fast": [],
+    }
+    if setup.baseline:
+        figures["baseline"] = []
     verdicts: dict[str, set[str]] = {name: set() for name in figures}
     for number in range(1, rounds + 1):
         for provider in ("docker", "native"):
@@ -265,10 +368,21 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             figures[provider].append(done.figures)
             verdicts[provider].add(done.verdict())
             print(f"  round {number}: harness {provider:6} {done.wall_s:6.1f} s", flush=True)
+        if setup.baseline:
+            done = run_harness(setup, setup.long_plugins[n], "docker", setup.baseline)
+            figures["baseline"].append(done.figures)
+            verdicts["baseline"].add(done.verdict())
+            print(f"  round {number}: baseline docker {done.wall_s:6.1f} s", flush=True)
         done_peer = run_peer(setup, setup.long_peer)
         figures["peer"].append(done_peer.figures(n))
         verdicts["peer"].add(done_peer.verdict())
-        print(f"  round {number}: peer           {done_peer.wall_s:6.1f} s", flush=True)
+        print(f"  round {number}: testcontainers peer {done_peer.wall_s:6.1f} s", flush=True)
+        done_fast = run_fast(setup, setup.long_fast, IMAGE_15)
+        figures["fast"].append(
+            {"wall": done_fast.wall_s, "memory.tree_peak_mb": done_fast.peak_rss_kb / 1024}
+        )
+        verdicts["fast"].add(done_fast.verdict())
+        print(f"  round {number}: fast peer      {done_fast.wall_s:6.1f} s", flush=True)
     summaries = {name: stats.summarize(rows) for name, rows in figures.items()}
     print_verdicts(verdicts)
     print()
@@ -278,7 +392,9 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             {
                 "harness docker": pick(summaries["docker"], ["wall"]),
                 "harness native": pick(summaries["native"], ["wall"]),
-                "peer (docker)": pick(summaries["peer"], ["wall"]),
+                "baseline docker": pick(summaries.get("baseline", {}), ["wall"]),
+                "testcontainers peer": pick(summaries["peer"], ["wall"]),
+                "fast peer": pick(summaries["fast"], ["wall"]),
             },
         )
     )
@@ -290,6 +406,7 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
             {
                 "docker": pick(summaries["docker"], harness_rows),
                 "native": pick(summaries["native"], harness_rows),
+                "baseline docker": pick(summaries.get("baseline", {}), harness_rows),
             },
             unit,
         )
@@ -297,7 +414,7 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
     print()
     print(
         stats.table(
-            "peer: where its time goes",
+            "testcontainers peer: where its time goes",
             {"peer": pick(summaries["peer"], [k for k in summaries["peer"] if k != "wall"])},
             unit,
         )
@@ -308,13 +425,20 @@ def measure_long(setup: Setup, rounds: int) -> dict[str, Any]:
 def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
     """Case 2: the tutorial on PostgreSQL 13, 15 and 17; the peer one version after another."""
     print(f"\n== tutorial plugin, PostgreSQL 13/15/17 matrix, {rounds} rounds ==", flush=True)
-    figures: dict[str, list[dict[str, float]]] = {"harness": [], "peer": []}
+    figures: dict[str, list[dict[str, float]]] = {"harness": [], "peer": [], "fast": []}
+    if setup.baseline:
+        figures["baseline"] = []
     verdicts: dict[str, set[str]] = {name: set() for name in figures}
     for number in range(1, rounds + 1):
-        done = harness.run(setup.python, setup.wheel, MATRIX_OPTIONS, setup.env)
+        done = run_matrix_case(setup)
         figures["harness"].append(done.figures)
         verdicts["harness"].add(done.verdict())
         print(f"  round {number}: harness        {done.wall_s:6.1f} s", flush=True)
+        if setup.baseline:
+            done = run_matrix_case(setup, baseline=True)
+            figures["baseline"].append(done.figures)
+            verdicts["baseline"].add(done.verdict())
+            print(f"  round {number}: baseline       {done.wall_s:6.1f} s", flush=True)
         row: dict[str, float] = {"wall": 0.0}
         for image in MATRIX_IMAGES:
             done_peer = run_peer(setup, setup.tutorial_peer, image)
@@ -324,7 +448,15 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
                 row[f"{name}.{key}"] = value
             verdicts["peer"].add(f"{name}: {done_peer.verdict()}")
         figures["peer"].append(row)
-        print(f"  round {number}: peer (3 runs)  {row['wall']:6.1f} s", flush=True)
+        print(f"  round {number}: testcontainers peer (3 runs) {row['wall']:6.1f} s", flush=True)
+        fast: dict[str, float] = {"wall": 0.0}
+        for image in MATRIX_IMAGES:
+            done_fast = run_fast(setup, setup.tutorial_fast, image)
+            fast["wall"] += done_fast.wall_s
+            fast[f"{peer_id(image)}.wall"] = done_fast.wall_s
+            verdicts["fast"].add(f"{peer_id(image)}: {done_fast.verdict()}")
+        figures["fast"].append(fast)
+        print(f"  round {number}: fast peer (3 runs) {fast['wall']:6.1f} s", flush=True)
     summaries = {name: stats.summarize(rows) for name, rows in figures.items()}
     print_verdicts(verdicts)
     print()
@@ -333,7 +465,9 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
             "wall time of the whole matrix",
             {
                 "harness": pick(summaries["harness"], ["wall"]),
-                "peer (sequential)": pick(summaries["peer"], ["wall"]),
+                "baseline": pick(summaries.get("baseline", {}), ["wall"]),
+                "testcontainers peer (sequential)": pick(summaries["peer"], ["wall"]),
+                "fast peer (sequential)": pick(summaries["fast"], ["wall"]),
             },
         )
     )
@@ -350,10 +484,12 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
         stats.table(
             "harness: phases per target",
             {
-                "harness": pick(
-                    summaries["harness"],
-                    [k for k in summaries["harness"] if any(part in k for part in keep)],
+                name: pick(
+                    summaries[name],
+                    [k for k in summaries[name] if any(part in k for part in keep)],
                 )
+                for name in ("harness", "baseline")
+                if name in summaries
             },
         )
     )
@@ -363,7 +499,15 @@ def measure_matrix(setup: Setup, rounds: int) -> dict[str, Any]:
         if k.endswith((".wall", ".container.start", ".fixtures.databases", ".outside_tests"))
     ]
     print()
-    print(stats.table("peer: per version", {"peer": pick(summaries["peer"], peer_rows)}))
+    print(
+        stats.table(
+            "peers: per version",
+            {
+                "testcontainers peer": pick(summaries["peer"], peer_rows),
+                "fast peer": summaries["fast"],
+            },
+        )
+    )
     return {"summaries": summaries, "verdicts": verdicts}
 
 
@@ -429,26 +573,26 @@ def memory_growth(by_size: dict[int, dict[str, Summary]]) -> dict[str, float]:
     return found
 
 
-def measure_profile(setup: Setup) -> dict[str, Any]:
-    """Case 4: one harness cell under py-spy; where the check process's main thread goes."""
-    print(f"\n== profile: {setup.revisions} revisions, docker, under py-spy ==", flush=True)
+def measure_profile(setup: Setup, name: str, plugin: Path, options: list[str]) -> dict[str, Any]:
+    """Case 4: one harness run under py-spy; where the check processes' main threads go.
+
+    With several targets the check processes' samples add up: a stage's
+    seconds are then the sum over the cells.
+    """
+    print(f"\n== profile: {name}, under py-spy ==", flush=True)
     py_spy = profile.find_py_spy(setup.peer_python.parent.parent)
-    raw = setup.work / "profile.raw"
-    reports = setup.work / "profile-reports"
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    raw = setup.work / f"profile-{slug}.raw"
+    reports = setup.work / f"profile-reports-{slug}"
     shutil.rmtree(reports, ignore_errors=True)
-    command = harness.command(
-        setup.python,
-        setup.long_plugins[setup.revisions],
-        reports,
-        [*LONG_OPTIONS, "--provider", "docker"],
-    )
+    command = harness.command(setup.python, plugin, reports, options)
     profile.record(py_spy, raw, command, setup.env)
-    setup.commands["profile"] = " ".join(profile.command(py_spy, raw, command))
+    setup.commands[f"profile {name}"] = " ".join(profile.command(py_spy, raw, command))
     found = profile.parse(raw.read_text(), top=15)
     seconds = found.main_samples / profile.RATE
-    print(f"  {setup.commands['profile']}")
+    print(f"  {setup.commands[f'profile {name}']}")
     print(
-        f"  check process, main thread: {seconds:.1f} s sampled; waiting on PostgreSQL "
+        f"  check processes, main threads: {seconds:.1f} s sampled; waiting on PostgreSQL "
         f"(innermost frame in psycopg): {found.waiting / max(found.main_samples, 1):.0%}"
     )
     print("\n  by stage (each check, and the cell's work around them):")
@@ -477,23 +621,37 @@ def measure_profile(setup: Setup) -> dict[str, Any]:
 
 
 def final(setup: Setup, results: dict[str, Any]) -> dict[str, Any]:
-    """The two ratios harness/peer and the per-revision cost, as one table."""
+    """The ratios harness/peer against each peer and the per-revision cost, as one table.
+
+    The fast peer is the reference (issue 23's goals: at most 0.6 on the
+    matrix, 1.0 on the long plugin); the testcontainers peer is the one
+    this benchmark had before it.
+    """
     long, matrix = results["long"]["summaries"], results["matrix"]["summaries"]
     n = setup.revisions
-    rows = {
-        f"{n} revisions, pg15, harness docker / peer": (
+    rows = {}
+    for peer_name, key in (("fast peer", "fast"), ("testcontainers peer", "peer")):
+        rows[f"{n} revisions, pg15, harness docker / {peer_name}"] = (
             long["docker"].get("wall"),
-            long["peer"].get("wall"),
-        ),
-        f"{n} revisions, pg15, harness native (fsync off) / peer": (
+            long[key].get("wall"),
+        )
+        rows[f"{n} revisions, pg15, harness native (fsync off) / {peer_name}"] = (
             long["native"].get("wall"),
-            long["peer"].get("wall"),
-        ),
-        "tutorial, pg13/15/17, harness / peer (sequential)": (
+            long[key].get("wall"),
+        )
+        rows[f"tutorial, pg13/15/17, harness / {peer_name} (sequential)"] = (
             matrix["harness"].get("wall"),
-            matrix["peer"].get("wall"),
-        ),
-    }
+            matrix[key].get("wall"),
+        )
+        if "baseline" in long:
+            rows[f"{n} revisions, pg15, baseline docker / {peer_name}"] = (
+                long["baseline"].get("wall"),
+                long[key].get("wall"),
+            )
+            rows[f"tutorial, pg13/15/17, baseline / {peer_name} (sequential)"] = (
+                matrix["baseline"].get("wall"),
+                matrix[key].get("wall"),
+            )
     found: dict[str, Any] = {}
     print("\n== summary ==")
     width = max(len(name) for name in rows) + 2
@@ -555,6 +713,13 @@ def unit(key: str) -> str:
     if key.endswith("_mb"):
         return "MB"
     return "s"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on, for the fast peer's server (host network)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def peer_id(image: str) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
-from helpers import PUBLISHED, report
+import pytest
+from helpers import PUBLISHED, ROOT, TREE, report
 
 from matrix.cli.console import print_summary
 from matrix.install import sources
@@ -147,3 +150,87 @@ def test_a_project_run_without_dist_keeps_its_wheel_for_the_gate(run_matrix_cli,
     )
     assert gated.returncode == 0, gated.stdout + gated.stderr
     assert "PASSED: every required target passed for this wheel and commit, except" in gated.stdout
+
+
+def _git(tree: Path, *command: str) -> str:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *command]
+    return subprocess.run(
+        git, cwd=tree, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """Which file this is and when it was written: a rebuild replaces both."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
+@pytest.mark.live  # builds the tutorial's sdist and wheel three times
+def test_an_unchanged_project_reuses_its_wheel_and_a_changed_one_is_rebuilt(tmp_path, monkeypatch):
+    """The same content (and date) is not built again; any change in it is; the record stays true.
+
+    The reused wheel's record names the commit the tree is at now (the gate
+    compares it), a wheel whose bytes were changed in dist/ is never reused,
+    and a change undone builds the first bytes again (reproducible).
+    """
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    tree, dist, cache = tmp_path / "plugin", tmp_path / "dist", tmp_path / "cache"
+    shutil.copytree(ROOT / TREE, tree, ignore=shutil.ignore_patterns(*sources.PROJECT_LEFTOVERS))
+    _git(tree, "init", "-q")
+    _git(tree, "add", "-A")
+    _git(tree, "commit", "-q", "-m", "one")
+
+    def build() -> sources.Built:
+        return sources.build(sources.classify(tree), cache, dist, tmp_path / "work")
+
+    first = build()
+    wheel, digest = first.wheel, sources.sha256_of(first.wheel)
+    written = _stamp(wheel)
+    assert first.provenance.commit == _git(tree, "rev-parse", "HEAD")
+
+    _git(tree, "commit", "-q", "--allow-empty", "-m", "two")  # a new commit, the same content
+    again = build()
+    assert again.wheel == wheel and _stamp(wheel) == written  # reused, not rebuilt
+    assert again.provenance.commit == _git(tree, "rev-parse", "HEAD")
+    record = json.loads((dist / sources.BUILD_RECORD).read_text())
+    assert {e["commit"] for e in record.values()} == {_git(tree, "rev-parse", "HEAD")}
+    assert sources.wheel_provenance(wheel).commit == _git(tree, "rev-parse", "HEAD")
+
+    revision = next((tree / "peek_plugin_tutorial/_private/alembic/versions").glob("1d84*.py"))
+    original = revision.read_text()
+    revision.write_text(original + "\n# one more line\n")
+    changed = build()
+    assert _stamp(changed.wheel) != written
+    assert sources.sha256_of(changed.wheel) != digest
+    with zipfile.ZipFile(changed.wheel) as archive:
+        inside = archive.read(revision.relative_to(tree).as_posix()).decode()
+    assert inside.endswith("# one more line\n")
+
+    revision.write_text(original)
+    undone = build()  # the record now holds the changed content: built again
+    assert sources.sha256_of(undone.wheel) == digest
+
+    wheel.write_bytes(wheel.read_bytes() + b"\0")  # bytes the record does not vouch for
+    tampered = _stamp(wheel)
+    rebuilt = build()
+    assert _stamp(rebuilt.wheel) != tampered and sources.sha256_of(rebuilt.wheel) == digest
+
+
+@pytest.mark.live  # builds the tutorial's sdist and wheel twice
+def test_a_project_run_without_dist_reuses_the_wheel_it_kept(tmp_path, monkeypatch):
+    """Without --dist the kept wheel in the cache is the one reused; a change builds anew."""
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)
+    tree, cache = tmp_path / "plugin", tmp_path / "cache"
+    shutil.copytree(ROOT / TREE, tree, ignore=shutil.ignore_patterns(*sources.PROJECT_LEFTOVERS))
+
+    def build(work: str) -> sources.Built:
+        return sources.build(sources.classify(tree), cache, None, tmp_path / work)
+
+    kept = build("one").wheel
+    assert kept.is_relative_to(cache / "builds")
+    written = _stamp(kept)
+    assert build("two").wheel == kept and _stamp(kept) == written
+    (tree / "peek_plugin_tutorial" / "NOTES.txt").write_text("a file more\n")
+    changed = build("three").wheel
+    assert changed.is_relative_to(cache / "builds") and _stamp(changed) != written

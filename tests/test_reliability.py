@@ -168,6 +168,29 @@ def test_a_login_refused_while_a_server_the_harness_started_boots_is_waited_for(
         databases.run_statements(pg_server_url, [f"DROP ROLE IF EXISTS {role}"])
 
 
+def test_a_server_coming_up_is_polled_at_least_every_fifth_of_a_second_within_its_timeout(
+    monkeypatch,
+):
+    """Between two refused logins the wait sleeps at most 0.2 s (the fast peer's poll), and
+    never past ready_timeout: the sleeps asked for are recorded, and still slept."""
+    asked: list[float] = []
+    sleep = time.sleep
+
+    def recorded(seconds: float) -> None:
+        asked.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(databases.time, "sleep", recorded)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens: every login is refused
+    url = sa.engine.make_url(f"postgresql://peek:pw@127.0.0.1:{port}/peek")
+    with pytest.raises(databases.NotReady, match="did not accept a login within 1 s"):
+        databases.wait_until_ready(url, 1, started_by_us=True)
+    assert len(asked) > 1 and max(asked) <= 0.2, asked
+    assert sum(asked) <= 1.0, asked
+
+
 def test_secrets_of_a_live_run_never_reach_the_reports(run_matrix_cli, pg_server_url, tmp_path):
     package = write_plugin(tmp_path / "src", PluginSpec("masked", healthy_revisions()))
     run = run_matrix_cli("--plugin", str(package), *PG, "--provider", "external")
@@ -595,3 +618,81 @@ def _check_processes(parent: int) -> list[int]:
         timeout=30,
     )
     return [int(pid) for pid in done.stdout.split()]
+
+
+class _Recorder:
+    """A run's progress with the moment of each event: when servers and checks ran."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, str, str]] = []  # when, target, kind, what
+        self._lock = threading.Lock()
+
+    def _add(self, target_id: str, kind: str, what: str) -> None:
+        with self._lock:
+            self.events.append((time.monotonic(), target_id, kind, what))
+
+    def target(self, target_id: str, state: str, **info: str) -> None:
+        self._add(target_id, "target", state)
+
+    def check(self, target_id: str, name: str, status: str) -> None:
+        self._add(target_id, "check", status)
+
+    def log(self, target_id: str, message: str) -> None:
+        pass
+
+    def moment(self, target_id: str, state: str) -> float:
+        (when,) = [
+            t
+            for t, who, kind, what in self.events
+            if (who, kind, what) == (target_id, "target", state)
+        ]
+        return when
+
+    def checks_span(self, target_id: str) -> tuple[float, float]:
+        times = [t for t, who, kind, _ in self.events if who == target_id and kind == "check"]
+        return min(times), max(times)
+
+
+def test_every_server_starts_at_once_and_only_the_checks_wait_for_a_slot(tmp_path):
+    """-j 1 with three targets: the three servers start together (each one's start
+    overlaps the others'), while the checks run one target after another."""
+    from matrix.define.targets import load_matrix
+    from matrix.report import ReportWriter
+    from matrix.run.runner import RunOptions, run_matrix
+
+    targets = "".join(
+        f'[[target]]\nid = "pg15-{name}"\nengine = "postgresql"\nversion = "15"\n'
+        f'postgis = "3.3"\nimage = "postgis/postgis:15-3.3"\nproviders = ["native"]\n'
+        "required = true\n\n"
+        for name in ("a", "b", "c")
+    )
+    matrix_file = tmp_path / "three.toml"
+    matrix_file.write_text(
+        'schema_version = 1\n\n[engine.postgresql]\nurl_env = "MATRIX_POSTGRESQL_URL"\n'
+        f'ready_timeout = 90\nport = 5432\n\n[engine.mssql]\nurl_env = "MATRIX_MSSQL_URL"\n'
+        f"ready_timeout = 240\nport = 1433\n\n{targets}"
+    )
+    matrix = load_matrix(matrix_file)
+    plugin = write_plugin(tmp_path / "src", PluginSpec("threeway", healthy_revisions()))
+    progress = _Recorder()
+    report = run_matrix(
+        RunOptions(
+            plugin=str(plugin),
+            targets=matrix.targets,
+            matrix_file=matrix_file,
+            reports_dir=tmp_path / "reports",
+            provider="native",
+            jobs=1,
+        ),
+        progress,
+        ReportWriter(tmp_path / "reports"),
+    )
+    ids = [t.id for t in matrix.targets]
+    assert [t.status for t in report.targets] == ["passed"] * 3, [t.reason for t in report.targets]
+    started = {i: (progress.moment(i, "starting"), progress.moment(i, "ready")) for i in ids}
+    for one in ids:
+        for other in ids:
+            assert started[one][0] < started[other][1], (one, other, started)  # overlapping
+    spans = sorted(progress.checks_span(i) for i in ids)
+    for before, after in zip(spans, spans[1:], strict=False):
+        assert before[1] <= after[0], spans  # one target's checks at a time (-j 1)

@@ -107,7 +107,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "answers, else native)",
     )
     run.add_argument(
-        "-j", "--jobs", type=whole_number(1), default=os.cpu_count() or 2, help="targets at once"
+        "-j",
+        "--jobs",
+        type=whole_number(1),
+        default=os.cpu_count() or 2,
+        help="targets whose checks run at once (every server starts at once)",
     )
     run.add_argument("--keep", action="store_true", help="leave containers running afterwards")
     run.add_argument(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from matrix.child import Child, Watch, harness_path
 from matrix.errors import PluginError
-from matrix.install import environment, sources
+from matrix.install import environment, sources, wheels
 from matrix.install.environment import Environment
 from matrix.install.manifest import alembic_folder
 from matrix.install.sources import Built, Kind
@@ -114,7 +114,7 @@ def plugin_in(built: Built, env: Environment, wheel_sha: str | None) -> Plugin:
         version = None
         distribution = None
     else:
-        package = sources.check_wheel(built.wheel)
+        package = wheels.check_wheel(built.wheel)
         import_root = env.site_packages
         package_dir = import_root / package
         distribution, version = built.wheel.name.split("-")[:2]

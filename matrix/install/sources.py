@@ -10,7 +10,8 @@
   package data its ``*.egg-info/SOURCES.txt`` declares is kept;
 - a wheel (``.whl``), checked for integrity and used as it is;
 - a project folder (``pyproject.toml`` or ``setup.py``), built from a clean
-  copy into an sdist and a wheel, reproducibly (``SOURCE_DATE_EPOCH``);
+  copy into an sdist and a wheel, reproducibly (``SOURCE_DATE_EPOCH``); a
+  wheel built from the same content (and date) is reused;
 - a package folder (with ``plugin_package.json``), used in place.
 
 Downloads and wheels built from sdists are cached by what identifies them
@@ -31,7 +32,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import tarfile
@@ -47,6 +47,7 @@ from matrix import processes, settings
 from matrix.errors import HarnessError, PluginError
 from matrix.install import index
 from matrix.install.manifest import FILE_NAME, alembic_folder, parse_manifest
+from matrix.install.wheels import check_wheel
 from matrix.provide import leftovers
 from matrix.results import Provenance
 
@@ -184,9 +185,12 @@ def build(source: Source, cache: Path, dist_dir: Path | None, work: Path) -> Bui
         check_wheel(source.path)
         return Built(Kind.WHEEL, wheel_provenance(source.path), wheel=source.path)
     if source.kind == Kind.PROJECT:
-        wheel = build_wheel(source.path, dist_dir or work / "dist")
-        if dist_dir is None:
-            wheel = _keep(wheel, cache)
+        places = [dist_dir] if dist_dir else sorted((cache / "builds").glob("*"))
+        wheel = reused_build(source.path, places)
+        if wheel is None:
+            wheel = build_wheel(source.path, dist_dir or work / "dist")
+            if dist_dir is None:
+                wheel = _keep(wheel, cache)
         recorded = recorded_build(wheel) or Provenance(str(Kind.PROJECT), tree=shown(source.path))
         return Built(Kind.PROJECT, recorded, wheel=wheel)
     if source.kind == Kind.SDIST:
@@ -268,8 +272,12 @@ def recorded_build(wheel: Path) -> Provenance | None:
     return Provenance(str(Kind.PROJECT), commit=entry.get("commit"), tree=entry.get("tree"))
 
 
-def _record_build(project: Path, built: list[Path]) -> None:
-    """Note, beside the files, which tree and commit each was built from."""
+def _record_build(project: Path, built: list[Path], content: str) -> None:
+    """Note, beside the files, which tree, commit and content each was built from.
+
+    Written whole and replaced atomically: a run reusing the build rewrites it
+    while another may read it.
+    """
     path = built[0].parent / BUILD_RECORD
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -277,8 +285,65 @@ def _record_build(project: Path, built: list[Path]) -> None:
         record = {}
     commit = tree_commit(project)
     for file in built:
-        record[file.name] = {"sha256": sha256_of(file), "tree": shown(project), "commit": commit}
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        record[file.name] = {
+            "sha256": sha256_of(file),
+            "tree": shown(project),
+            "commit": commit,
+            "content": content,
+        }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def reused_build(project: Path, places: list[Path]) -> Path | None:
+    """A wheel built before from this very content, found in ``places``; None if there is none.
+
+    The build is reproducible: the same files and the same ``SOURCE_DATE_EPOCH``
+    give the same bytes, so a wheel whose record holds this content digest
+    (:func:`project_content`) and whose bytes are still those recorded is the
+    wheel a build would make now. Its record is written again, so that it
+    names the commit the tree is at now (the gate compares it), and its sdist
+    beside it, when it has the same content, is recorded with it.
+    """
+    content = project_content(project, source_date_epoch(project))
+    for place in places:
+        try:
+            record = json.loads((place / BUILD_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        same = [
+            place / name
+            for name, entry in record.items()
+            if isinstance(entry, dict)
+            and entry.get("content") == content
+            and (place / name).is_file()
+            and entry.get("sha256") == sha256_of(place / name)
+        ]
+        wheels = [file for file in same if file.name.endswith(".whl")]
+        if len(wheels) == 1:
+            check_wheel(wheels[0], built_from=project)
+            _record_build(project, same, content)
+            return wheels[0]
+    return None
+
+
+def project_content(project: Path, epoch: str) -> str:
+    """The sha256 of what a build of ``project`` reads: every file its clean copy holds
+    (the same ignore patterns), by relative path, executable bit and bytes, and the epoch."""
+    ignore = shutil.ignore_patterns(*PROJECT_LEFTOVERS)
+    digest = hashlib.sha256(f"SOURCE_DATE_EPOCH={epoch}\0".encode())
+    for folder, dirs, files in os.walk(project, followlinks=True):  # as copytree copies
+        skipped = ignore(folder, [*dirs, *files])
+        dirs[:] = sorted(d for d in dirs if d not in skipped)
+        for name in sorted(f for f in files if f not in skipped):
+            path = Path(folder, name)
+            mode = "x" if path.stat().st_mode & 0o111 else "-"
+            digest.update(f"{path.relative_to(project).as_posix()}\0{mode}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _keep(wheel: Path, cache: Path) -> Path:
@@ -420,6 +485,7 @@ def build_wheel(project: Path, dist_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=leftovers.scratch_prefix("build")) as scratch:
         source, out = Path(scratch) / project.name, Path(scratch) / "out"
         shutil.copytree(project, source, ignore=shutil.ignore_patterns(*PROJECT_LEFTOVERS))
+        content = project_content(source, epoch)  # what was built, not what is there now
         _python_build(source, out, epoch, sdist_too=True)
         built = []
         for file in sorted(out.iterdir()):
@@ -428,7 +494,7 @@ def build_wheel(project: Path, dist_dir: Path) -> Path:
             built.append(Path(shutil.copyfile(file, dist_dir / file.name)))
     (wheel,) = (file for file in built if file.name.endswith(".whl"))
     check_wheel(wheel, built_from=project)
-    _record_build(project, built)
+    _record_build(project, built, content)
     return wheel
 
 
@@ -519,75 +585,6 @@ def _tree_digest(folder: Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-# -- wheels ------------------------------------------------------------------------------
-
-
-def check_wheel(wheel: Path, built_from: Path | None = None) -> str:
-    """Check a wheel's integrity and find its one plugin package; return its name.
-
-    Every error says what the wheel holds and, where the harness built it,
-    what the source holds, so the fix it names is the one that works.
-    """
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            broken = archive.testzip()
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise PluginError(
-            f"{wheel} is not a valid wheel ({error}).",
-            "Download or build it again; `python -m zipfile -t` tests a wheel.",
-        ) from None
-    if broken is not None:
-        raise PluginError(
-            f"{wheel} is corrupt: {broken} fails its CRC check.",
-            "Download or build it again; `python -m zipfile -t` tests a wheel.",
-        )
-    if not any(re.fullmatch(r"[^/]+\.dist-info/METADATA", n) for n in names):
-        raise PluginError(
-            f"{wheel} has no .dist-info/METADATA, so it is not a wheel an installer accepts.",
-            "Build it with `python -m build --wheel`.",
-        )
-    found = [n.split("/")[0] for n in names if n.count("/") == 1 and n.endswith("/" + FILE_NAME)]
-    if len(found) == 1:
-        return found[0]
-    packages = sorted({n.split("/")[0] for n in names if "/" in n and ".dist-info" not in n})
-    deeper = [n for n in names if n.endswith("/" + FILE_NAME)]
-    what = (
-        f"{wheel.name} holds {len(found)} packages with a {FILE_NAME} at their top "
-        f"({', '.join(found) or 'none'}; packages: {', '.join(packages) or 'none'}"
-        + (f"; deeper: {', '.join(deeper)}" if deeper and not found else "")
-        + ")."
-    )
-    if len(found) > 1:
-        raise PluginError(what, "A wheel must ship exactly one Peek plugin package.")
-    in_source = _manifests_in(built_from) if built_from is not None else []
-    if in_source:
-        fix = (
-            f"The source has {', '.join(in_source)} but the wheel built from it does not: "
-            "the file is not declared as package data. With setuptools, list it in "
-            "[tool.setuptools.package-data] (or set include-package-data and add it to "
-            "MANIFEST.in), then build again."
-        )
-    else:
-        fix = f"Pass a Peek plugin: its package must hold {FILE_NAME}."
-    raise PluginError(what, fix)
-
-
-def _manifests_in(source: Path) -> list[str]:
-    if source.is_dir():
-        return [p.relative_to(source).as_posix() for p in sorted(source.glob(f"*/{FILE_NAME}"))]
-    try:
-        if source.name.endswith(".zip"):
-            with zipfile.ZipFile(source) as archive:
-                names = archive.namelist()
-        else:
-            with tarfile.open(source) as archive:
-                names = archive.getnames()
-    except (tarfile.TarError, zipfile.BadZipFile, OSError):
-        return []
-    return [n for n in names if n.count("/") == 2 and n.endswith("/" + FILE_NAME)]
 
 
 def sha256_of(path: Path) -> str:

@@ -162,7 +162,7 @@ class NativeProvider(Provider):
                     datadir / "server.log",
                     "-o",
                     options,
-                    "-w",
+                    "-w",  # pg_ctl polls ten times a second (WAITS_PER_SEC in pg_ctl.c)
                     "-t",
                     str(int(target.settings.ready_timeout)),
                     "start",

@@ -3,9 +3,11 @@
 One frame around the run: the reports folder held (one writer at a time), a
 scratch folder removed on every exit, SIGTERM and SIGINT turned into one
 :class:`Interrupted`, the run's providers closed whatever happens, then the
-report written last. Inside it, each target runs on one of ``jobs`` daemon
-threads (:func:`start_targets`) and the results are taken as they finish,
-until the run's deadline plus a grace (:func:`finished`).
+report written last. Inside it, each target runs on one of a number of daemon
+threads (:func:`start_targets`; the plugin's run gives every target its own,
+so that all servers start at once, and limits its checks to ``jobs``) and
+the results are taken as they finish, until the run's deadline plus a grace
+(:func:`finished`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import os
 import queue
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -152,24 +153,28 @@ def run_matrix(options: RunOptions, progress: Progress, writer: ReportWriter) ->
 
 
 def _run_targets(run: Run[PreparedPlugin], gathered: _Gathered):
-    """Start every target on its thread; yield (result, waivers used) as each finishes.
+    """Start every target on its thread at once; yield (result, waivers used) as each finishes.
 
-    Once the run's timeout and its grace are over, a target still busy is
-    taken as it stands, as an error.
+    Every server starts at once, before the plugin is ready, so servers come
+    up while it is built and installed: starting is waiting (on the engine,
+    initdb, the disk), not work. Only the checks, which are work, take one
+    of ``jobs`` slots. Once the run's timeout and its grace are over, a
+    target still busy is taken as it stands, as an error.
     """
     done: queue.Queue[tuple[TargetResult, set[int]]] = queue.Queue()
     options = run.options
+    slots = threading.BoundedSemaphore(max(1, options.jobs))
     for target in options.targets:
         run.progress.target(target.id, "waiting")
 
     def run_one(target) -> tuple[TargetResult, set[int]]:
-        running = gathered.targets[target.id] = TargetRun(target, run)
+        running = gathered.targets[target.id] = TargetRun(target, run, slots)
         try:
             return running.run()
         except Exception as error:  # noqa: BLE001 - outside the target's guard; still a result
             return running.abandoned(f"the harness failed: {type(error).__name__}: {error}")
 
-    start_targets(options.targets, options.jobs, run_one, done)
+    start_targets(options.targets, len(options.targets), run_one, done)
 
     def results():
         left = {target.id for target in options.targets}

@@ -10,7 +10,9 @@ into one result per requested check.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 import time
 
 import sqlalchemy as sa
@@ -47,8 +49,14 @@ from matrix.run.frame import Run
 class TargetRun:
     """One target: a server, a database, a check process, a result."""
 
-    def __init__(self, target: Target, run: Run[PreparedPlugin]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        run: Run[PreparedPlugin],
+        slots: threading.BoundedSemaphore | None = None,
+    ) -> None:
         self.target = target
+        self.slots = slots  # the run's -j: taken for the checks, never for the server's start
         self.run_ = run
         self.options = run.options
         self.progress = run.progress
@@ -92,6 +100,7 @@ class TargetRun:
         self.stage = f"starting its server ({provider.name})"
         with provider.database(target, lambda m: self.progress.log(target.id, m)) as db:
             result.ready_seconds = round(db.ready_seconds, 3)
+            self.progress.target(target.id, "ready")
             for note in db.notes:  # how the server came to be (image, network), its memory
                 self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
@@ -120,15 +129,17 @@ class TargetRun:
                     f"{target.settings.url_env}), or leave it out with --targets.",
                 )
             result.reached = True
-            self.progress.target(target.id, "running", provider=provider.name)
-            checks_started = time.perf_counter()
-            try:
-                release = self._seed(prepared, db.url)
-                self._checks(prepared, db.url, release)
-                lint.attach(self.result, self.options.reports_dir / "sql" / target.id, target)
-            finally:
-                databases.drop_siblings(db.url)
-            result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
+            self.stage = "waiting for a slot for its checks (-j)"
+            with self.slots or contextlib.nullcontext():
+                self.progress.target(target.id, "running", provider=provider.name)
+                checks_started = time.perf_counter()
+                try:
+                    release = self._seed(prepared, db.url)
+                    self._checks(prepared, db.url, release)
+                    lint.attach(self.result, self.options.reports_dir / "sql" / target.id, target)
+                finally:
+                    databases.drop_siblings(db.url)
+                result.phases["checks"] = round(time.perf_counter() - checks_started, 3)
             cleanup_started = time.perf_counter()
             self.stage = "cleaning up, its checks done"
         result.phases["cleanup"] = round(time.perf_counter() - cleanup_started, 3)
@@ -154,7 +165,8 @@ class TargetRun:
         if prepared is None or self.result.checks:
             return
         try:
-            self._checks(prepared, None)
+            with self.slots or contextlib.nullcontext():
+                self._checks(prepared, None)
         except Exception as error:  # noqa: BLE001 - recorded, never raised: no deadlock
             self.result.checks = self.result.checks or not_run(
                 self.options.checks, f"the check process failed: {error}"

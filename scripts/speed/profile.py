@@ -7,9 +7,13 @@ frames first, then the Python frames, root first) and its sample count.
 without it, a check that waits on PostgreSQL would look free.
 
 Only the check process's main thread is counted (stacks through
-``matrix/check/process.py``'s ``main``): its other thread sleeps until the harness
-goes away and would double every figure. A function's inclusive share is the
-share of those samples whose stack holds it anywhere, once per stack.
+``matrix/check/process.py``'s ``main`` and its ``run``, not its ``probe`` or
+``seed``): its other thread sleeps until the harness goes away and would
+double every figure. The frames say which process it is, not the command
+line py-spy shows: py-spy may read a child's command line before its
+``exec``, and name the check process after the harness that forked it. A
+function's inclusive share is the share of those samples whose stack holds
+it anywhere, once per stack.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def parse(raw: str, top: int = 15) -> Profile:
         python = [_LINE.sub(")", f) for f in frames if not f.startswith("process ")]
         if len(owners) == 1 and not any("Thread._bootstrap " in f for f in python):
             parent[_parent_stage(python)] += count
-        if not _is_check_process(owner) or "main (matrix/check/process.py)" not in python:
+        if not _is_check_process(owner, python):
             continue
         main += count
         stages[_stage(python)] += count
@@ -168,8 +172,14 @@ def _parent_stage(frames: list[str]) -> str:
     return names[min(3, len(names) - 1)]
 
 
-def _is_check_process(command_line: str) -> bool:
-    return "matrix.check.process" in command_line and "--probe" not in command_line
+def _is_check_process(command_line: str, frames: list[str]) -> bool:
+    """A stack of the check process: through its ``main``, neither probe nor seed."""
+    if "--probe" in command_line or "--seed" in command_line:
+        return False
+    return "main (matrix/check/process.py)" in frames and not any(
+        f.startswith(("probe (matrix/check/process.py", "seed (matrix/check/process.py"))
+        for f in frames
+    )
 
 
 def _plumbing(function: str) -> bool:

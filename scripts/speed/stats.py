@@ -54,12 +54,13 @@ def table(title: str, columns: dict[str, dict[str, Summary]], unit_of=lambda key
     for summaries in columns.values():
         keys += [k for k in summaries if k not in keys]
     width = max([len(k) for k in keys] + [len(title)]) + 2
-    lines = [title.ljust(width) + "".join(f"{name:>26}" for name in columns)]
+    wide = max([26] + [len(name) + 2 for name in columns])
+    lines = [title.ljust(width) + "".join(f"{name:>{wide}}" for name in columns)]
     for key in keys:
         cells = []
         for summaries in columns.values():
             found = summaries.get(key)
-            cells.append(f"{show(found, unit_of(key)):>26}" if found else f"{'-':>26}")
+            cells.append(f"{show(found, unit_of(key)):>{wide}}" if found else f"{'-':>{wide}}")
         lines.append(key.ljust(width) + "".join(cells))
     return "\n".join(lines)
 
