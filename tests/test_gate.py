@@ -564,6 +564,11 @@ def test_allow_missing_passes_and_is_written_into_the_report(reports_dir, dist):
     markdown = (reports_dir / "compat.md").read_text()
     assert "## Release gate" in markdown
     assert "Allowed missing (deliberate exception, `--allow-missing`): `pg13-postgis31`" in markdown
+    # Every report of the folder says it, so that they agree.
+    page = (reports_dir / "index.html").read_text()
+    assert f"Release gate: passed with {', '.join(sorted(waived))} allowed missing" in page
+    junit = (reports_dir / "junit.xml").read_text()
+    assert f'name="gate.allowed_missing" value="{",".join(sorted(waived))}"' in junit
 
 
 @pytest.mark.live

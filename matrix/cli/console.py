@@ -144,7 +144,8 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
     for column in (*columns, "why"):
         table.add_column(column, overflow="fold")
     for target in report.targets:
-        passed = sum(c.status in (Status.PASSED, Status.WAIVED) for c in target.checks)
+        passed = sum(c.status == Status.PASSED for c in target.checks)
+        waived = sum(c.status == Status.WAIVED for c in target.checks)
         why = target.reason or ""
         table.add_row(
             target.id,
@@ -153,7 +154,7 @@ def print_summary(report: RunReport, reports_dir: Path) -> None:
             target.server_version or "-",
             target.postgis_version or "-",
             Text(str(target.status), style=STYLE.get(str(target.status), "")),
-            f"{passed}/{len(target.checks)}",
+            f"{passed}/{len(target.checks)}" + (f" + {waived} waived" if waived else ""),
             f"{target.duration_s:.1f}",
             Text(textwrap.shorten(masking.mask(why), 200, placeholder=" …")),
         )

@@ -61,7 +61,9 @@ from matrix.gate.verdict import (
     Verdict,
 )
 from matrix.install.sources import sha256_of, tree_commit
-from matrix.report import load_report, merge_target_files, read_report, write_atomic
+from matrix.report import INDEX, load_report, merge_target_files, read_report, write_atomic
+from matrix.report.html import write_html
+from matrix.report.junit import junit
 from matrix.report.markdown import markdown
 from matrix.results import Provenance, RunReport, Status, TargetResult
 
@@ -243,13 +245,17 @@ def decide(
 
 
 def record(verdict: Verdict, reports_dir: Path) -> None:
-    """Write a passing verdict's waivers into compat.json and the verdict into compat.md."""
+    """Write a passing verdict into every report of the folder, so that they agree: its
+    waivers into compat.json, junit.xml and index.html, the whole verdict into compat.md."""
     verdict.report.allowed_missing = sorted(verdict.allowed_missing)
     write_atomic(
         reports_dir / REPORT_FILE,
         json.dumps(verdict.report.to_dict(), indent=2, default=str) + "\n",
     )
     write_atomic(reports_dir / "compat.md", markdown(verdict.report) + gate_markdown(verdict))
+    write_atomic(reports_dir / "junit.xml", junit(verdict.report))
+    if (reports_dir / INDEX).is_file():  # the page a run wrote; a merged report may have none
+        write_html(reports_dir)
 
 
 def gate_markdown(verdict: Verdict) -> str:

@@ -104,10 +104,8 @@ class TargetRun:
             for note in db.notes:  # how the server came to be (image, network), its memory
                 self.progress.log(target.id, note)
             result.phases["start"] = round(time.perf_counter() - started, 3)
-            self.stage = "waiting for the plugin, its server ready"
-            prepared = self._plugin()
-            if prepared is None:
-                return
+            # The database is prepared (PostGIS) and the server identified while the
+            # plugin may still be being prepared: neither needs the plugin.
             self.stage = "preparing its database"
             databases.prepare_database(
                 db.url,
@@ -128,6 +126,10 @@ class TargetRun:
                     f"Serve {target.label} (its image, MATRIX_PG_ROOT, or "
                     f"{target.settings.url_env}), or leave it out with --targets.",
                 )
+            self.stage = "waiting for the plugin, its server ready"
+            prepared = self._plugin()
+            if prepared is None:
+                return
             result.reached = True
             self.stage = "waiting for a slot for its checks (-j)"
             with self.slots or contextlib.nullcontext():

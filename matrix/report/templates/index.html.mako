@@ -150,6 +150,9 @@ started ${report.started_at} · matrix <code>${report.matrix_file}</code></p>
 <p class="banner">The run was interrupted: ${report.interrupted}. What each target had reached is below.</p>
 % endif
 <p class="meta">${policy_line}</p>
+% if report.allowed_missing:
+<p class="meta" id="gate">Release gate: passed with ${", ".join(report.allowed_missing)} allowed missing on purpose (<code>--allow-missing</code>): no server of theirs was reached, and the release does not claim them.</p>
+% endif
 % if stale_entries:
 <ul class="meta stale">
 % for entry in stale_entries:
