@@ -256,8 +256,8 @@ def _run(client, image, command, mounts, output, log, timeout, commit_as=None) -
                 line = raw.decode("utf-8", "replace")
                 output.write(line + "\n")
                 tail.append(line)
-                if line.startswith("### "):
-                    log(f"  {line[4:]}")
+                if line.startswith("### "):  # "### <epoch seconds> <step>"
+                    log(f"  {time.strftime('%H:%M:%S')} {line[4:].partition(' ')[2]}")
         code = container.wait(timeout=60)["StatusCode"]
         watchdog.cancel()
         if timed_out.is_set() or code != 0:
