@@ -66,6 +66,15 @@ def images(session: nox.Session) -> None:
     session.run("python", "-m", "matrix", "images", "build", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False)
+def babelfish(session: nox.Session) -> None:
+    """Build the Babelfish image babelfish4-tsql runs, once (about 13 min; needs root, Docker and
+    the sources in MATRIX_BABELFISH_SOURCES, see docs/babelfish.md): skipped when the image is in
+    the local Docker engine, `-- --rebuild` builds it again. Opt-in: never in `nox` alone."""
+    _install_harness(session)
+    session.run("python", "scripts/babelfish/build.py", *session.posargs)
+
+
 # The suite on parallel workers: its live tests mostly wait (on servers, containers, child
 # processes), so more workers than cores overlap them; tests sharing a module's fixture stay
 # on one worker (tests/conftest.py). `-- -n 0` runs it in one process.

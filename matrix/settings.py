@@ -92,6 +92,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("MATRIX_DEBIAN_MIRROR", "", "debootstrap's mirror for offline images", "CLI, setup.sh"),
     Setting(
+        "MATRIX_BABELFISH_SOURCES",
+        "",
+        "the folder with Babelfish 4.2.0's sources that nox -s babelfish builds its image from",
+        "nox -s babelfish",
+    ),
+    Setting(
         "MATRIX_IMAGE_BUILD_DIR",
         "the system temporary folder",
         "where offline images are laid out before docker import",

@@ -1,8 +1,8 @@
 """The SQL Server path, live, on Babelfish for PostgreSQL: T-SQL over TDS, not SQL Server.
 
 Babelfish is the one server speaking T-SQL over TDS that can run here. Its
-image, ``peek-matrix/babelfish:4.2.0``, is built outside this repository (no
-recipe is committed, see docs/babelfish.md), so these tests run only where it
+image, ``peek-matrix/babelfish:4.2.0``, is built by the opt-in ``nox -s
+babelfish`` (13 minutes or more, docs/babelfish.md), so these tests run only where it
 is in the local Docker engine and are skipped with that reason elsewhere (CI
 has no such image). Every statement the checks send is the mssql engine's;
 what Babelfish cannot answer must come out as what it is (an error naming
@@ -42,8 +42,8 @@ def _image_present() -> str | None:
     try:
         if images.image_size(client, TARGET.image) is None:
             return (
-                f"{TARGET.image} is not in the local Docker engine; it is built outside this "
-                f"repository as {TARGET.image_doc} describes (CI has none)"
+                f"{TARGET.image} is not in the local Docker engine; build it with "
+                f"`nox -s babelfish` as {TARGET.image_doc} describes (CI has none)"
             )
     finally:
         client.close()

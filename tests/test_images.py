@@ -63,11 +63,11 @@ def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path)
     target = RECIPE_TARGETS[0]
     monkeypatch.delenv("MATRIX_DEBIAN_MIRROR", raising=False)
     default = images.debootstrap_command(
-        target, tmp_path, images.BuildPlace.from_environment().mirror
+        target.recipe, tmp_path, images.BuildPlace.from_environment().mirror
     )
     monkeypatch.setenv("MATRIX_DEBIAN_MIRROR", "http://mirror.invalid/debian")
     mirrored = images.debootstrap_command(
-        target, tmp_path, images.BuildPlace.from_environment().mirror
+        target.recipe, tmp_path, images.BuildPlace.from_environment().mirror
     )
 
     assert default[:2] == ["debootstrap", "--variant=minbase"]
@@ -121,7 +121,7 @@ def test_debootstrap_from_a_mirror_that_never_answers_ends_at_its_timeout(
         silent.listen(16)
         mirror = f"http://127.0.0.1:{silent.getsockname()[1]}/debian"
         with pytest.raises(HarnessError) as caught:  # without the watchdog: never returns
-            images._bootstrap(target, tmp_path / "root", lambda message: None, mirror)
+            images._bootstrap(target.recipe, tmp_path / "root", lambda message: None, mirror)
     assert "did not finish within 1 s" in caught.value.cause
     assert "MATRIX_DEBIAN_MIRROR" in caught.value.fix
 

@@ -308,7 +308,7 @@ class DockerProvider(Provider):
         if target.image_doc:
             raise ProviderUnavailable(
                 f"No image for {target.id}: {target.image} is not present in the local "
-                f"Docker engine, and no registry or recipe here makes it.",
+                f"Docker engine; no registry serves it and a run never builds it.",
                 f"Build it as {target.image_doc} describes, or use `--provider external` "
                 f"with a server URL in {target.settings.url_env}.",
             )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix import settings
-from matrix.define.targets import Target
+from matrix.define.targets import ImageRecipe, Target
 from matrix.errors import HarnessError, ProviderUnavailable
 
 try:
@@ -205,23 +205,44 @@ def build_image(
         previous = local_image(client, recipe.tag)
         if previous and not force:
             return None
-        _check_build_tools()
         started = time.monotonic()
-        log(f"building {recipe.tag} from Debian {recipe.suite}: {recipe.packages}")
-        root = Path(tempfile.mkdtemp(prefix="peek-matrix-rootfs-", dir=place.scratch))
-        try:
-            _bootstrap(target, root, log, place.mirror)
-            _install_entrypoint(root)
-            _prune(root)
-            _import(client, root, target)
-        finally:
-            _remove_tree(root)
+        build_debian_image(
+            recipe, image_changes(target), log, client, place, prepare=_install_entrypoint
+        )
         if previous:
-            _discard(client, previous)
+            discard(client, previous)
         seconds = time.monotonic() - started
         size = image_size(client, recipe.tag) or 0
         log(f"built {recipe.tag} in {seconds:.0f} s ({size / 1e6:.0f} MB)")
         return BuiltImage(target.id, recipe.tag, seconds, size)
+
+
+def build_debian_image(
+    recipe: ImageRecipe,
+    changes: list[str],
+    log: Log,
+    client: docker.DockerClient,
+    place: BuildPlace = BuildPlace(),
+    prepare: Callable[[Path], None] | None = None,
+) -> None:
+    """Lay out ``recipe``'s Debian suite and packages, ``prepare`` the tree, import it
+    as ``recipe.tag`` with the Dockerfile instructions ``changes``.
+
+    The one way this project makes an image from Debian packages: the PostGIS
+    targets' images, and the trees Babelfish is built and shipped in
+    (``scripts/babelfish/build.py``).
+    """
+    _check_build_tools()
+    log(f"building {recipe.tag} from Debian {recipe.suite}: {recipe.packages}")
+    root = Path(tempfile.mkdtemp(prefix="peek-matrix-rootfs-", dir=place.scratch))
+    try:
+        _bootstrap(recipe, root, log, place.mirror)
+        if prepare:
+            prepare(root)
+        _prune(root)
+        _import(client, root, recipe.tag, changes)
+    finally:
+        _remove_tree(root)
 
 
 def _check_build_tools() -> None:
@@ -238,9 +259,8 @@ def _check_build_tools() -> None:
         )
 
 
-def debootstrap_command(target: Target, root: Path, mirror: str | None = None) -> list[str]:
+def debootstrap_command(recipe: ImageRecipe, root: Path, mirror: str | None = None) -> list[str]:
     """The debootstrap call for a recipe; debootstrap's own mirror unless one is given."""
-    recipe = target.recipe
     command = [
         "debootstrap",
         "--variant=minbase",
@@ -251,12 +271,12 @@ def debootstrap_command(target: Target, root: Path, mirror: str | None = None) -
     return command + [mirror] if mirror else command
 
 
-def _bootstrap(target: Target, root: Path, log: Log, mirror: str | None) -> None:
+def _bootstrap(recipe: ImageRecipe, root: Path, log: Log, mirror: str | None) -> None:
     # debootstrap prints a line per package; keep them for a failure report
     # and show only its stages.
     tail: deque[str] = deque(maxlen=40)
     with subprocess.Popen(
-        debootstrap_command(target, root, mirror),
+        debootstrap_command(recipe, root, mirror),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         encoding="utf-8",
@@ -288,14 +308,14 @@ def _bootstrap(target: Target, root: Path, log: Log, mirror: str | None) -> None
             watchdog.cancel()
     if stalled.is_set():
         raise HarnessError(
-            f"debootstrap of Debian {target.recipe.suite} did not finish within "
+            f"debootstrap of Debian {recipe.suite} did not finish within "
             f"{BOOTSTRAP_TIMEOUT_S:g} s.",
             f"Check that the mirror answers (set {MIRROR_SETTING} to a reachable Debian "
             "mirror). Its output ended with:\n" + "\n".join(tail),
         )
     if process.returncode != 0:
         raise HarnessError(
-            f"debootstrap of Debian {target.recipe.suite} for {target.recipe.tag} "
+            f"debootstrap of Debian {recipe.suite} for {recipe.tag} "
             f"failed with exit code {process.returncode}.",
             f"Check that the mirror is reachable (set {MIRROR_SETTING} to a reachable "
             "Debian mirror) and that the packages exist in that suite. Its output "
@@ -334,8 +354,8 @@ def image_changes(target: Target) -> list[str]:
     ]
 
 
-def _import(client: docker.DockerClient, root: Path, target: Target) -> None:
-    repository, tag = target.recipe.tag.rsplit(":", 1)
+def _import(client: docker.DockerClient, root: Path, image_tag: str, changes: list[str]) -> None:
+    repository, tag = image_tag.rsplit(":", 1)
     # /dev, /proc and /sys are provided by the engine at run time.
     with subprocess.Popen(
         [
@@ -356,25 +376,24 @@ def _import(client: docker.DockerClient, root: Path, target: Target) -> None:
                 src=tar.stdout,
                 repository=repository,
                 tag=tag,
-                changes=image_changes(target),
+                changes=changes,
                 stream_src=True,
             )
         except docker.errors.APIError as error:
             answer = str(error.explanation or error)
     # The engine answers with the new image's id; the tag may still name an
     # older image when the import failed.
-    image = local_image(client, target.recipe.tag)
+    image = local_image(client, image_tag)
     if tar.returncode != 0 or image is None or image.id not in answer:
         raise HarnessError(
-            f"docker import of {target.recipe.tag} failed (tar exit code "
+            f"docker import of {image_tag} failed (tar exit code "
             f"{tar.returncode}; the engine answered: {answer}).",
             f"Check free space under {root.parent} and in the engine's data root.",
         )
 
 
-def _discard(client: docker.DockerClient, image: docker.models.images.Image) -> None:
-    # The image a rebuild replaced is left untagged; a container still using
-    # it keeps it alive, and the engine says so.
+def discard(client: docker.DockerClient, image: docker.models.images.Image) -> None:
+    """Remove the image a rebuild replaced, left untagged; one a container still uses stays."""
     try:
         client.images.remove(image.id)
     except docker.errors.APIError:
