@@ -60,7 +60,9 @@ def provider(live, run_id: str):
 
 
 def run_containers(client, run_id: str) -> list:
-    return client.containers.list(all=True, filters={"label": f"peek-matrix.run={run_id}"})
+    return client.containers.list(
+        all=True, filters={"label": f"peek-matrix.run={run_id}"}, ignore_removed=True
+    )
 
 
 def spec_for(target: Target, network: str, password: str = "Pa55-word_x"):

@@ -197,6 +197,37 @@ def test_sql_server_login_failures_are_classified_by_number_not_text(number, fai
     assert MSSQL.classify(pymssql_login_error(number)) == ConnectFailure(failure)
 
 
+def test_a_refused_connection_after_a_login_is_refused_not_the_earlier_logins_message():
+    """pymssql keeps the process's last server message: after a login that succeeded (its
+    informational 5703), a refused port raised as 5703 with that text before DB-Lib's own
+    20009. Recorded live: pymssql 2.4.6, a login to Babelfish, then 127.0.0.1:1 (twice: the
+    second carries 5703 without the text). The runner waits on several servers in one
+    process, so a refusal read as 5703 was "other" and its reason a language setting."""
+    import pymssql
+
+    dblib = (
+        b"DB-Lib error message 20009, severity 9:\nUnable to connect: TDS server is unavailable "
+        b"or does not exist (127.0.0.1)\nNet-Lib error during Connection refused (111)\n"
+    )
+    for raw in (b"Changed language setting to 'us_english'" + dblib * 2, dblib * 2):
+        error = sa.exc.OperationalError(
+            "connect", {}, pymssql.exceptions.OperationalError((5703, raw))
+        )
+        assert MSSQL.classify(error) == ConnectFailure.REFUSED
+        text = MSSQL.driver_message(error.orig)
+        assert text.startswith("Unable to connect: TDS server is unavailable") and text.endswith(
+            "Connection refused (111) (error 20009)"
+        ), text
+    # Where DB-Lib only says "check messages from the SQL Server", the server's number stands.
+    said = (
+        b"Login failed for user 'sa'.DB-Lib error message 20018, severity 14:\n"
+        b"General SQL Server error"
+    )
+    login = pymssql.exceptions.OperationalError((18456, said))
+    assert MSSQL.classify(login) == ConnectFailure.AUTHENTICATION
+    assert MSSQL.driver_message(login) == "Login failed for user 'sa'. (error 18456)"
+
+
 def test_a_sql_server_error_reads_as_its_message_and_number_not_as_bytes():
     """pymssql's args[0] is (number, bytes): str() of it showed "(18456, b'Login failed...")"
     in every reason and finding. The engine turns it into the server's text and number."""

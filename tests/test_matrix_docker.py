@@ -30,7 +30,9 @@ def our_containers(*, pid: int | None = None, run_id: str | None = None) -> list
     labels = [f"{LABEL_PROJECT}={PROJECT}"]
     labels += [f"{LABEL_OWNER_PID}={pid}"] if pid else []
     labels += [f"{LABEL_RUN}={run_id}"] if run_id else []
-    return docker.from_env().containers.list(all=True, filters={"label": labels})
+    return docker.from_env().containers.list(
+        all=True, filters={"label": labels}, ignore_removed=True
+    )
 
 
 def matrix_command(reports: Path, *extra: str) -> list[str]:

@@ -370,9 +370,12 @@ def list_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=160)
     images, why = _run_images(matrix.targets)
     table = Table(title=str(matrix.path))
-    for column in ("id", "database", "engine", "version", "PostGIS", "image a run starts"):
-        table.add_column(column)
-    table.add_column("providers")
+    # Folded, never cut; an image's name on one line (the reason it is absent may wrap).
+    for column in ("id", "database", "engine", "version", "PostGIS"):
+        table.add_column(column, overflow="fold")
+    widest = max((len(t.image) for t in matrix.targets), default=0)
+    table.add_column("image a run starts", overflow="fold", min_width=widest)
+    table.add_column("providers", overflow="fold")
     table.add_column("required")
     for t in matrix.targets:
         table.add_row(

@@ -88,8 +88,14 @@ def error_number(error: BaseException) -> int | None:
     number = getattr(original, "number", None)
     if isinstance(number, int):
         return number
-    numbered = _numbered(original)
-    return numbered[0] if numbered else None
+    reported = _reported(original)
+    return reported[0] if reported else None
+
+
+# DB-Lib's "General SQL Server error: Check messages from the SQL Server": the server
+# spoke, and its number and message (before DB-Lib's lines) are the error.
+DBLIB_SEE_SERVER = 20018
+_DBLIB_HEADER = "DB-Lib error message "
 
 
 def _numbered(error: BaseException) -> tuple[int, object] | None:
@@ -101,6 +107,36 @@ def _numbered(error: BaseException) -> tuple[int, object] | None:
     if len(pair) == 2 and isinstance(pair[0], int):
         return pair[0], pair[1]
     return None
+
+
+def _reported(error: BaseException) -> tuple[int, str] | None:
+    """The error's number and words: the server's, or DB-Lib's where DB-Lib's is its own.
+
+    pymssql keeps the last server message of the *process*: after a login
+    that succeeded (its informational 5701 "Changed database context", 5703
+    "Changed language setting"), a later connection refused outright is
+    raised as ``(5703, b"Changed language setting ...DB-Lib error message
+    20009, ...Unable to connect ...")`` (seen live, pymssql 2.4.6, a refused
+    port after a login to Babelfish). So where DB-Lib's first error is its
+    own (not 20018, "check messages from the SQL Server"), no server answered
+    this call: DB-Lib's number and words are the error, and whatever came
+    before them belongs to an earlier connection.
+    """
+    numbered = _numbered(error)
+    if numbered is None:
+        return None
+    number, raw = numbered
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    server, *dblib = text.split(_DBLIB_HEADER)
+    if dblib:
+        head, *lines = dblib[0].splitlines()
+        own = head.split(",", 1)[0]
+        if own.isdigit() and int(own) != DBLIB_SEE_SERVER:
+            return int(own), "; ".join(line for line in lines if line.strip())
+    message = " ".join(server.split())
+    if not message and dblib:  # DB-Lib's own lines after its header
+        message = "; ".join(line for line in dblib[0].splitlines()[1:] if line.strip())
+    return number, message or text.strip()
 
 
 def result_sets(conn: sa.Connection, batch: str, names: tuple[str, ...]) -> dict[str, list[dict]]:
@@ -188,16 +224,11 @@ class MssqlEngine(Engine):
         after a ``DB-Lib error message N, severity S:`` header (``_mssql.pyx``
         ``maybe_raise_MSSQLDatabaseException``, ``err_handler``).
         """
-        numbered = _numbered(error)
-        if numbered is None:
+        reported = _reported(error)
+        if reported is None:
             return None
-        number, raw = numbered
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        server, *dblib = text.split("DB-Lib error message ")
-        message = " ".join(server.split())
-        if not message and dblib:  # DB-Lib's own: the lines after its header
-            message = "; ".join(line for line in dblib[0].splitlines()[1:] if line.strip())
-        return f"{message or text.strip()} (error {number})"
+        number, message = reported
+        return f"{message} (error {number})"
 
     def quote(self, name: str) -> str:
         return "[" + name.replace("]", "]]") + "]"

@@ -190,7 +190,9 @@ def reap_orphans(client: docker.DockerClient) -> list[str]:
 
 def _labelled(client: docker.DockerClient, labels: dict[str, str]) -> list:
     selector = [f"{key}={value}" for key, value in labels.items()]
-    return client.containers.list(all=True, filters={"label": selector})
+    # The SDK inspects each listed container: one removed in between (another run's,
+    # ending) would raise NotFound instead of being left out.
+    return client.containers.list(all=True, filters={"label": selector}, ignore_removed=True)
 
 
 class DockerProvider(Provider):
