@@ -251,7 +251,7 @@ def test_a_failed_statement_reads_as_its_message_and_number_not_as_bytes():
     import pymssql
 
     from matrix.check.checks.base import describe_error
-    from matrix.engines.mssql import error_number
+    from matrix.engines.mssql_errors import error_number
 
     denied = pymssql.OperationalError(
         300,
