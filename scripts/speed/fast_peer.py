@@ -26,7 +26,6 @@ name and nothing else; the long plugin needs none of it and runs verbatim.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -36,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speed import peer
 from speed.memory import run_sampled
 from speed.peer import DEFAULT_TESTS
 
@@ -135,29 +135,12 @@ def tag(image: str) -> str:
 
 def make_environment(folder: Path, python: Path) -> Path:
     """The README's environment (uv when present); its interpreter. Made once, untimed."""
-    interpreter = folder / "bin" / "python"
-    if interpreter.exists():
-        return interpreter
-    uv = shutil.which("uv")
-    if uv:
-        _run([uv, "venv", "--quiet", "--python", str(python), str(folder)])
-        _run([uv, "pip", "install", "--quiet", "--python", str(interpreter), *REQUIREMENTS])
-    else:
-        _run([str(python), "-m", "venv", str(folder)])
-        _run([str(interpreter), "-m", "pip", "install", "--quiet", *REQUIREMENTS])
-    return interpreter
+    return peer.make_environment(folder, python, REQUIREMENTS)
 
 
 def installed_versions(interpreter: Path) -> dict[str, str]:
-    names = ["testcontainers", "pytest", "pytest-alembic", "psycopg2-binary", "SQLAlchemy"]
-    code = (
-        "import importlib.metadata as m, json, sys; "
-        "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
-    )
-    done = subprocess.run(
-        [str(interpreter), "-c", code, *names], capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout)
+    names = ("testcontainers", "pytest", "pytest-alembic", "psycopg2-binary", "SQLAlchemy")
+    return peer.installed_versions(interpreter, names)
 
 
 def write_project(stack: Path, folder: Path, case: FastPeerCase) -> Path:
@@ -225,9 +208,3 @@ def run(interpreter: Path, project: Path, case: FastPeerCase, image: str, port: 
         if test in DEFAULT_TESTS:
             found.outcomes[test] = outcome.lower()
     return found
-
-
-def _run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{shlex.join(command)} failed:\n{done.stdout}{done.stderr}")

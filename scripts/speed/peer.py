@@ -116,8 +116,10 @@ class PeerRun:
         return found
 
 
-def make_environment(folder: Path, python: Path) -> Path:
-    """A throwaway virtual environment with the peer stack; its interpreter.
+def make_environment(
+    folder: Path, python: Path, requirements: tuple[str, ...] = REQUIREMENTS
+) -> Path:
+    """A throwaway virtual environment with a peer stack (``requirements``); its interpreter.
 
     uv when it is on the PATH (seconds), else venv and pip. Made once per
     benchmark, before anything is timed.
@@ -128,16 +130,18 @@ def make_environment(folder: Path, python: Path) -> Path:
     uv = shutil.which("uv")
     if uv:
         _run([uv, "venv", "--quiet", "--python", str(python), str(folder)])
-        _run([uv, "pip", "install", "--quiet", "--python", str(interpreter), *REQUIREMENTS])
+        _run([uv, "pip", "install", "--quiet", "--python", str(interpreter), *requirements])
     else:
         _run([str(python), "-m", "venv", str(folder)])
-        _run([str(interpreter), "-m", "pip", "install", "--quiet", *REQUIREMENTS])
+        _run([str(interpreter), "-m", "pip", "install", "--quiet", *requirements])
     return interpreter
 
 
-def installed_versions(interpreter: Path) -> dict[str, str]:
-    """The versions of the peer stack's distributions, for the report."""
-    names = ["testcontainers", "pytest", "pytest-alembic", "psycopg", "SQLAlchemy", "alembic"]
+VERSIONS = ("testcontainers", "pytest", "pytest-alembic", "psycopg", "SQLAlchemy", "alembic")
+
+
+def installed_versions(interpreter: Path, names: tuple[str, ...] = VERSIONS) -> dict[str, str]:
+    """The versions of a peer stack's distributions, for the report."""
     code = (
         "import importlib.metadata as m, json, sys; "
         "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
