@@ -201,8 +201,11 @@ def test_a_refused_connection_after_a_login_is_refused_not_the_earlier_logins_me
     """pymssql keeps the process's last server message: after a login that succeeded (its
     informational 5703), a refused port raised as 5703 with that text before DB-Lib's own
     20009. Recorded live: pymssql 2.4.6, a login to Babelfish, then 127.0.0.1:1 (twice: the
-    second carries 5703 without the text). The runner waits on several servers in one
-    process, so a refusal read as 5703 was "other" and its reason a language setting."""
+    second carries 5703 without the text). 5703 is informational, severity 10 ("Database
+    engine events and errors (5000 to 5999)", https://learn.microsoft.com/en-us/sql/
+    relational-databases/errors-events/database-engine-events-and-errors-5000-to-5999), sent
+    at every SQL Server login too. The runner waits on several servers in one process, so a
+    refusal read as 5703 was "other" and its reason a language setting."""
     import pymssql
 
     dblib = (

@@ -31,19 +31,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# One result set per name, in this order (see BabelfishEngine.schema_document).
-CATALOGUE_SETS = (
-    "names",
-    "columns",
-    "keys",
-    "foreign_keys",
-    "checks",
-    "indexes",
-    "triggers",
-    "modules",
-    "sequences",
-    "types",
-)
+from matrix.engines import mssql_catalogue
+
+# One result set per name, in this order (see BabelfishEngine.schema_document): the names
+# with their case first, then SQL Server's sets, each read Babelfish's way.
+CATALOGUE_SETS = ("names", *mssql_catalogue.CATALOGUE_SETS)
 CATALOGUE = """
 SET NOCOUNT ON;
 DECLARE @schema sysname = {schema}, @leave_out sysname = {leave_out};
