@@ -76,6 +76,30 @@ def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path)
     assert mirrored == default + ["http://mirror.invalid/debian"]
 
 
+def _server(
+    client, target: Target, user: str, database: str, password: str, **environment: str
+) -> tuple[URL, Container]:
+    port = free_port()
+    container = client.containers.run(
+        target.recipe.tag,
+        ["postgres", "-c", "listen_addresses=127.0.0.1"],
+        environment={
+            "POSTGRES_USER": user,
+            "POSTGRES_PASSWORD": password,
+            "POSTGRES_DB": database,
+            "PGPORT": str(port),
+            **environment,
+        },
+        network_mode="host",
+        labels={"peek-matrix.project": "peek-matrix-tests"},
+        detach=True,
+    )
+    url = engine_named("postgresql").url(
+        URL.create("postgresql", user, password, "127.0.0.1", port, database)
+    )
+    return url, container
+
+
 @pytest.fixture(scope="module", params=RECIPE_TARGETS, ids=lambda t: t.id)
 def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
     """A container from the target's offline image, configured as upstream's is.
@@ -84,23 +108,7 @@ def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
     """
     target: Target = request.param
     password = secrets.token_urlsafe(16)
-    port = free_port()
-    container = client.containers.run(
-        target.recipe.tag,
-        ["postgres", "-c", "listen_addresses=127.0.0.1"],
-        environment={
-            "POSTGRES_USER": "alice",
-            "POSTGRES_PASSWORD": password,
-            "POSTGRES_DB": "shop",
-            "PGPORT": str(port),
-        },
-        network_mode="host",
-        labels={"peek-matrix.project": "peek-matrix-tests"},
-        detach=True,
-    )
-    url = engine_named("postgresql").url(
-        URL.create("postgresql", "alice", password, "127.0.0.1", port, "shop")
-    )
+    url, container = _server(client, target, "alice", "shop", password)
     try:
         databases.wait_until_ready(
             url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
@@ -161,3 +169,85 @@ def test_offline_image_requires_the_password_over_tcp(offline_server) -> None:
             engine.connect()
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="module", params=RECIPE_TARGETS, ids=lambda t: t.id)
+def prebuilt_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
+    """A container as the harness starts one: its user and database, the prebuilt cluster."""
+    target: Target = request.param
+    recipe = engine_named("postgresql").container
+    password = "it's " + secrets.token_urlsafe(16)  # a quote the entrypoint must keep
+    url, container = _server(
+        client, target, recipe.user, recipe.database, password, **recipe.environment
+    )
+    try:
+        databases.wait_until_ready(
+            url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
+        )
+        yield target, url, container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def test_the_harness_container_starts_from_the_prebuilt_cluster(prebuilt_server) -> None:
+    """No initdb at start; PostGIS already in template1, so each new database has it."""
+    target, url, container = prebuilt_server
+    name = databases.throwaway_name()
+    created = databases.create_database(url, name)
+    engine = databases.connect_engine(created)
+    try:
+        with engine.connect() as conn:
+            postgis = conn.execute(
+                sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+            ).scalar_one()
+            data_directory = conn.execute(sa.text("SHOW data_directory")).scalar_one()
+    finally:
+        engine.dispose()
+        databases.drop_database(created)
+    log = container.logs().decode()
+
+    assert postgis.startswith(f"{target.postgis}.")
+    assert data_directory == "/var/lib/postgresql/prebuilt"
+    assert "Prebuilt cluster: password set" in log
+    assert "initdb" not in log and "Database initialised" not in log
+
+
+def test_the_prebuilt_cluster_requires_this_runs_password(prebuilt_server) -> None:
+    _, url, _ = prebuilt_server
+    engine = databases.connect_engine(url.set(password="wrong-password"))
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
+            engine.connect()
+    finally:
+        engine.dispose()
+
+
+def test_the_upstream_contract_never_gets_the_prebuilt_cluster(offline_server) -> None:
+    """Another user, or no PEEK_MATRIX_CLUSTER: initdb as upstream, template1 without PostGIS."""
+    _, url, container = offline_server
+    engine = databases.connect_engine(url.set(database="template1"))
+    try:
+        with engine.connect() as conn:
+            extensions = conn.execute(sa.text("SELECT extname FROM pg_extension")).scalars().all()
+    finally:
+        engine.dispose()
+
+    assert "postgis" not in extensions
+    assert "Database initialised" in container.logs().decode()
+
+
+def test_a_prebuild_that_fails_says_so_and_keeps_the_image(client) -> None:
+    """initdb refuses a folder that holds a cluster: the second prebuild of an image fails."""
+    target = RECIPE_TARGETS[0]
+    copy = f"peek-matrix-tests/prebuilt:{secrets.token_hex(4)}"
+    image = client.images.get(target.recipe.tag)
+    image.tag(*copy.split(":"))
+    try:
+        with pytest.raises(HarnessError) as caught:
+            images.prebuild_cluster(client, copy, target)
+        assert client.images.get(copy).id == image.id  # nothing committed over it
+    finally:
+        client.images.remove(copy)
+    assert "prebuilt cluster" in caught.value.cause
+    assert "exit code 1" in caught.value.cause
+    assert "--force" in caught.value.fix

@@ -51,6 +51,8 @@ class ContainerRecipe:
     host_command: tuple[str, ...] | None
     client_hint: str
     host_environment: dict[str, str] = field(default_factory=dict)
+    # The command on a bridge network (the image's own when None).
+    command: tuple[str, ...] | None = None
 
 
 class ConnectFailure(StrEnum):

@@ -69,6 +69,14 @@ SELECT json_build_object(
 )
 """
 
+# A container's server is thrown away with its data: nothing it writes needs to survive
+# a crash, as for the native provider's servers.
+_THROWAWAY_SETTINGS = (
+    *("-c", "fsync=off"),
+    *("-c", "synchronous_commit=off"),
+    *("-c", "full_page_writes=off"),
+)
+
 # SQLSTATEs ("PostgreSQL Error Codes", the documentation's appendix A) and what waiting can do.
 _SQLSTATES = {
     "28P01": ConnectFailure.AUTHENTICATION,  # invalid_password
@@ -97,11 +105,18 @@ class PostgresqlEngine(Engine):
     container = ContainerRecipe(
         user="peek",
         database="peek",
-        environment={"POSTGRES_USER": "peek", "POSTGRES_DB": "peek"},
+        # The offline images start from their prebuilt cluster (PostGIS in template1)
+        # for this user and database; the upstream image ignores the variable.
+        environment={
+            "POSTGRES_USER": "peek",
+            "POSTGRES_DB": "peek",
+            "PEEK_MATRIX_CLUSTER": "prebuilt",
+        },
         password_env="POSTGRES_PASSWORD",
         port_env="PGPORT",
+        command=("postgres", *_THROWAWAY_SETTINGS),
         # The server would listen on every interface of the host otherwise.
-        host_command=("postgres", "-c", "listen_addresses=127.0.0.1"),
+        host_command=("postgres", "-c", "listen_addresses=127.0.0.1", *_THROWAWAY_SETTINGS),
         client_hint="docker exec -it {name} psql -U peek -d {database}",
     )
 

@@ -96,7 +96,7 @@ def container_spec(
     recipe = engine.container
     environment = {**recipe.environment, recipe.password_env: password}
     ports: dict[str, tuple[str, int]] = {}
-    command = None
+    command = list(recipe.command) if recipe.command else None
     if network == "host":
         environment[recipe.port_env] = str(host_port)
         environment.update(recipe.host_environment)

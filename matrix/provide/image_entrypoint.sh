@@ -5,13 +5,21 @@
 # that the docker provider treats both alike: POSTGRES_USER, POSTGRES_PASSWORD
 # (password login over TCP), POSTGRES_DB, PGDATA, PGPORT, and
 # `postgres -c name=value ...` as the command.
+#
+# The image also holds a cluster initialised when it was built (`matrix-prebuild`,
+# run once by matrix/provide/images.py): PostGIS in template1, the harness's user
+# and database. A container started with PEEK_MATRIX_CLUSTER=prebuilt and that user and
+# database runs on it and only sets its password, instead of running initdb;
+# any other container (the upstream contract) initialises its own cluster.
 set -Eeuo pipefail
+
+PREBUILT=/var/lib/postgresql/prebuilt
 
 if [ "$#" -eq 0 ] || [ "${1:0:1}" = '-' ]; then
 	set -- postgres "$@"
 fi
 
-if [ "$1" != 'postgres' ]; then
+if [ "$1" != 'postgres' ] && [ "$1" != 'matrix-prebuild' ]; then
 	exec "$@"
 fi
 
@@ -28,21 +36,48 @@ if [ "$(id -u)" = '0' ]; then
 	exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
 fi
 
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
-		echo 'POSTGRES_PASSWORD must be set: TCP logins need a password.' >&2
-		exit 1
-	fi
-	# minbase has no locales package; C.UTF-8 is built into libc.
-	initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
+initialise() { # the data folder, its user and its access rules, as the upstream image makes them
+	initdb --username="$POSTGRES_USER" "$@" \
 		--auth-local=trust --auth-host=scram-sha-256 \
 		--locale=C.UTF-8 --encoding=UTF8
 	# Clients arrive from the Docker bridge gateway, not only from loopback.
 	echo 'host all all all scram-sha-256' >>"$PGDATA/pg_hba.conf"
 	echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
+}
+
+single() { # statements on standard input, run in single-user mode: no port is opened
+	postgres --single -D "$PGDATA" "$1" >/dev/null
+}
+
+if [ "$1" = 'matrix-prebuild' ]; then # matrix-prebuild USER DATABASE
+	POSTGRES_USER=$2 POSTGRES_DB=$3
+	# No sync: the image layer committed from this container is the copy that lasts.
+	PGDATA=$PREBUILT initialise --no-sync
+	echo 'CREATE EXTENSION postgis' | PGDATA=$PREBUILT single template1
+	echo "CREATE DATABASE \"$POSTGRES_DB\"" | PGDATA=$PREBUILT single postgres
+	echo "$POSTGRES_USER $POSTGRES_DB" >"$PREBUILT/matrix-prebuilt"
+	exit 0
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ] && [ "${PEEK_MATRIX_CLUSTER:-}" = 'prebuilt' ] \
+	&& [ "$(cat "$PREBUILT/matrix-prebuilt" 2>/dev/null)" = "$POSTGRES_USER $POSTGRES_DB" ]; then
+	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+		echo 'POSTGRES_PASSWORD must be set: TCP logins need a password.' >&2
+		exit 1
+	fi
+	export PGDATA=$PREBUILT
+	# A literal in single quotes: a quote in the password is doubled.
+	echo "ALTER ROLE \"$POSTGRES_USER\" PASSWORD '${POSTGRES_PASSWORD//\'/\'\'}'" | single postgres
+	echo 'Prebuilt cluster: password set; starting the server.'
+elif [ ! -s "$PGDATA/PG_VERSION" ]; then
+	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+		echo 'POSTGRES_PASSWORD must be set: TCP logins need a password.' >&2
+		exit 1
+	fi
+	# minbase has no locales package; C.UTF-8 is built into libc.
+	initialise --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD")
 	if [ "$POSTGRES_DB" != 'postgres' ]; then
-		# Single-user mode creates the database without opening a port.
-		echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
+		echo "CREATE DATABASE \"$POSTGRES_DB\"" | single postgres
 	fi
 	echo 'Database initialised; starting the server.'
 fi
