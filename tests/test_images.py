@@ -162,7 +162,14 @@ def test_offline_image_honours_the_upstream_contract(offline_server) -> None:
 
 
 def test_offline_image_requires_the_password_over_tcp(offline_server) -> None:
-    _, url, _ = offline_server
+    _refuses_a_wrong_password(offline_server[1])
+
+
+def test_the_prebuilt_cluster_requires_this_runs_password(prebuilt_server) -> None:
+    _refuses_a_wrong_password(prebuilt_server[1])
+
+
+def _refuses_a_wrong_password(url: URL) -> None:
     engine = databases.connect_engine(url.set(password="wrong-password"))
     try:
         with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
@@ -210,16 +217,6 @@ def test_the_harness_container_starts_from_the_prebuilt_cluster(prebuilt_server)
     assert data_directory == "/var/lib/postgresql/prebuilt"
     assert "Prebuilt cluster: password set" in log
     assert "initdb" not in log and "Database initialised" not in log
-
-
-def test_the_prebuilt_cluster_requires_this_runs_password(prebuilt_server) -> None:
-    _, url, _ = prebuilt_server
-    engine = databases.connect_engine(url.set(password="wrong-password"))
-    try:
-        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
-            engine.connect()
-    finally:
-        engine.dispose()
 
 
 def test_the_upstream_contract_never_gets_the_prebuilt_cluster(offline_server) -> None:
