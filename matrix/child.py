@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import matrix
 from matrix import masking
+from matrix.forks import ForkedProcess, Forks
 from matrix.protocol import (
     CHECK_PROCESS,
     ENDS_STEP,
@@ -67,41 +68,55 @@ class Child:
         url: str | None,
         path: list[Path],
         module: str = CHECK_PROCESS,
+        forks: Forks | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env.update(
-            {
-                SPEC_ENV: encode_spec(spec),
-                URL_ENV: url or "",
-                "PYTHONPATH": os.pathsep.join(str(p) for p in path),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.process = subprocess.Popen(
-            [str(python), "-m", module, *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            encoding="utf-8",
-            errors="replace",  # a plugin's stray bytes must not end the reading
-            start_new_session=True,
-        )
+        """Started with ``python``, or forked by ``forks`` (the probe, which has the plugin
+        loaded) when given and alive; a fork that cannot be had is started instead."""
+        own = {SPEC_ENV: encode_spec(spec), URL_ENV: url or ""}
+        self.process: subprocess.Popen | ForkedProcess
+        stream: IO[str] | None = None
+        if forks is not None and forks.alive:
+            try:
+                self.process, stream = forks.start(module, args, own)
+            except OSError:
+                stream = None
+        if stream is None:
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            env.update(
+                {
+                    **own,
+                    "PYTHONPATH": os.pathsep.join(str(p) for p in path),
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            self.process = subprocess.Popen(
+                [str(python), "-m", module, *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                encoding="utf-8",
+                errors="replace",  # a plugin's stray bytes must not end the reading
+                start_new_session=True,
+                pass_fds=pass_fds,
+            )
+            stream = self.process.stdout
         self.output: collections.deque[str] = collections.deque(maxlen=OUTPUT_KEPT)
         self._events: queue.Queue[Event | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self) -> None:
+    def _read(self, stream: IO[str]) -> None:
         """Events onto the queue, other output into the tail; None once output ends."""
-        assert self.process.stdout is not None
         try:
-            for raw in self.process.stdout:
+            for raw in stream:
                 event = parse_event(raw)
                 if event is None:
                     self.output.append(raw.rstrip())
                 else:
                     self._events.put(event)
         finally:
+            stream.close()
             self._events.put(None)  # whatever happened, events() ends
 
     def events(self, timeout: float) -> Iterator[Event | None]:

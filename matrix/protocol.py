@@ -240,6 +240,13 @@ class Probed(Event):
 
 
 @dataclass(frozen=True)
+class Serving(Event):
+    """The probe's last word when it stays to fork the check processes (:mod:`matrix.forks`)."""
+
+    tag = "serving"
+
+
+@dataclass(frozen=True)
 class Seeded(Event):
     tag = "seeded"
     head: str | None = None
@@ -293,6 +300,7 @@ EVENTS: dict[str, type[Event]] = {
         Benchmarked,
         Fatal,
         Probed,
+        Serving,
         Seeded,
         PhaseDone,
         Window,

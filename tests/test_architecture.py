@@ -26,6 +26,7 @@ FOUNDATIONS = frozenset(
         "matrix.child",
         "matrix.documents",
         "matrix.engines",
+        "matrix.forks",
         "matrix.errors",
         "matrix.masking",
         "matrix.processes",

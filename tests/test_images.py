@@ -248,3 +248,19 @@ def test_a_prebuild_that_fails_says_so_and_keeps_the_image(client) -> None:
     assert "prebuilt cluster" in caught.value.cause
     assert "exit code 1" in caught.value.cause
     assert "--force" in caught.value.fix
+
+
+def test_an_image_built_with_another_entrypoint_is_not_current(client) -> None:
+    """setup.sh builds missing images only; one from an older entrypoint counts as missing."""
+    target = RECIPE_TARGETS[0]
+    image = client.images.get(target.recipe.tag)
+    container = client.containers.create(image.id, command=["true"], network_mode="none")
+    try:
+        older = container.commit(changes=[f"LABEL {images.ENTRYPOINT_LABEL}=0000000000000000"])
+    finally:
+        container.remove()
+    try:
+        assert images.is_current(image)
+        assert not images.is_current(older)
+    finally:
+        client.images.remove(older.id)

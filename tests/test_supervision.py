@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from plugin_factory import PluginSpec, Revision, healthy_revisions, write_plugin
 
 from matrix.child import OUTPUT_KEPT, Child, harness_path
 from matrix.define.targets import load_matrix
+from matrix.forks import ForkedProcess, Forks
+from matrix.install.prepare import probe
 from matrix.protocol import (
     Cause,
     CellSpec,
@@ -54,7 +57,12 @@ from matrix.results import CheckResult, Status
 def done(name):
     emit(Done(CheckResult(name, Status.PASSED, reason="fine")))
 
+def main(argv=None):
 {body}
+    return 0
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 """
 
 
@@ -74,13 +82,34 @@ class Recorded:
         self.seen.append(("log", message))
 
 
-def fake_child(tmp_path: Path, body: str) -> Child:
-    """A child process running ``body`` (with ``done(name)`` and the protocol at hand)."""
+@pytest.fixture(params=["started", "forked"])
+def fake_child(request, tmp_path: Path) -> Iterator[Callable[[str], Child]]:
+    """Children running ``body`` (with ``done(name)`` and the protocol at hand), each
+    started with its interpreter, or forked from a kept probe (:mod:`matrix.forks`)
+    as check processes are: the runner must read both alike."""
     folder = tmp_path / "fake"
-    folder.mkdir(exist_ok=True)
-    (folder / "fakechild.py").write_text(FAKE.format(body=textwrap.dedent(body)))
+    folder.mkdir()
     path = [folder, harness_path(tmp_path / "cache")]
-    return Child(Path(sys.executable), [], None, None, path, module="fakechild")
+    kept: list[Forks] = []
+
+    def make(body: str) -> Child:
+        name = f"fakechild{len(list(folder.glob('*.py')))}"
+        (folder / f"{name}.py").write_text(
+            FAKE.format(body=textwrap.indent(textwrap.dedent(body), "    "))
+        )
+        forks = None
+        if request.param == "forked":
+            probing = probe([], Path(sys.executable), path, (), 60, serve=True)
+            assert probing.forks is not None, probing.output
+            forks = probing.forks
+            kept.append(forks)
+        child = Child(Path(sys.executable), [], None, None, path, module=name, forks=forks)
+        assert isinstance(child.process, ForkedProcess) == (forks is not None)
+        return child
+
+    yield make
+    for forks in kept:
+        forks.close()
 
 
 def target_run(
@@ -105,10 +134,9 @@ def statuses(running: TargetRun) -> dict[str, tuple[Status, str]]:
     return {c.name: (c.status, c.reason) for c in running.result.checks}
 
 
-def test_every_check_reported_and_the_last_word_pass(tmp_path):
+def test_every_check_reported_and_the_last_word_pass(tmp_path, fake_child):
     running = target_run(tmp_path)
     child = fake_child(
-        tmp_path,
         """
         for name in ("single_head", "upgrade_stepwise", "version_table_at_head"):
             emit(Started(name)); done(name)
@@ -122,10 +150,9 @@ def test_every_check_reported_and_the_last_word_pass(tmp_path):
     assert ("check", "upgrade_stepwise", "running") in running.progress.seen
 
 
-def test_a_check_that_never_ends_is_an_error_and_the_rest_not_run(tmp_path):
+def test_a_check_that_never_ends_is_an_error_and_the_rest_not_run(tmp_path, fake_child):
     running = target_run(tmp_path, check_timeout_s=1)
     child = fake_child(
-        tmp_path,
         """
         emit(Started("single_head")); done("single_head")
         emit(Started("upgrade_stepwise"))
@@ -146,10 +173,11 @@ def test_a_check_that_never_ends_is_an_error_and_the_rest_not_run(tmp_path):
     assert child.process.poll() is not None  # killed, not left running
 
 
-def test_a_child_that_dies_during_a_check_blames_that_check_with_its_last_words(tmp_path):
+def test_a_child_that_dies_during_a_check_blames_that_check_with_its_last_words(
+    tmp_path, fake_child
+):
     running = target_run(tmp_path)
     child = fake_child(
-        tmp_path,
         """
         emit(Started("single_head")); done("single_head")
         emit(Started("upgrade_stepwise"))
@@ -168,9 +196,9 @@ def test_a_child_that_dies_during_a_check_blames_that_check_with_its_last_words(
     )
 
 
-def test_a_child_that_dies_between_checks_is_an_error_of_the_target(tmp_path):
+def test_a_child_that_dies_between_checks_is_an_error_of_the_target(tmp_path, fake_child):
     running = target_run(tmp_path)
-    child = fake_child(tmp_path, 'emit(Started("single_head")); done("single_head"); os._exit(3)')
+    child = fake_child('emit(Started("single_head")); done("single_head"); os._exit(3)')
     running.read(child, None)
     assert running.result.fatal["status"] == "error"
     assert running.result.fatal["reason"].startswith(
@@ -178,11 +206,10 @@ def test_a_child_that_dies_between_checks_is_an_error_of_the_target(tmp_path):
     )
 
 
-def test_a_child_that_ends_without_its_last_word_is_an_error(tmp_path):
+def test_a_child_that_ends_without_its_last_word_is_an_error(tmp_path, fake_child):
     """Every check reported, but not which waivers it used: they would be listed as stale."""
     running = target_run(tmp_path)
     child = fake_child(
-        tmp_path,
         """
         for name in ("single_head", "upgrade_stepwise", "version_table_at_head"):
             emit(Started(name)); done(name)
@@ -195,11 +222,10 @@ def test_a_child_that_ends_without_its_last_word_is_an_error(tmp_path):
     assert {s for s, _ in statuses(running).values()} == {Status.PASSED}
 
 
-def test_a_child_that_floods_its_output_is_still_read_to_the_end(tmp_path):
+def test_a_child_that_floods_its_output_is_still_read_to_the_end(tmp_path, fake_child):
     """Megabytes of a plugin's prints between events: the events arrive, the tail is bounded."""
     running = target_run(tmp_path)
     child = fake_child(
-        tmp_path,
         """
         line = "x" * 200
         for name in ("single_head", "upgrade_stepwise", "version_table_at_head"):
@@ -217,10 +243,10 @@ def test_a_child_that_floods_its_output_is_still_read_to_the_end(tmp_path):
     assert len(child.output) == OUTPUT_KEPT
 
 
-def test_a_fatal_cause_is_the_targets_verdict_and_no_check_runs(tmp_path):
+def test_a_fatal_cause_is_the_targets_verdict_and_no_check_runs(tmp_path, fake_child):
     running = target_run(tmp_path)
     cause = Cause("plugin", "ImportError: cannot import name 'x'", where="peek_plugin_x/a.py:3")
-    child = fake_child(tmp_path, f"emit(Fatal(Cause(**{dump(cause)!r})))")
+    child = fake_child(f"emit(Fatal(Cause(**{dump(cause)!r})))")
     running.read(child, None)
     assert running.result.fatal == {
         "status": "failed",
@@ -230,9 +256,9 @@ def test_a_fatal_cause_is_the_targets_verdict_and_no_check_runs(tmp_path):
     assert {s for s, _ in statuses(running).values()} == {Status.NOT_RUN}
 
 
-def test_the_runs_deadline_stops_the_check_that_runs(tmp_path):
+def test_the_runs_deadline_stops_the_check_that_runs(tmp_path, fake_child):
     running = target_run(tmp_path, run_timeout_s=1)
-    child = fake_child(tmp_path, 'emit(Started("single_head")); time.sleep(120)')
+    child = fake_child('emit(Started("single_head")); time.sleep(120)')
     running.read(child, None)
     found = statuses(running)
     assert found["single_head"] == (
@@ -242,7 +268,7 @@ def test_the_runs_deadline_stops_the_check_that_runs(tmp_path):
     assert found["upgrade_stepwise"] == (Status.NOT_RUN, "the run's timeout of 1 s was reached")
 
 
-def test_the_sites_process_ending_without_its_last_word_is_an_error(tmp_path):
+def test_the_sites_process_ending_without_its_last_word_is_an_error(tmp_path, fake_child):
     target = load_matrix().targets[0]
     options = SiteOptions(
         targets=[target],
@@ -253,14 +279,14 @@ def test_the_sites_process_ending_without_its_last_word_is_an_error(tmp_path):
     run = Run("r1", options, Future(), None, Recorded(), tmp_path)
     run.deadline = time.monotonic() + 600
     site_target = SiteTarget(target, run)
-    child = fake_child(tmp_path, 'emit(Started("baseline")); print("boom", flush=True)')
+    child = fake_child('emit(Started("baseline")); print("boom", flush=True)')
     site_target.read(child, [])
     assert site_target.result.fatal["status"] == "error"
     assert site_target.result.fatal["reason"].startswith(
         "the site's check process ended (exit code 0)"
     )
     assert "boom" in site_target.result.fatal["reason"]
-    child = fake_child(tmp_path, "emit(Finished())")
+    child = fake_child("emit(Finished())")
     site_target.result.fatal = None
     site_target.read(child, [])
     assert site_target.result.fatal is None
@@ -328,3 +354,23 @@ def test_a_spec_the_other_side_does_not_know_is_refused_not_guessed():
         load(TargetSpec, {"engine": "postgresql"})  # target and sql_dir missing
     assert parse_event('@@matrix {"event": "no_such_event"}') is None
     assert parse_event("plain output") is None
+
+
+def test_a_probe_that_is_gone_leaves_the_check_process_started_instead(tmp_path):
+    """Forking is a saving, never a condition: without the kept probe, a process is started."""
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "fakechild.py").write_text(FAKE.format(body="    emit(Finished())"))
+    path = [folder, harness_path(tmp_path / "cache")]
+    forks = probe([], Path(sys.executable), path, (), 60, serve=True).forks
+    assert forks is not None and forks.alive
+    forks.close()
+
+    child = Child(Path(sys.executable), [], None, None, path, module="fakechild", forks=forks)
+    events = list(child.events(timeout=30))
+    child.kill()
+
+    assert not forks.alive
+    assert not isinstance(child.process, ForkedProcess)
+    assert events == [Finished()]
+    assert child.process.returncode == 0

@@ -43,6 +43,7 @@ from matrix.protocol import (
     Ready,
     Seeded,
     SeedSpec,
+    Serving,
     Started,
     WaiversUsed,
     decode_spec,
@@ -130,10 +131,25 @@ def roots_of(plugin: Plugin) -> list[Path]:
     return [plugin.import_root / plugin.package, plugin.alembic_dir]
 
 
-def probe(spec: ProbeSpec) -> int:
-    """Load each plugin as the checks will, and say what it is or why it cannot load."""
-    for plugin in spec.plugins:
-        emit(probe_one(plugin, spec.engines))
+def probe(spec: ProbeSpec, serve_on: int | None = None) -> int:
+    """Load each plugin as the checks will, and say what it is or why it cannot load.
+
+    With ``serve_on`` (a socket's descriptor), a probe that loaded every plugin
+    stays to fork the check processes (:mod:`matrix.forks`): they start with
+    all of it imported. It says so (:class:`Serving`) and ends its own output.
+    """
+    probed = [probe_one(plugin, spec.engines) for plugin in spec.plugins]
+    for event in probed:
+        emit(event)
+    if serve_on is None or not all(isinstance(event, Probed) for event in probed):
+        return 0
+    import socket
+
+    from matrix import forks
+
+    emit(Serving())
+    forks.stop_output()
+    forks.serve(socket.socket(fileno=serve_on))
     return 0
 
 
@@ -298,7 +314,8 @@ def main(argv: list[str] | None = None, after: Callable | None = None) -> int:
     exit_with_parent()
     text = os.environ[SPEC_ENV]
     if "--probe" in argv:
-        return probe(decode_spec(ProbeSpec, text))
+        serve_on = int(argv[argv.index("--serve") + 1]) if "--serve" in argv else None
+        return probe(decode_spec(ProbeSpec, text), serve_on)
     if "--seed" in argv:
         return seed(decode_spec(SeedSpec, text), os.environ[URL_ENV])
     return run(decode_spec(CellSpec, text), os.environ.get(URL_ENV) or None, after)

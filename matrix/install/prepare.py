@@ -19,11 +19,12 @@ from pathlib import Path
 
 from matrix.child import Child, Watch, harness_path
 from matrix.errors import PluginError
+from matrix.forks import Forks, channel_pair
 from matrix.install import environment, sources, wheels
 from matrix.install.environment import Environment
 from matrix.install.manifest import alembic_folder
 from matrix.install.sources import Built, Kind
-from matrix.protocol import Cause, Fatal, Plugin, Probed, ProbeSpec
+from matrix.protocol import Cause, Fatal, Plugin, Probed, ProbeSpec, Serving
 
 PROBE_TIMEOUT_S = 300
 # Modules whose distribution is not named like them.
@@ -53,6 +54,13 @@ class PreparedPlugin:
     seconds: dict[str, float] = field(default_factory=dict)
     previous: PreparedPlugin | None = None  # the previous release, when one is checked against
     previous_reason: str = ""  # why there is none
+    forks: Forks | None = None  # the probe, kept to fork the check processes
+
+    def close(self) -> None:
+        """End the kept probe (and the previous release's)."""
+        for prepared in (self, self.previous):
+            if prepared is not None and prepared.forks is not None:
+                prepared.forks.close()
 
     def load_failure(self, engine: str) -> str | None:
         """Why the plugin cannot be loaded under ``engine``'s dialect, or None when it can."""
@@ -71,8 +79,13 @@ def prepare_plugin(
     drivers: tuple[str, ...],
     engines: tuple[str, ...],
     log=lambda message: None,
+    serve: bool = False,
 ) -> PreparedPlugin:
-    """Classify, build, install and probe the plugin; bad input raises PluginError."""
+    """Classify, build, install and probe the plugin; bad input raises PluginError.
+
+    With ``serve`` the probe is kept to fork the check processes
+    (:attr:`PreparedPlugin.forks`); the caller ends it with :meth:`PreparedPlugin.close`.
+    """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     source = sources.classify(spec)
@@ -93,7 +106,7 @@ def prepare_plugin(
     plugin = plugin_in(built, env, wheel_sha)
     prepared = PreparedPlugin(plugin, env, built, import_path(built, cache), seconds=seconds)
     started = time.perf_counter()
-    _probe(prepared, engines)
+    _probe(prepared, engines, serve)
     seconds["probe"] = round(time.perf_counter() - started, 3)
     return prepared
 
@@ -139,6 +152,7 @@ class Probing:
     found: dict[str, Probed | Fatal]
     exit_code: int | None
     output: str  # its last lines: why a plugin it never reported on is missing
+    forks: Forks | None = None  # the probe, kept to fork the check processes
 
 
 def probe(
@@ -147,35 +161,68 @@ def probe(
     path: list[Path],
     engines: tuple[str, ...],
     timeout_s: float,
+    serve: bool = False,
 ) -> Probing:
     """Load each plugin once in one process of ``python``, as the checks will.
 
     A plugin the process never reported on is missing from :attr:`Probing.found`
     (the process could not even start: the caller says so with its output).
+    With ``serve``, a probe that loaded the plugins is kept (:attr:`Probing.forks`).
     """
-    child = Child(python, ["--probe"], ProbeSpec(tuple(plugins), engines), None, path)
+    ours, theirs = channel_pair() if serve else (None, None)
+    args = ["--probe", "--serve", str(theirs.fileno())] if theirs else ["--probe"]
+    pass_fds = (theirs.fileno(),) if theirs else ()
+    spec = ProbeSpec(tuple(plugins), engines)
+    try:
+        child = Child(python, args, spec, None, path, pass_fds=pass_fds)
+    finally:
+        if theirs:
+            theirs.close()
     found: dict[str, Probed | Fatal] = {}
+    serving = False
     watch = Watch(child, deadline=time.monotonic() + timeout_s, poll_s=1.0)
     try:
         for event in watch.events():
             if isinstance(event, Probed | Fatal) and event.package:
                 found[event.package] = event
+            serving = serving or isinstance(event, Serving)
     finally:
-        child.kill()
+        if not serving or watch.stopped:
+            child.kill()
+            if ours:
+                ours.close()
     if watch.stopped:
         raise PluginError(
             f"Loading the plugin took more than {timeout_s:g} s.",
             "Check what its modules do at import time.",
         )
+    if serving and ours:
+        return Probing(found, None, child.tail(), Forks(child.process, ours))
     return Probing(found, child.process.returncode, child.tail())
 
 
-def _probe(prepared: PreparedPlugin, engines: tuple[str, ...]) -> None:
+def _probe(prepared: PreparedPlugin, engines: tuple[str, ...], serve: bool) -> None:
     """Load the plugin once, rendering under each engine's dialect: a verdict per engine."""
     plugin = prepared.plugin
     probing = probe(
-        [plugin], prepared.environment.python, prepared.child_path, engines, PROBE_TIMEOUT_S
+        [plugin],
+        prepared.environment.python,
+        prepared.child_path,
+        engines,
+        PROBE_TIMEOUT_S,
+        serve=serve,
     )
+    try:
+        _judge_probe(prepared, probing, engines)
+    except BaseException:
+        if probing.forks is not None:
+            probing.forks.close()
+        raise
+    prepared.forks = probing.forks
+
+
+def _judge_probe(prepared: PreparedPlugin, probing: Probing, engines: tuple[str, ...]) -> None:
+    plugin = prepared.plugin
     found = probing.found.get(plugin.package)
     if found is None:
         raise PluginError(

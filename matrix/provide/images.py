@@ -11,6 +11,7 @@ Debian mirror is needed, which such sites have.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ Log = Callable[[str], None]
 
 MIRROR_SETTING = "MATRIX_DEBIAN_MIRROR"
 ENTRYPOINT = Path(__file__).with_name("image_entrypoint.sh")
+ENTRYPOINT_LABEL = "peek-matrix.entrypoint"
 PGDATA = "/var/lib/postgresql/data"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Emptied before import, as the upstream images do: nothing in them is needed
@@ -205,8 +207,10 @@ def build_image(
     client = client or docker_client(timeout=IMPORT_TIMEOUT)
     with _build_lock:
         previous = local_image(client, recipe.tag)
-        if previous and not force:
+        if previous and not force and is_current(previous):
             return None
+        if previous and not force:
+            log(f"{recipe.tag} was built with another entrypoint; rebuilding it")
         started = time.monotonic()
         build_debian_image(
             recipe, image_changes(target), log, client, place, prepare=_install_entrypoint
@@ -357,6 +361,16 @@ def image_changes(target: Target) -> list[str]:
     ]
 
 
+def entrypoint_digest() -> str:
+    """What an image's entrypoint is, by content: an image built with another is rebuilt."""
+    return hashlib.sha256(ENTRYPOINT.read_bytes()).hexdigest()[:16]
+
+
+def is_current(image: docker.models.images.Image) -> bool:
+    """Whether ``image`` was built with this entrypoint (and so has its prebuilt cluster)."""
+    return image.labels.get(ENTRYPOINT_LABEL) == entrypoint_digest()
+
+
 def prebuild_cluster(client: docker.DockerClient, tag: str, target: Target) -> None:
     """Add to ``tag`` a cluster initialised now, for the harness's containers to start from.
 
@@ -383,7 +397,11 @@ def prebuild_cluster(client: docker.DockerClient, tag: str, target: Target) -> N
                 "again, the PostGIS packages of its recipe do not install a usable extension.",
             )
         repository, name = tag.rsplit(":", 1)
-        container.commit(repository=repository, tag=name, changes=['CMD ["postgres"]'])
+        container.commit(
+            repository=repository,
+            tag=name,
+            changes=['CMD ["postgres"]', f"LABEL {ENTRYPOINT_LABEL}={entrypoint_digest()}"],
+        )
     finally:
         container.remove(force=True)
 

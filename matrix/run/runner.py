@@ -149,6 +149,9 @@ def run_matrix(options: RunOptions, progress: Progress, writer: ReportWriter) ->
             report.state = RunState.INTERRUPTED
             report.interrupted = f"{_cause(error)} while {gathered.stage}"
             raise
+        finally:
+            if run.prepared.done() and run.prepared.exception() is None:
+                run.prepared.result().close()
     return report
 
 
@@ -228,10 +231,13 @@ def _prepare(
     options: RunOptions, plugin: Future[PreparedPlugin], work: Path, progress: Progress
 ) -> None:
     """Build, install and probe the plugin; the cells wait on the future."""
+    prepared = None
     try:
         prepared = _prepare_one(options.plugin, options, work, progress, options.dist_dir)
         prepared.previous, prepared.previous_reason = _previous(options, prepared, work, progress)
     except BaseException as error:  # the cells wait on the future: never leave it unresolved
+        if prepared is not None:
+            prepared.close()  # its kept probe: nobody will fork from it
         plugin.set_exception(error)
         raise
     plugin.set_result(prepared)
@@ -264,6 +270,7 @@ def _prepare_one(
         drivers=tuple(engine_named(e).driver_requirement for e in engines),
         engines=tuple(engines),
         log=lambda message: progress.log("plugin", message),
+        serve=True,
     )
 
 

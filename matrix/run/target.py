@@ -226,7 +226,14 @@ class TargetRun:
         self.progress.log(self.target.id, f"bringing {name} to release {previous.plugin.version}")
         self.stage = f"bringing {name} to the previous release"
         rendered = release.render_as_string(hide_password=False)
-        child = Child(previous.environment.python, ["--seed"], spec, rendered, previous.child_path)
+        child = Child(
+            previous.environment.python,
+            ["--seed"],
+            spec,
+            rendered,
+            previous.child_path,
+            forks=previous.forks,
+        )
         seeded: Seeded | None = None
         watch = Watch(child, deadline=time.monotonic() + self.options.check_timeout_s)
         try:
@@ -267,7 +274,15 @@ class TargetRun:
         )
         rendered = url.render_as_string(hide_password=False) if url is not None else None
         module = BENCH_PROCESS if options.benchmark is not None else CHECK_PROCESS
-        child = Child(prepared.environment.python, [], spec, rendered, prepared.child_path, module)
+        child = Child(
+            prepared.environment.python,
+            [],
+            spec,
+            rendered,
+            prepared.child_path,
+            module,
+            forks=prepared.forks,
+        )
         self.read(child, url)
 
     def read(self, child: Child, url: URL | None) -> None:
