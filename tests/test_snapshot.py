@@ -100,3 +100,17 @@ def test_a_change_names_an_empty_table_by_its_name():
     assert SchemaState(frozenset()).changes_to(state_of({"tables": {"Bare": {}}})).tables() == {
         "Bare"
     }
+
+
+def test_a_table_taken_again_after_it_changed_gives_its_new_facts():
+    """Facts are kept per table for the next state of a walk: only while its part is equal."""
+    table = {"kind": "r", "columns": {"id": {"type": "integer", "nullable": False}}}
+    before = state_of({"tables": {"Item": table}, "views": {"v": "SELECT 1"}})
+    changed = json.loads(json.dumps(table))  # a new document, as every catalogue read gives
+    changed["columns"]["id"]["nullable"] = True
+    after = state_of({"tables": {"Item": changed}, "views": {"v": "SELECT 1"}})
+    again = state_of({"tables": {"Item": json.loads(json.dumps(table))}})
+
+    assert before.changes_to(after).added == {"tables.Item.columns.id.nullable = true"}
+    assert before.changes_to(after).removed == {"tables.Item.columns.id.nullable = false"}
+    assert again.facts == before.facts - {'views.v = "SELECT 1"'}

@@ -112,15 +112,25 @@ class Ledger:
                 self.shrunk.setdefault(identity, []).append(revision)
             self.fingerprints[identity] = fingerprint
 
-    def settle(self, conn: sa.Connection, engine: Engine, schema: str) -> None:
-        """Take the tables' fingerprints after the harness wrote its rows."""
-        self.fingerprints.update(self._fingerprints(conn, engine, schema))
+    def settle(
+        self, conn: sa.Connection, engine: Engine, schema: str, written_since: int = 0
+    ) -> None:
+        """Take the tables' fingerprints after the harness wrote its rows.
+
+        With ``written_since`` (an index into :attr:`rows`), only the tables of the
+        rows written from there on: the others are as :meth:`observe` just found them.
+        """
+        written = {r.identity for r in self.rows[written_since:]}
+        self.fingerprints.update(self._fingerprints(conn, engine, schema, written))
 
     def _fingerprints(
-        self, conn: sa.Connection, engine: Engine, schema: str
+        self, conn: sa.Connection, engine: Engine, schema: str, only: set[int | None] | None = None
     ) -> dict[int, tuple[int, str]]:
         by_identity = {identity: name for name, identity in self.identities.items()}
-        ours = sorted({r.identity for r in self.rows if r.identity in by_identity})
+        ours = sorted(
+            {r.identity for r in self.rows if r.identity in by_identity}
+            & (set(by_identity) if only is None else only)
+        )
         if not ours:
             return {}
         names = [by_identity[identity] for identity in ours]
@@ -246,7 +256,13 @@ def reflect(
     if names == []:
         return metadata
     sa.event.listen(metadata, "column_reflect", engine.column_reflect)
-    metadata.reflect(conn, schema=schema, only=names, resolve_fks=True)
+    if names is None:
+        metadata.reflect(conn, schema=schema, resolve_fks=True)
+        return metadata
+    # Named tables one by one: MetaData.reflect(only=...) first lists every table of
+    # the schema to check the names, a query per call that grows with the schema.
+    for name in names:
+        sa.Table(name, metadata, autoload_with=conn, resolve_fks=True)
     return metadata
 
 
