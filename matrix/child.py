@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import matrix
-from matrix import masking
+from matrix import bytecode, masking
 from matrix.forks import ForkedProcess, Forks
 from matrix.protocol import (
     CHECK_PROCESS,
@@ -83,6 +83,7 @@ class Child:
                 stream = None
         if stream is None:
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            env = bytecode.child_environment(env)
             env.update(
                 {
                     **own,

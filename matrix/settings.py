@@ -148,6 +148,18 @@ FOREIGN: tuple[Setting, ...] = (
     Setting("TWINE_REPOSITORY_URL", "", "where publish uploads (required, dry run too)", "CLI"),
     Setting("TWINE_USERNAME", "", "the upload user", "CLI"),
     Setting("TWINE_PASSWORD", "", "the upload password (masked everywhere)", "CLI"),
+    Setting(
+        "PYTHONDONTWRITEBYTECODE",
+        "",
+        "set: the harness keeps its processes' bytecode in <cache>/pycache instead",
+        "CLI",
+    ),
+    Setting(
+        "PYTHONPYCACHEPREFIX",
+        "",
+        "where Python keeps bytecode; set, the harness leaves bytecode to it",
+        "CLI",
+    ),
 )
 
 BY_NAME = {setting.name: setting for setting in (*SETTINGS, *FOREIGN)}

@@ -22,6 +22,7 @@ STAGES = ("define", "provide", "install", "check", "bench", "run", "report", "ga
 FOUNDATIONS = frozenset(
     {
         "matrix",
+        "matrix.bytecode",
         "matrix.catalogue",
         "matrix.child",
         "matrix.documents",
