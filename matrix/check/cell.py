@@ -124,20 +124,18 @@ class Cell:
         """
         if not self.live:
             return
-        template = self.url.database if self.engine.clones_databases else None
-        for check in checks:
-            purpose = SIBLINGS.get(check)
-            if purpose is None or purpose in self.siblings:
-                continue
-            name = f"{self.url.database}_{purpose}"
-            url = databases.create_database(self.url, name, template=template)
-            databases.prepare_database(
-                url,
-                postgis=False,
-                statement_timeout_s=self.statement_timeout_s,
-                lock_timeout_s=self.lock_timeout_s,
-            )
-            self.siblings[purpose] = url
+        purposes = list(dict.fromkeys(SIBLINGS[c] for c in checks if c in SIBLINGS))
+        purposes = [p for p in purposes if p not in self.siblings]
+        if not purposes:
+            return
+        urls = databases.create_siblings(
+            self.url,
+            [f"{self.url.database}_{purpose}" for purpose in purposes],
+            template=self.url.database if self.engine.clones_databases else None,
+            statement_timeout_s=self.statement_timeout_s,
+            lock_timeout_s=self.lock_timeout_s,
+        )
+        self.siblings.update(zip(purposes, urls, strict=True))
 
     def connection(self, url: URL | None = None) -> sa.Connection:
         """The harness's own autocommit session on the target's database (or ``url``)."""
@@ -178,9 +176,9 @@ class Cell:
             engine = self._conn.engine
             self._conn.close()
             engine.dispose()
-        for url in self.siblings.values():
+        if self.siblings:
             try:
-                databases.drop_database(url)
+                databases.drop_databases(self.url, [u.database for u in self.siblings.values()])
             except sa.exc.DBAPIError:
                 pass  # the runner drops leftovers of this database when the cell ends
 

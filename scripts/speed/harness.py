@@ -115,10 +115,28 @@ def figures(run: HarnessRun) -> dict[str, float]:
         found["run.outside_total"] = run.wall_s - phases["total"]
     found["memory.tree_peak_mb"] = run.sampled.tree_peak_kb / 1024
     found["memory.parent_mb"] = run.sampled.peak_of("-m matrix run") / 1024
+    # The check processes are forked from the probe (matrix/forks.py) and keep its command
+    # line; a harness that starts them (a baseline) gives them their own.
+    probe = "matrix.check.process --probe"
     found["memory.check_process_mb"] = (
-        run.sampled.peak_of("matrix.check.process", without="--probe") / 1024
+        max(
+            run.sampled.forked_peak(probe),
+            run.sampled.peak_of("matrix.check.process", without="--probe"),
+        )
+        / 1024
     )
-    found["memory.probe_mb"] = run.sampled.peak_of("matrix.check.process --probe") / 1024
+    found["memory.probe_mb"] = (
+        max(
+            (
+                p.peak_kb
+                for p in run.sampled.processes
+                if probe in p.command
+                and p.parent not in {q.pid for q in run.sampled.processes if probe in q.command}
+            ),
+            default=0,
+        )
+        / 1024
+    )
     revisions = report.get("plugin", {}).get("revisions") or 0
     for target in run.targets:
         prefix = "" if len(run.targets) == 1 else f"{target['id']}."

@@ -35,6 +35,7 @@ class ProcessPeak:
     pid: int
     command: str
     peak_kb: int
+    parent: int = 0  # a check process forked from the probe has the probe's command line
 
 
 @dataclass
@@ -56,6 +57,12 @@ class Sampled:
             ),
             default=0,
         )
+
+    def forked_peak(self, *words: str) -> int:
+        """The largest VmHWM among processes forked from one whose command line has ``words``
+        (they keep its command line: the check processes forked from the probe)."""
+        parents = {p.pid for p in self.processes if all(w in p.command for w in words)}
+        return max((p.peak_kb for p in self.processes if p.parent in parents), default=0)
 
 
 def run_sampled(
@@ -104,6 +111,7 @@ class _Tree:
         self.members: set[int] = {root}
         self.others: set[int] = set()  # processes seen that are not in the tree
         self.found: dict[int, ProcessPeak] = {}
+        self.parents: dict[int, int] = {}
 
     def sample(self) -> None:
         self._discover()
@@ -115,7 +123,7 @@ class _Tree:
             command = _command_line(pid)
             known = self.found.get(pid)
             if known is None:
-                self.found[pid] = ProcessPeak(pid, command, peak)
+                self.found[pid] = ProcessPeak(pid, command, peak, self.parents.get(pid, 0))
             else:
                 known.peak_kb = max(known.peak_kb, peak)
                 known.command = command or known.command  # after exec, the new program
@@ -139,6 +147,7 @@ class _Tree:
             for pid, parent in list(parents.items()):
                 if parent in self.members:
                     self.members.add(pid)
+                    self.parents[pid] = parent
                     del parents[pid]
                     grew = True
         self.others.update(parents)  # neither in the tree nor ever to be

@@ -121,6 +121,9 @@ def parse(raw: str, top: int = 15) -> Profile:
         owner = owners[-1].partition(":")[2].strip('"') if owners else "?"
         processes[owner] += count
         python = [_LINE.sub(")", f) for f in frames if not f.startswith("process ")]
+        forked = [i for i, f in enumerate(python) if f.startswith("_become (matrix/forks.py")]
+        if forked:  # a check process forked from the probe: its own frames start there
+            python, owner = python[forked[-1] + 1 :], "forked from the probe"
         if len(owners) == 1 and not any("Thread._bootstrap " in f for f in python):
             parent[_parent_stage(python)] += count
         if not _is_check_process(owner, python):
