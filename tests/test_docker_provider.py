@@ -102,6 +102,30 @@ def test_postgresql_spec_on_the_host_network() -> None:
     assert spec.server_url.password == "Pa55-word_x"
 
 
+def test_a_run_that_times_migrations_gets_a_durable_server() -> None:
+    """migration_cost's seconds are a site's: fsync and the rest stay on for it."""
+    durable = container_spec(
+        PG15,
+        password="x",
+        host_port=45678,
+        network="host",
+        run_id="run-1",
+        image="some/image:1",
+        durable=True,
+    )
+
+    assert durable.command == ["postgres", "-c", "listen_addresses=127.0.0.1"]
+    assert spec_for(PG15, "host").command[-len(THROWAWAY) :] == THROWAWAY
+
+
+def test_only_a_target_with_postgis_asks_for_the_prebuilt_cluster() -> None:
+    """Its template1 holds PostGIS: a target without must not find it in its databases."""
+    plain = replace(PG15, postgis=None)
+
+    assert spec_for(PG15, "host").environment["PEEK_MATRIX_CLUSTER"] == "prebuilt"
+    assert "PEEK_MATRIX_CLUSTER" not in spec_for(plain, "host").environment
+
+
 def test_postgresql_spec_on_the_bridge_publishes_on_loopback_only() -> None:
     spec = spec_for(PG15, "bridge")
 
@@ -314,8 +338,7 @@ def test_a_server_not_ready_in_time_is_retried_then_reported_with_its_log(
     # Without the prebuilt cluster the entrypoint runs initdb, which logs at once and
     # takes longer than 0.3 s; the prebuilt one could answer within that.
     engine = type(engine_named("postgresql"))
-    upstream = {k: v for k, v in engine.container.environment.items() if "CLUSTER" not in k}
-    monkeypatch.setattr(engine, "container", replace(engine.container, environment=upstream))
+    monkeypatch.setattr(engine, "container", replace(engine.container, postgis_environment={}))
     impatient = replace(PG15, settings=replace(PG15.settings, ready_timeout=0.3))
     messages: list[str] = []
 

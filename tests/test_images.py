@@ -185,7 +185,13 @@ def prebuilt_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
     recipe = engine_named("postgresql").container
     password = "it's " + secrets.token_urlsafe(16)  # a quote the entrypoint must keep
     url, container = _server(
-        client, target, recipe.user, recipe.database, password, **recipe.environment
+        client,
+        target,
+        recipe.user,
+        recipe.database,
+        password,
+        **recipe.environment,
+        **recipe.postgis_environment,
     )
     try:
         databases.wait_until_ready(

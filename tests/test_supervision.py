@@ -11,6 +11,7 @@ scenario is a few lines of Python run as a real child process (started by
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import time
@@ -374,3 +375,27 @@ def test_a_probe_that_is_gone_leaves_the_check_process_started_instead(tmp_path)
     assert not isinstance(child.process, ForkedProcess)
     assert events == [Finished()]
     assert child.process.returncode == 0
+
+
+def test_a_fork_the_harness_gave_up_on_never_runs_beside_its_replacement(tmp_path, monkeypatch):
+    """No answer in time: the process is started instead, and the fork, unsaid, ends unrun."""
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    body = f"    open({str(marker)!r}, 'a').write(f'{{os.getppid()}}\\n'); emit(Finished())"
+    (folder / "fakechild.py").write_text(FAKE.format(body=body))
+    path = [folder, harness_path(tmp_path / "cache")]
+    forks = probe([], Path(sys.executable), path, (), 60, serve=True).forks
+    assert forks is not None
+    monkeypatch.setattr("matrix.forks.ANSWER_TIMEOUT_S", 0.0)
+    try:
+        child = Child(Path(sys.executable), [], None, None, path, module="fakechild", forks=forks)
+        events = list(child.events(timeout=30))
+        child.kill()
+        time.sleep(1.0)  # time enough for a fork that wrongly ran to write
+    finally:
+        forks.close()
+
+    assert not isinstance(child.process, ForkedProcess)
+    assert events == [Finished()]
+    assert marker.read_text().split() == [str(os.getpid())]  # the started process only

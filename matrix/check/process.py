@@ -4,8 +4,10 @@ environment.
 Alembic's ``context`` and ``op`` are module-level proxies, and a plugin's
 modules are imported once per interpreter, so two targets cannot run their
 migrations in one process. Each target's checks therefore run in a child
-process of their own, started with the interpreter of the plugin's own
-environment; a crash there loses only that target. It reads its spec and
+process of their own, in the plugin's own environment: forked from the
+probe, which stays once it has loaded the plugin (:mod:`matrix.forks`), or
+started with that environment's interpreter; a crash there loses only that
+target. It reads its spec and
 reports its events as :mod:`matrix.protocol` defines them, one per line on
 stdout; anything else it prints (Peek's loggers, warnings) is kept as
 context.
@@ -289,7 +291,8 @@ def seed(spec: SeedSpec, url: str) -> int:
 
 
 def exit_with_parent() -> None:
-    """End when the harness that started this process is gone (killed with SIGKILL).
+    """End when the parent is gone (the harness, killed with SIGKILL; or the probe a check
+    process was forked from, which ends with the harness in turn).
 
     The check process runs in a session of its own, so no signal reaches it
     when the harness dies; without this it would go on migrating a database

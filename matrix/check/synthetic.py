@@ -112,25 +112,16 @@ class Ledger:
                 self.shrunk.setdefault(identity, []).append(revision)
             self.fingerprints[identity] = fingerprint
 
-    def settle(
-        self, conn: sa.Connection, engine: Engine, schema: str, written_since: int = 0
-    ) -> None:
-        """Take the tables' fingerprints after the harness wrote its rows.
-
-        With ``written_since`` (an index into :attr:`rows`), only the tables of the
-        rows written from there on: the others are as :meth:`observe` just found them.
-        """
-        written = {r.identity for r in self.rows[written_since:]}
-        self.fingerprints.update(self._fingerprints(conn, engine, schema, written))
+    def settle(self, conn: sa.Connection, engine: Engine, schema: str) -> None:
+        """Take the tables' fingerprints after the harness wrote its rows (every table's:
+        a trigger may have written into another than the one written to)."""
+        self.fingerprints.update(self._fingerprints(conn, engine, schema))
 
     def _fingerprints(
-        self, conn: sa.Connection, engine: Engine, schema: str, only: set[int | None] | None = None
+        self, conn: sa.Connection, engine: Engine, schema: str
     ) -> dict[int, tuple[int, str]]:
         by_identity = {identity: name for name, identity in self.identities.items()}
-        ours = sorted(
-            {r.identity for r in self.rows if r.identity in by_identity}
-            & (set(by_identity) if only is None else only)
-        )
+        ours = sorted({r.identity for r in self.rows if r.identity in by_identity})
         if not ours:
             return {}
         names = [by_identity[identity] for identity in ours]
@@ -256,13 +247,13 @@ def reflect(
     if names == []:
         return metadata
     sa.event.listen(metadata, "column_reflect", engine.column_reflect)
-    if names is None:
-        metadata.reflect(conn, schema=schema, resolve_fks=True)
+    if names is not None and len(names) == 1:
+        # The most common case of a walk (a revision touched one table): MetaData.reflect
+        # would first list every table of the schema to check the name, a query that
+        # grows with the schema; several tables are reflected in one batch by it.
+        sa.Table(names[0], metadata, autoload_with=conn, resolve_fks=True)
         return metadata
-    # Named tables one by one: MetaData.reflect(only=...) first lists every table of
-    # the schema to check the names, a query per call that grows with the schema.
-    for name in names:
-        sa.Table(name, metadata, autoload_with=conn, resolve_fks=True)
+    metadata.reflect(conn, schema=schema, only=names, resolve_fks=True)
     return metadata
 
 

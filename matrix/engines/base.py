@@ -53,6 +53,8 @@ class ContainerRecipe:
     host_environment: dict[str, str] = field(default_factory=dict)
     # The command on a bridge network (the image's own when None).
     command: tuple[str, ...] | None = None
+    # Added for a target with PostGIS only: what its images offer such targets alone.
+    postgis_environment: dict[str, str] = field(default_factory=dict)
 
 
 class ConnectFailure(StrEnum):
@@ -103,6 +105,8 @@ class Engine(ABC):
     keeps_index_name_case: ClassVar[bool] = True
     # Whether squawk (a linter for PostgreSQL migrations) reads this engine's SQL.
     lints_with_squawk: ClassVar[bool] = False
+    # Server options for a server thrown away with its data (no durability), as arguments.
+    throwaway_settings: ClassVar[tuple[str, ...]] = ()
     # Whether a target may add PostGIS (the spatial benchmark needs it).
     has_postgis: ClassVar[bool] = False
     # The query saying whether the server can create the PostGIS extension, where it has one.

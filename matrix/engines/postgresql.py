@@ -69,14 +69,6 @@ SELECT json_build_object(
 )
 """
 
-# A container's server is thrown away with its data: nothing it writes needs to survive
-# a crash, as for the native provider's servers.
-_THROWAWAY_SETTINGS = (
-    *("-c", "fsync=off"),
-    *("-c", "synchronous_commit=off"),
-    *("-c", "full_page_writes=off"),
-)
-
 # SQLSTATEs ("PostgreSQL Error Codes", the documentation's appendix A) and what waiting can do.
 _SQLSTATES = {
     "28P01": ConnectFailure.AUTHENTICATION,  # invalid_password
@@ -91,6 +83,12 @@ class PostgresqlEngine(Engine):
     name = "postgresql"
     lints_with_squawk = True
     has_postgis = True
+    # A server thrown away with its data: nothing it writes needs to survive a crash.
+    throwaway_settings = (
+        *("-c", "fsync=off"),
+        *("-c", "synchronous_commit=off"),
+        *("-c", "full_page_writes=off"),
+    )
     postgis_available_sql = "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
     runs_natively = True
     label = "PostgreSQL"
@@ -105,18 +103,16 @@ class PostgresqlEngine(Engine):
     container = ContainerRecipe(
         user="peek",
         database="peek",
-        # The offline images start from their prebuilt cluster (PostGIS in template1)
-        # for this user and database; the upstream image ignores the variable.
-        environment={
-            "POSTGRES_USER": "peek",
-            "POSTGRES_DB": "peek",
-            "PEEK_MATRIX_CLUSTER": "prebuilt",
-        },
+        environment={"POSTGRES_USER": "peek", "POSTGRES_DB": "peek"},
+        # The offline images start from their prebuilt cluster (PostGIS in template1) for
+        # this user and database; the upstream image ignores the variable. Only for a
+        # target with PostGIS: one without must not find it in every new database.
+        postgis_environment={"PEEK_MATRIX_CLUSTER": "prebuilt"},
         password_env="POSTGRES_PASSWORD",
         port_env="PGPORT",
-        command=("postgres", *_THROWAWAY_SETTINGS),
+        command=("postgres",),
         # The server would listen on every interface of the host otherwise.
-        host_command=("postgres", "-c", "listen_addresses=127.0.0.1", *_THROWAWAY_SETTINGS),
+        host_command=("postgres", "-c", "listen_addresses=127.0.0.1"),
         client_hint="docker exec -it {name} psql -U peek -d {database}",
     )
 

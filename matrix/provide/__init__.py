@@ -32,6 +32,9 @@ class ProviderSet:
     pg_root: Path = Path("/usr/lib/postgresql")
     state_dir: Path | None = None
     image_place: BuildPlace | None = None
+    # Durable servers (fsync on) for a run that times its migrations (migration_cost):
+    # the others are thrown away with their data and need no durability.
+    durable: bool = False
 
     def __post_init__(self) -> None:
         self._made: dict[str, Provider] = {}
@@ -92,12 +95,13 @@ class ProviderSet:
                 network=self.docker_network,
                 keep=self.keep,
                 allow_build=self.allow_build,
+                durable=self.durable,
                 **({"image_place": self.image_place} if self.image_place else {}),
             )
         if name == "native":
             from matrix.provide.native import NativeProvider
 
-            return NativeProvider(self.run_id, self.pg_root, self.state_dir)
+            return NativeProvider(self.run_id, self.pg_root, self.state_dir, self.durable)
         from matrix.provide.external import ExternalProvider
 
         return ExternalProvider(self.external_urls)

@@ -84,6 +84,7 @@ def container_spec(
     run_id: str,
     image: str,
     keep: bool = False,
+    durable: bool = False,
 ) -> ContainerSpec:
     """The container for ``target``, reached on 127.0.0.1:``host_port``.
 
@@ -95,6 +96,8 @@ def container_spec(
     engine = engine_named(target.engine, target.flavour)
     recipe = engine.container
     environment = {**recipe.environment, recipe.password_env: password}
+    if target.postgis:
+        environment.update(recipe.postgis_environment)
     ports: dict[str, tuple[str, int]] = {}
     command = list(recipe.command) if recipe.command else None
     if network == "host":
@@ -105,6 +108,8 @@ def container_spec(
     else:
         container_port = target.settings.port
         ports[f"{container_port}/tcp"] = (LOCALHOST, host_port)
+    if command and not durable:
+        command += engine.throwaway_settings
     server_url = engine.url(
         URL.create(
             target.engine,
@@ -207,7 +212,9 @@ class DockerProvider(Provider):
         keep: bool = False,
         allow_build: bool = True,
         image_place: images.BuildPlace | None = None,
+        durable: bool = False,
     ) -> None:
+        self.durable = durable
         self.image_place = image_place or images.BuildPlace()
         self.run_id = run_id
         self.network = network
@@ -252,6 +259,7 @@ class DockerProvider(Provider):
                 run_id=self.run_id,
                 image=image,
                 keep=self.keep,
+                durable=self.durable,
             )
             return self._start(client, target, spec, log)
 

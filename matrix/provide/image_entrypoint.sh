@@ -46,7 +46,8 @@ initialise() { # the data folder, its user and its access rules, as the upstream
 }
 
 single() { # statements on standard input, run in single-user mode: no port is opened
-	postgres --single -D "$PGDATA" "$1" >/dev/null
+	# An ERROR ends it with a failure (it would go on and exit 0 otherwise), as initdb runs it.
+	postgres --single -c exit_on_error=on -D "$PGDATA" "$1" >/dev/null
 }
 
 if [ "$1" = 'matrix-prebuild' ]; then # matrix-prebuild USER DATABASE

@@ -42,9 +42,14 @@ class NativeProvider(Provider):
     name = "native"
 
     def __init__(
-        self, run_id: str = "", pg_root: Path = Path("/usr/lib/postgresql"), state_dir=None
+        self,
+        run_id: str = "",
+        pg_root: Path = Path("/usr/lib/postgresql"),
+        state_dir=None,
+        durable: bool = False,
     ) -> None:
         self.run_id = run_id
+        self.durable = durable
         self.pg_root = pg_root
         self.state_dir = state_dir
         self._running: dict[Path, Path | None] = {}  # data folder -> its record
@@ -148,9 +153,11 @@ class NativeProvider(Provider):
             )
             pwfile.unlink()
             port = free_port()
-            options = (
-                f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off"
+            options = " ".join(
+                (
+                    f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir}",
+                    *(() if self.durable else engine_named(target.engine).throwaway_settings),
+                )
             )
             log(f"native PostgreSQL {target.version} starting on 127.0.0.1:{port}")
             self._run(

@@ -79,7 +79,13 @@ class TargetsOptions:
             pg_root=self.pg_root,
             state_dir=self.cache_dir / "runs",
             image_place=self.image_place,
+            durable=self.durable_servers,
         )
+
+    @property
+    def durable_servers(self) -> bool:
+        """Whether the run's servers must be durable: a run that times migrations."""
+        return False
 
 
 class Progress(Protocol):

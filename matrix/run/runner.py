@@ -63,6 +63,11 @@ class RunOptions(TargetsOptions):
     # The command line's options that repeat this run, for the commands the gate suggests.
     run_options: tuple[str, ...] = ()
 
+    @property
+    def durable_servers(self) -> bool:
+        """migration_cost times migrations: on servers that write as a site's do."""
+        return "migration_cost" in self.checks
+
 
 class ReportWriter(Writer, Protocol):
     """How the run hands its report on, as it goes (:class:`matrix.report.ReportWriter`)."""

@@ -49,7 +49,7 @@ class DataObserver:
             metadata = synthetic.reflect(conn, cell.engine, cell.schema, sorted(touched))
             tables = [t for t in metadata.tables.values() if t.name in touched]
             synthetic.fill(conn, cell.engine, tables, step.revision, self.ledger)
-            self.ledger.settle(conn, cell.engine, cell.schema, written_since=written)
+            self.ledger.settle(conn, cell.engine, cell.schema)
         self.evidence.append(
             RevisionEvidence(
                 step.revision,
