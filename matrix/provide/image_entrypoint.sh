@@ -46,16 +46,27 @@ initialise() { # the data folder, its user and its access rules, as the upstream
 }
 
 single() { # statements on standard input, run in single-user mode: no port is opened
-	# An ERROR ends it with a failure (it would go on and exit 0 otherwise), as initdb runs it.
-	postgres --single -c exit_on_error=on -D "$PGDATA" "$1" >/dev/null
+	# Not exit_on_error: PostGIS's own script raises and catches errors (its pgaudit probe),
+	# which that setting would make fatal. What must have happened is checked instead.
+	postgres --single -D "$PGDATA" "$1"
 }
 
 if [ "$1" = 'matrix-prebuild' ]; then # matrix-prebuild USER DATABASE
 	POSTGRES_USER=$2 POSTGRES_DB=$3
 	# No sync: the image layer committed from this container is the copy that lasts.
 	PGDATA=$PREBUILT initialise --no-sync
-	echo 'CREATE EXTENSION postgis' | PGDATA=$PREBUILT single template1
-	echo "CREATE DATABASE \"$POSTGRES_DB\"" | PGDATA=$PREBUILT single postgres
+	echo 'CREATE EXTENSION postgis' | PGDATA=$PREBUILT single template1 >/dev/null
+	echo "CREATE DATABASE \"$POSTGRES_DB\"" | PGDATA=$PREBUILT single postgres >/dev/null
+	# Single-user mode exits 0 after an ERROR: the result is read back instead.
+	found=$(echo "SELECT extversion FROM pg_extension WHERE extname = 'postgis'" \
+		| PGDATA=$PREBUILT single "$POSTGRES_DB")
+	case "$found" in
+	*'extversion = "'*) ;;
+	*)
+		echo "matrix-prebuild: PostGIS is not in the prebuilt cluster's $POSTGRES_DB" >&2
+		exit 1
+		;;
+	esac
 	echo "$POSTGRES_USER $POSTGRES_DB" >"$PREBUILT/matrix-prebuilt"
 	exit 0
 fi
@@ -68,7 +79,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ "${PEEK_MATRIX_CLUSTER:-}" = 'prebuilt' ] 
 	fi
 	export PGDATA=$PREBUILT
 	# A literal in single quotes: a quote in the password is doubled.
-	echo "ALTER ROLE \"$POSTGRES_USER\" PASSWORD '${POSTGRES_PASSWORD//\'/\'\'}'" | single postgres
+	echo "ALTER ROLE \"$POSTGRES_USER\" PASSWORD '${POSTGRES_PASSWORD//\'/\'\'}'" | single postgres >/dev/null
 	echo 'Prebuilt cluster: password set; starting the server.'
 elif [ ! -s "$PGDATA/PG_VERSION" ]; then
 	if [ -z "${POSTGRES_PASSWORD:-}" ]; then
@@ -78,7 +89,7 @@ elif [ ! -s "$PGDATA/PG_VERSION" ]; then
 	# minbase has no locales package; C.UTF-8 is built into libc.
 	initialise --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD")
 	if [ "$POSTGRES_DB" != 'postgres' ]; then
-		echo "CREATE DATABASE \"$POSTGRES_DB\"" | single postgres
+		echo "CREATE DATABASE \"$POSTGRES_DB\"" | single postgres >/dev/null
 	fi
 	echo 'Database initialised; starting the server.'
 fi

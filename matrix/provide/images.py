@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from matrix import settings
@@ -212,10 +212,16 @@ def build_image(
         if previous and not force:
             log(f"{recipe.tag} was built with another entrypoint; rebuilding it")
         started = time.monotonic()
+        # The tree goes in under a tag of its own: the target's tag names an image only
+        # once its cluster is initialised, so a failed build leaves the previous image.
+        bare = replace(recipe, tag=f"{recipe.tag}-bare")
         build_debian_image(
-            recipe, image_changes(target), log, client, place, prepare=_install_entrypoint
+            bare, image_changes(target), log, client, place, prepare=_install_entrypoint
         )
-        prebuild_cluster(client, recipe.tag, target)
+        try:
+            prebuild_cluster(client, bare.tag, target, recipe.tag)
+        finally:
+            client.images.remove(bare.tag, noprune=True)
         if previous:
             discard(client, previous)
         seconds = time.monotonic() - started
@@ -371,8 +377,11 @@ def is_current(image: docker.models.images.Image) -> bool:
     return image.labels.get(ENTRYPOINT_LABEL) == entrypoint_digest()
 
 
-def prebuild_cluster(client: docker.DockerClient, tag: str, target: Target) -> None:
-    """Add to ``tag`` a cluster initialised now, for the harness's containers to start from.
+def prebuild_cluster(
+    client: docker.DockerClient, tag: str, target: Target, into: str | None = None
+) -> None:
+    """Add to ``tag`` a cluster initialised now, for the harness's containers to start from;
+    the result is tagged ``into`` (``tag`` itself by default).
 
     A container of the harness otherwise runs ``initdb`` and ``CREATE EXTENSION
     postgis`` in every database at each start, CPU the targets of a run share
@@ -396,7 +405,7 @@ def prebuild_cluster(client: docker.DockerClient, tag: str, target: Target) -> N
                 "Rebuild the image with `python -m matrix images build --force`; if it fails "
                 "again, the PostGIS packages of its recipe do not install a usable extension.",
             )
-        repository, name = tag.rsplit(":", 1)
+        repository, name = (into or tag).rsplit(":", 1)
         container.commit(
             repository=repository,
             tag=name,
