@@ -399,3 +399,20 @@ def test_a_fork_the_harness_gave_up_on_never_runs_beside_its_replacement(tmp_pat
     assert not isinstance(child.process, ForkedProcess)
     assert events == [Finished()]
     assert marker.read_text().split() == [str(os.getpid())]  # the started process only
+
+
+def test_a_system_without_the_forks_channel_probes_as_before(tmp_path, monkeypatch):
+    """Where the channel cannot be made, the probe ends as it always did, and nothing forks."""
+
+    def no_channel():
+        raise OSError("Protocol not supported")
+
+    monkeypatch.setattr("matrix.install.prepare.channel_pair", no_channel)
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    probing = probe(
+        [], Path(sys.executable), [folder, harness_path(tmp_path / "cache")], (), 60, serve=True
+    )
+
+    assert probing.forks is None
+    assert probing.exit_code == 0

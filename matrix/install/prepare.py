@@ -169,7 +169,12 @@ def probe(
     (the process could not even start: the caller says so with its output).
     With ``serve``, a probe that loaded the plugins is kept (:attr:`Probing.forks`).
     """
-    ours, theirs = channel_pair() if serve else (None, None)
+    ours = theirs = None
+    if serve:
+        try:
+            ours, theirs = channel_pair()
+        except OSError:  # no SOCK_SEQPACKET here: check processes are started instead
+            pass
     args = ["--probe", "--serve", str(theirs.fileno())] if theirs else ["--probe"]
     pass_fds = (theirs.fileno(),) if theirs else ()
     spec = ProbeSpec(tuple(plugins), engines)
