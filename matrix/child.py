@@ -80,7 +80,7 @@ class Child:
             try:
                 self.process, stream = forks.start(module, args, own)
             except OSError:
-                stream = None
+                pass  # the probe cannot fork it: started below
         if stream is None:
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
             env = bytecode.child_environment(env)

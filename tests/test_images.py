@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -76,9 +77,12 @@ def test_debootstrap_uses_the_mirror_from_the_environment(monkeypatch, tmp_path)
     assert mirrored == default + ["http://mirror.invalid/debian"]
 
 
+@contextmanager
 def _server(
     client, target: Target, user: str, database: str, password: str, **environment: str
-) -> tuple[URL, Container]:
+) -> Iterator[tuple[URL, Container]]:
+    """A container from the target's offline image, ready (a login, PostGIS available);
+    removed afterwards."""
     port = free_port()
     container = client.containers.run(
         target.recipe.tag,
@@ -97,7 +101,13 @@ def _server(
     url = engine_named("postgresql").url(
         URL.create("postgresql", user, password, "127.0.0.1", port, database)
     )
-    return url, container
+    try:
+        databases.wait_until_ready(
+            url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
+        )
+        yield url, container
+    finally:
+        container.remove(force=True, v=True)
 
 
 @pytest.fixture(scope="module", params=RECIPE_TARGETS, ids=lambda t: t.id)
@@ -108,14 +118,8 @@ def offline_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
     """
     target: Target = request.param
     password = secrets.token_urlsafe(16)
-    url, container = _server(client, target, "alice", "shop", password)
-    try:
-        databases.wait_until_ready(
-            url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
-        )
+    with _server(client, target, "alice", "shop", password) as (url, container):
         yield target, url, container
-    finally:
-        container.remove(force=True, v=True)
 
 
 def test_debootstrap_from_a_mirror_that_never_answers_ends_at_its_timeout(
@@ -184,22 +188,12 @@ def prebuilt_server(request, client) -> Iterator[tuple[Target, URL, Container]]:
     target: Target = request.param
     recipe = engine_named("postgresql").container
     password = "it's " + secrets.token_urlsafe(16)  # a quote the entrypoint must keep
-    url, container = _server(
-        client,
-        target,
-        recipe.user,
-        recipe.database,
-        password,
-        **recipe.environment,
-        **recipe.postgis_environment,
-    )
-    try:
-        databases.wait_until_ready(
-            url, 60, postgis=True, log_tail=lambda: container.logs(tail=40).decode()
-        )
+    environment = {**recipe.environment, **recipe.postgis_environment}
+    with _server(client, target, recipe.user, recipe.database, password, **environment) as (
+        url,
+        container,
+    ):
         yield target, url, container
-    finally:
-        container.remove(force=True, v=True)
 
 
 def test_the_harness_container_starts_from_the_prebuilt_cluster(prebuilt_server) -> None:
